@@ -1,0 +1,5 @@
+"""`python -m cgibox` is the `cgibox` console script."""
+
+from cgibox.cli import main
+
+raise SystemExit(main())

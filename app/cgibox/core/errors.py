@@ -1,0 +1,49 @@
+"""HTTP errors: the exception the core raises, and the templated HTML or JSON page it becomes."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+from cgibox.core.request import Request
+from cgibox.core.response import Response
+from cgibox.core.templates import Templates
+
+
+class HTTPError(Exception):
+    """Stop handling and answer `status`, with extra `headers` and an optional `detail` line."""
+
+    def __init__(self, status: int, detail: str = "", headers: list[tuple[str, str]] | None = None,
+                 close_connection: bool = False) -> None:
+        super().__init__(status, detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or []
+        self.close_connection = close_connection
+
+
+def reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def error_response(templates: Templates, request: Request | None, status: int, detail: str = "",
+                   headers: list[tuple[str, str]] | None = None, close_connection: bool = False) -> Response:
+    """A 4xx/5xx page: `404.html` or `error.html`, or JSON when the client asked for JSON."""
+    path = request.raw_path if request is not None else ""
+    if request is not None and request.wants_json:
+        body = json.dumps({"status": status, "error": reason(status), "path": path}).encode()
+        content_type = "application/json"
+    else:
+        name = "404.html" if status == 404 else "error.html"
+        body = templates.render(name, status=status, reason=reason(status), detail=detail,
+                                path=path).encode("utf-8")
+        content_type = "text/html; charset=utf-8"
+    all_headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                   ("Cache-Control", "no-store")]
+    all_headers.extend(headers or [])
+    if close_connection:
+        all_headers.append(("Connection", "close"))
+    return Response(status, all_headers, body, close_connection=close_connection)

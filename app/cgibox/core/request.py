@@ -1,0 +1,112 @@
+"""Request: what every front hands the core (method, target, headers, body stream, peer)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+from urllib.parse import parse_qs
+
+
+class Headers:
+    """Case-insensitive, multi-valued header fields in the order they arrived."""
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = []
+        self._index: dict[str, list[str]] = {}
+        for name, value in items:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((name, value))
+        self._index.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """All values of `name` joined with ", " (RFC 9110 5.3), or `default`."""
+        values = self._index.get(name.lower())
+        if not values:
+            return default
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._index.get(name.lower(), ()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def names(self) -> list[str]:
+        """Distinct lower-cased names, in first-seen order."""
+        return list(self._index)
+
+
+EMPTY_BODY: BinaryIO = io.BytesIO(b"")
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request as the core sees it, whatever front received it.
+
+    `target` is the request-target exactly as sent (still percent-encoded). `body` is the
+    request body already freed of its transfer framing; `body_length` is its Content-Length,
+    or None when the length is unknown (a chunked body: read `body` until EOF).
+    """
+
+    method: str
+    target: str
+    protocol: str = "HTTP/1.1"
+    headers: Headers = field(default_factory=Headers)
+    body: BinaryIO = EMPTY_BODY
+    body_length: int | None = 0
+    remote_addr: str = "-"
+    remote_port: int = 0
+    server_name: str = "localhost"
+    server_port: int = 0
+    scheme: str = "http"
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def raw_path(self) -> str:
+        """The path part of the target, still percent-encoded."""
+        path = self.target.split("?", 1)[0]
+        if not path.startswith("/"):
+            # absolute-form ("http://host/path", RFC 9112 3.2.2): keep the path only
+            if "://" in path:
+                rest = path.split("://", 1)[1]
+                slash = rest.find("/")
+                return rest[slash:] if slash >= 0 else "/"
+        return path
+
+    @property
+    def query(self) -> str:
+        """The raw query string ("" when there is none)."""
+        _, sep, query = self.target.partition("?")
+        return query if sep else ""
+
+    def query_params(self) -> dict[str, list[str]]:
+        return parse_qs(self.query, keep_blank_values=True)
+
+    def query_param(self, name: str) -> str | None:
+        values = self.query_params().get(name)
+        return values[-1] if values else None
+
+    @property
+    def wants_json(self) -> bool:
+        """The client asked for JSON: `?format=json`, or an Accept header preferring it."""
+        if self.query and self.query_param("format") == "json":
+            return True
+        accept = self.headers.get("accept", "") or ""
+        return "application/json" in accept and "text/html" not in accept
+
+    @property
+    def http11(self) -> bool:
+        return self.protocol == "HTTP/1.1"

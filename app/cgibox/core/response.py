@@ -1,0 +1,98 @@
+"""Response: status, headers and a body that is bytes, a file region, or an iterator of them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Union
+
+
+@dataclass(slots=True)
+class FileRegion:
+    """`length` bytes of an open file from `offset`: fronts send these with sendfile."""
+
+    file: BinaryIO
+    offset: int
+    length: int
+
+    def read_chunks(self, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        """The region as bytes, for fronts or clients that cannot use sendfile."""
+        fd = self.file.fileno()
+        position, remaining = self.offset, self.length
+        while remaining > 0:
+            chunk = os.pread(fd, min(chunk_size, remaining), position)
+            if not chunk:
+                break
+            position += len(chunk)
+            remaining -= len(chunk)
+            yield chunk
+
+
+BodyPart = Union[bytes, FileRegion]
+Body = Union[bytes, FileRegion, Iterable[BodyPart]]
+
+
+class ConnectionCut(Exception):
+    """Raised by a streaming body to say the response cannot be completed: drop the connection."""
+
+
+@dataclass(slots=True)
+class Response:
+    """What the core answers. `body` is sent as it is; `content_length` is None when unknown.
+
+    `close_connection` asks the front to close after this response. `cleanups` run once the
+    front has finished with the body, sent or not (they close files, reap processes).
+    """
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: Body = b""
+    close_connection: bool = False
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    # HEAD: the headers describe a body that is not sent
+    omit_body: bool = False
+    # a CGI script ran to produce this response (counted in /stats)
+    cgi_run: bool = False
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    def set_header(self, name: str, value: str) -> None:
+        lname = name.lower()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != lname]
+        self.headers.append((name, value))
+
+    @property
+    def content_length(self) -> int | None:
+        """The body's length when it is known without consuming it."""
+        value = self.header("Content-Length")
+        return int(value) if value is not None else None
+
+    def parts(self) -> Iterator[BodyPart]:
+        """The body as a sequence of bytes and file regions."""
+        body = self.body
+        if isinstance(body, (bytes, bytearray)):
+            if body:
+                yield bytes(body)
+        elif isinstance(body, FileRegion):
+            yield body
+        else:
+            yield from body
+
+    def close(self) -> None:
+        """Run the cleanups once, whatever happened to the body."""
+        cleanups, self.cleanups = self.cleanups, []
+        for cleanup in cleanups:
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001 - a failing cleanup must not hide the others
+                pass
+        body = self.body
+        close = getattr(body, "close", None)
+        if close is not None and not isinstance(body, (bytes, FileRegion)):
+            close()

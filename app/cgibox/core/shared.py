@@ -1,0 +1,82 @@
+"""Counters in a small file-backed shared memory map, so that every process of one server
+(forked children, gunicorn workers) adds to the same numbers.
+
+Written by hand: prometheus_client's multiprocess mode keeps one file per process id, which the
+forking front (a process per connection) would turn into thousands of files. Here every update
+is a few integer additions under a thread lock plus a POSIX record lock on the file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_CELL = struct.Struct("<q")
+_FLOAT = struct.Struct("<d")
+
+
+class SharedCells:
+    """`count` signed 64-bit cells in a file mapped MAP_SHARED; `add` and `read` are atomic."""
+
+    def __init__(self, path: str, count: int) -> None:
+        self.path = path
+        self.count = count
+        size = count * _CELL.size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size < size:
+                with self._file_lock(fd):
+                    if os.fstat(fd).st_size < size:
+                        os.ftruncate(fd, size)
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._thread_lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # a lock held by another thread at fork time would never be released in the child
+        self._thread_lock = threading.Lock()
+
+    @staticmethod
+    @contextmanager
+    def _file_lock(fd: int) -> Iterator[None]:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive against every thread of every process sharing the file."""
+        with self._thread_lock, self._file_lock(self._fd):
+            yield
+
+    def get(self, index: int) -> int:
+        return _CELL.unpack_from(self._map, index * _CELL.size)[0]
+
+    def set(self, index: int, value: int) -> None:
+        _CELL.pack_into(self._map, index * _CELL.size, value)
+
+    def get_float(self, index: int) -> float:
+        return _FLOAT.unpack_from(self._map, index * _CELL.size)[0]
+
+    def set_float(self, index: int, value: float) -> None:
+        _FLOAT.pack_into(self._map, index * _CELL.size, value)
+
+    def add_many(self, increments: dict[int, int]) -> None:
+        with self.locked():
+            for index, amount in increments.items():
+                self.set(index, self.get(index) + amount)
+
+    def snapshot(self, start: int, stop: int) -> list[int]:
+        with self.locked():
+            return [self.get(i) for i in range(start, stop)]

@@ -1,0 +1,343 @@
+"""Files and directory listings under the root: GET/HEAD, validators, ranges, precompressed siblings."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import secrets
+import stat as stat_mod
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from cgibox.core import conditional
+from cgibox.core.errors import HTTPError
+from cgibox.core.paths import resolve
+from cgibox.core.request import Request
+from cgibox.core.response import FileRegion, Response
+from cgibox.core.templates import Templates
+
+ALLOWED_METHODS = "GET, HEAD"
+# headers a 304 may carry (RFC 9110 15.4.5; starlette's NotModifiedResponse)
+NOT_MODIFIED_HEADERS = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary"})
+# precompressed siblings, best first: (coding, file suffix)
+ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+# a listing is rebuilt when its folder's mtime changes, and at the latest after this many seconds
+# (a file growing in place changes its size but not the folder's mtime)
+LISTING_TTL = 2.0
+SORT_KEYS = ("name", "size", "mtime")
+
+mimetypes.add_type("text/markdown", ".md")
+
+
+def content_type_for(path: str) -> str:
+    guessed, _ = mimetypes.guess_type(path, strict=False)
+    if guessed is None:
+        return "application/octet-stream"
+    if guessed.startswith("text/") or guessed in ("application/javascript", "application/json",
+                                                  "application/xml", "image/svg+xml"):
+        return f"{guessed}; charset=utf-8"
+    return guessed
+
+
+def accepted_codings(header: str | None) -> set[str]:
+    """Content codings the client accepts with q > 0 (RFC 9110 12.5.3)."""
+    if not header:
+        return set()
+    accepted = set()
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        coding = coding.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding and quality > 0:
+            accepted.add(coding)
+    return accepted
+
+
+@dataclass(slots=True)
+class ListingEntry:
+    name: str
+    is_dir: bool
+    size: int
+    mtime: float
+
+
+class StaticFiles:
+    """Maps decoded URL paths under `root` to responses; `exclude` folders are never reachable."""
+
+    def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.templates = templates
+        self.exclude = exclude
+        self._listing_cache: OrderedDict[tuple, tuple[float, int, list[ListingEntry]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def serve(self, request: Request, decoded_path: str) -> Response:
+        """Answer a request for `decoded_path`: file, redirect, index.html or listing."""
+        if request.method not in ("GET", "HEAD"):
+            raise HTTPError(405, headers=[("Allow", ALLOWED_METHODS)])
+        real = resolve(self.root, decoded_path, self.exclude)
+        if real is None:
+            raise HTTPError(404)
+        fd, st = self._open(real)
+        if stat_mod.S_ISDIR(st.st_mode):
+            os.close(fd)
+            return self.serve_directory(request, decoded_path, real, st)
+        if not stat_mod.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise HTTPError(404)
+        return self.serve_file(request, real, os.fdopen(fd, "rb"), st)
+
+    def _open(self, real: str) -> tuple[int, os.stat_result]:
+        """Open once and fstat the descriptor: one stat per request, and no race between them."""
+        try:
+            # O_NONBLOCK: opening a FIFO must not hang the request
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise HTTPError(404) from None
+        except PermissionError:
+            raise HTTPError(403) from None
+        except OSError:
+            raise HTTPError(404) from None
+        return fd, os.fstat(fd)
+
+    # -- directories ---------------------------------------------------------------------------
+
+    def serve_directory(self, request: Request, decoded_path: str, real: str, st: os.stat_result) -> Response:
+        """Redirect to the slashed URL, serve index.html, or list the folder."""
+        if not decoded_path.endswith("/"):
+            return self.redirect_to_slash(request)
+        index = resolve(self.root, decoded_path + "index.html", self.exclude)
+        if index is not None:
+            try:
+                fd, index_st = self._open(index)
+            except HTTPError:
+                fd = -1
+            if fd >= 0:
+                if stat_mod.S_ISREG(index_st.st_mode):
+                    return self.serve_file(request, index, os.fdopen(fd, "rb"), index_st)
+                os.close(fd)
+        return self.listing(request, decoded_path, real, st)
+
+    @staticmethod
+    def redirect_to_slash(request: Request) -> Response:
+        """301 to the same path with a slash, query kept; never a scheme-relative '//' Location."""
+        location = "/" + request.raw_path.lstrip("/") + "/"
+        if request.query:
+            location += "?" + request.query
+        return Response(301, [("Location", location), ("Content-Length", "0")], b"")
+
+    def listing(self, request: Request, decoded_path: str, real: str, st: os.stat_result) -> Response:
+        """The folder's entries as HTML (sortable) or JSON."""
+        sort = request.query_param("sort") or "name"
+        order = request.query_param("order") or "asc"
+        if sort not in SORT_KEYS:
+            sort = "name"
+        if order not in ("asc", "desc"):
+            order = "asc"
+        entries = self._sorted(self._entries(real, st), sort, order == "desc")
+        if request.wants_json:
+            document = {
+                "path": decoded_path,
+                "entries": [{"name": e.name, "type": "dir" if e.is_dir else "file", "size": e.size,
+                             "mtime": int(e.mtime)} for e in entries],
+            }
+            body = json.dumps(document).encode()
+            content_type = "application/json"
+        else:
+            body = self.templates.render(
+                "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
+                entries=[self._view(e) for e in entries], sort=sort, order=order,
+                parent=None if decoded_path == "/" else "../",
+            ).encode("utf-8")
+            content_type = "text/html; charset=utf-8"
+        return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                              ("Cache-Control", "no-cache")], body)
+
+    def _entries(self, real: str, st: os.stat_result) -> list[ListingEntry]:
+        """The folder's visible entries, cached by the folder's mtime (and at most LISTING_TTL)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._listing_cache.get((real,))
+            if cached and cached[1] == st.st_mtime_ns and now - cached[0] < LISTING_TTL:
+                return cached[2]
+        entries = []
+        try:
+            with os.scandir(real) as scan:
+                for item in scan:
+                    entry = self._entry(real, item)
+                    if entry is not None:
+                        entries.append(entry)
+        except PermissionError:
+            raise HTTPError(403) from None
+        with self._cache_lock:
+            self._listing_cache[(real,)] = (now, st.st_mtime_ns, entries)
+            self._listing_cache.move_to_end((real,))
+            while len(self._listing_cache) > 256:
+                self._listing_cache.popitem(last=False)
+        return entries
+
+    def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
+        if item.name.startswith("."):
+            return None
+        path = os.path.join(folder, item.name)
+        try:
+            if item.is_symlink():
+                # a link leading outside the root is not served, so it is not listed either
+                target = os.path.realpath(path)
+                rel = "/" + os.path.relpath(target, self.root) if target.startswith(self.root) else None
+                if rel is None or resolve(self.root, rel, self.exclude) is None:
+                    return None
+            if any(path == ex or path.startswith(ex + os.sep) for ex in self.exclude):
+                return None
+            st = item.stat()
+        except OSError:
+            return None
+        is_dir = stat_mod.S_ISDIR(st.st_mode)
+        return ListingEntry(item.name, is_dir, 0 if is_dir else st.st_size, st.st_mtime)
+
+    @staticmethod
+    def _sorted(entries: list[ListingEntry], sort: str, descending: bool) -> list[ListingEntry]:
+        """Folders first, then by the chosen column; names break ties."""
+        by_name = sorted(entries, key=lambda e: (e.name.casefold(), e.name), reverse=descending)
+        if sort == "size":
+            by_name.sort(key=lambda e: e.size, reverse=descending)
+        elif sort == "mtime":
+            by_name.sort(key=lambda e: e.mtime, reverse=descending)
+        by_name.sort(key=lambda e: not e.is_dir)
+        return by_name
+
+    @staticmethod
+    def _view(entry: ListingEntry) -> dict:
+        href = quote(entry.name) + ("/" if entry.is_dir else "")
+        return {
+            "name": entry.name, "href": href, "is_dir": entry.is_dir, "size": entry.size,
+            "mtime": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime)),
+            "mtime_iso": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(entry.mtime)),
+        }
+
+    @staticmethod
+    def _breadcrumbs(decoded_path: str) -> list[tuple[str, str]]:
+        crumbs = [("/", "/")]
+        href = "/"
+        for segment in [s for s in decoded_path.split("/") if s]:
+            href += quote(segment) + "/"
+            crumbs.append((segment, href))
+        return crumbs
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def serve_file(self, request: Request, real: str, file, st: os.stat_result) -> Response:
+        """A file, or its precompressed sibling, with validators, conditionals and ranges."""
+        headers = [("Content-Type", content_type_for(real))]
+        encoded = self._precompressed(request, real)
+        if encoded is not None:
+            coding, encoded_file, encoded_st, any_sibling = encoded
+            if encoded_file is not None:
+                file.close()
+                file, st = encoded_file, encoded_st
+                headers.append(("Content-Encoding", coding))
+            if any_sibling:
+                headers.append(("Vary", "Accept-Encoding"))
+        try:
+            return self._file_response(request, file, st, headers)
+        except BaseException:
+            file.close()
+            raise
+
+    def _precompressed(self, request: Request, real: str):
+        """(coding, file, stat, siblings_exist) for a NAME.br / NAME.gz the client accepts, else None."""
+        accepted = None
+        any_sibling = False
+        for coding, suffix in ENCODINGS:
+            sibling = real + suffix
+            if not os.path.isfile(sibling):
+                continue
+            any_sibling = True
+            if accepted is None:
+                accepted = accepted_codings(request.headers.get("accept-encoding"))
+            if coding not in accepted:
+                continue
+            # the sibling passes the same confinement as any other file (it could be a symlink)
+            relative = "/" + os.path.relpath(sibling, self.root)
+            confined = resolve(self.root, relative, self.exclude)
+            if confined is None:
+                continue
+            try:
+                fd, st = self._open(confined)
+            except HTTPError:
+                continue
+            if not stat_mod.S_ISREG(st.st_mode):
+                os.close(fd)
+                continue
+            return coding, os.fdopen(fd, "rb"), st, True
+        return (None, None, None, True) if any_sibling else None
+
+    def _file_response(self, request: Request, file, st: os.stat_result,
+                       headers: list[tuple[str, str]]) -> Response:
+        etag = conditional.make_etag(st)
+        mtime = st.st_mtime
+        size = st.st_size
+        headers += [("Last-Modified", conditional.http_date(mtime)), ("ETag", etag),
+                    ("Accept-Ranges", "bytes")]
+        if not conditional.precondition_holds(request.headers, etag, mtime):
+            file.close()
+            raise HTTPError(412)
+        if conditional.not_modified(request.headers, etag, mtime):
+            file.close()
+            kept = [(k, v) for k, v in headers if k.lower() in NOT_MODIFIED_HEADERS]
+            return Response(304, kept, b"")
+        ranges = None
+        range_header = request.headers.get("range")
+        if range_header is not None and request.method == "GET" and \
+                conditional.if_range_allows(request.headers, etag, mtime):
+            try:
+                ranges = conditional.parse_range(range_header, size)
+            except conditional.MalformedRange:
+                file.close()
+                raise HTTPError(400, "malformed Range header") from None
+            except conditional.RangeNotSatisfiable:
+                file.close()
+                raise HTTPError(416, headers=[("Content-Range", f"bytes */{size}")]) from None
+        if not ranges:
+            headers.append(("Content-Length", str(size)))
+            return Response(200, headers, FileRegion(file, 0, size), cleanups=[file.close])
+        if len(ranges) == 1:
+            only = ranges[0]
+            headers += [("Content-Range", only.content_range(size)), ("Content-Length", str(only.length))]
+            return Response(206, headers, FileRegion(file, only.start, only.length), cleanups=[file.close])
+        return self._multipart(file, size, ranges, headers)
+
+    @staticmethod
+    def _multipart(file, size: int, ranges: list[conditional.ByteRange],
+                   headers: list[tuple[str, str]]) -> Response:
+        """multipart/byteranges (RFC 9110 14.6) with CRLF line ends."""
+        boundary = secrets.token_hex(16)
+        content_type = headers[0][1]
+        parts: list[bytes | FileRegion] = []
+        length = 0
+        for index, byte_range in enumerate(ranges):
+            head = (f"{'' if index == 0 else chr(13) + chr(10)}--{boundary}\r\n"
+                    f"Content-Type: {content_type}\r\n"
+                    f"Content-Range: {byte_range.content_range(size)}\r\n\r\n").encode("latin-1")
+            parts += [head, FileRegion(file, byte_range.start, byte_range.length)]
+            length += len(head) + byte_range.length
+        tail = f"\r\n--{boundary}--\r\n".encode("latin-1")
+        parts.append(tail)
+        length += len(tail)
+        kept = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        kept += [("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+                 ("Content-Length", str(length))]
+        return Response(206, kept, parts, cleanups=[file.close])

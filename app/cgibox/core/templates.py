@@ -1,0 +1,58 @@
+"""The one Jinja environment: autoescape on, a user's --templates folder first, built-ins second."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from cgibox import __version__
+
+
+def human_size(size: int) -> str:
+    """1536 -> '1.5 KiB': short enough for a column, exact bytes go in a title attribute."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def uptime_words(seconds: float) -> str:
+    """3725 -> '1 hour, 2 minutes, 5 seconds'."""
+    remaining = int(seconds)
+    parts = []
+    for name, span in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, remaining = divmod(remaining, span)
+        if count or (name == "second" and not parts):
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return ", ".join(parts)
+
+
+class Templates:
+    """Renders the named templates; compiled once and cached by Jinja, never per request."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if override_dir is not None:
+            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+        loaders.append(jinja2.PackageLoader("cgibox", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=True,
+            auto_reload=override_dir is not None,
+            undefined=jinja2.ChainableUndefined,
+        )
+        self.env.filters["human_size"] = human_size
+        self.env.filters["uptime_words"] = uptime_words
+        self.env.globals["version"] = __version__
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one Templates per process, lives as long
+    def _template(self, name: str) -> jinja2.Template:
+        return self.env.get_template(name)
+
+    def render(self, name: str, **context: Any) -> str:
+        return self._template(name).render(**context)

@@ -1,0 +1,271 @@
+"""HTTP/1.x message syntax and framing (RFC 9112), sans I/O: request-line and header parsing with
+the contract's limits, request body readers (length, chunked), keep-alive and response framing.
+
+The http.server front feeds bytes in and writes what comes out; gunicorn parses the wire itself,
+so for it only `check_limits` applies, on the Request it built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import BinaryIO
+
+from cgibox import __version__
+from cgibox.core.errors import HTTPError, reason
+from cgibox.core.request import Headers, Request
+from cgibox.core.response import Response
+
+MAX_REQUEST_LINE = 8192  # bytes, CRLF excluded: longer is 414
+MAX_HEADER_BYTES = 65536  # the whole header block: larger is 431
+MAX_HEADER_FIELDS = 100  # more fields is 431
+MAX_CHUNK_LINE = 4096
+SERVER = f"cgibox/{__version__}"
+
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
+# field values: visible ASCII, obs-text, space and tab (RFC 9110 5.5); no CR, LF or NUL
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+TLS_HANDSHAKE_PREFIX = b"\x16\x03"
+
+
+def looks_like_tls(first_bytes: bytes) -> bool:
+    """A TLS ClientHello starts with record type 22 and major version 3."""
+    return first_bytes.startswith(TLS_HANDSHAKE_PREFIX)
+
+
+def parse_request_line(line: bytes) -> tuple[str, str, str]:
+    """b'GET /x HTTP/1.1' -> ('GET', '/x', 'HTTP/1.1'); raises HTTPError 400, 414 or 505."""
+    if len(line) > MAX_REQUEST_LINE:
+        raise HTTPError(414, close_connection=True)
+    try:
+        text = line.decode("ascii")
+    except UnicodeDecodeError:
+        raise HTTPError(400, "request line is not ASCII", close_connection=True) from None
+    parts = text.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise HTTPError(400, "malformed request line", close_connection=True)
+    method, target, version = parts
+    if not _TOKEN.match(method.encode()):
+        raise HTTPError(400, "malformed method", close_connection=True)
+    match = _VERSION.match(version)
+    if not match:
+        raise HTTPError(400, "malformed HTTP version", close_connection=True)
+    if match.group(1) != "1":
+        raise HTTPError(505, close_connection=True)
+    if not (target.startswith("/") or target == "*" or "://" in target):
+        raise HTTPError(400, "malformed request target", close_connection=True)
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        raise HTTPError(400, "malformed request target", close_connection=True)
+    return method, target, "HTTP/1.1" if version == "HTTP/1.1" else "HTTP/1.0"
+
+
+def parse_header_line(line: bytes) -> tuple[str, str]:
+    """b'Name: value' -> ('Name', 'value'); obs-fold and spaces before the colon are 400."""
+    if line[:1] in (b" ", b"\t"):
+        raise HTTPError(400, "obsolete header line folding", close_connection=True)
+    name, colon, value = line.partition(b":")
+    if not colon or not _TOKEN.match(name):
+        raise HTTPError(400, "malformed header field", close_connection=True)
+    value = value.strip(b" \t")
+    if _BAD_VALUE.search(value):
+        raise HTTPError(400, "malformed header value", close_connection=True)
+    return name.decode("ascii"), value.decode("latin-1")
+
+
+def check_limits(request: Request) -> None:
+    """The contract's limits, for fronts that parsed the request themselves."""
+    if len(request.target) + len(request.method) + len(request.protocol) + 2 > MAX_REQUEST_LINE:
+        raise HTTPError(414, close_connection=True)
+    if len(request.headers) > MAX_HEADER_FIELDS:
+        raise HTTPError(431, "too many header fields", close_connection=True)
+    if sum(len(k) + len(v) + 4 for k, v in request.headers) > MAX_HEADER_BYTES:
+        raise HTTPError(431, "header block too large", close_connection=True)
+
+
+def wants_keep_alive(protocol: str, headers: Headers) -> bool:
+    """HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`."""
+    tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
+    if protocol == "HTTP/1.1":
+        return "close" not in tokens
+    return "keep-alive" in tokens
+
+
+def expects_continue(request: Request) -> bool:
+    return request.http11 and (request.headers.get("expect") or "").lower() == "100-continue"
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class BodyReader:
+    """A request body, freed of its framing; `read` never returns more than `max_body` in all."""
+
+    def __init__(self, source: BinaryIO, max_body: int,
+                 before_first_read: Callable[[], None] | None = None) -> None:
+        self.source = source
+        self.max_body = max_body
+        self.total = 0
+        self.finished = False
+        self._before_first_read = before_first_read
+
+    def _start(self) -> None:
+        if self._before_first_read is not None:
+            callback, self._before_first_read = self._before_first_read, None
+            callback()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class LengthBodyReader(BodyReader):
+    """Exactly Content-Length bytes."""
+
+    def __init__(self, source: BinaryIO, length: int, max_body: int,
+                 before_first_read: Callable[[], None] | None = None) -> None:
+        super().__init__(source, max_body, before_first_read)
+        self.remaining = length
+        self.finished = length == 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        self._start()
+        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.source.read(want)
+        if not data:
+            raise HTTPError(400, "request body ended early", close_connection=True)
+        self.remaining -= len(data)
+        self.total += len(data)
+        self.finished = self.remaining == 0
+        return data
+
+
+class ChunkedBodyReader(BodyReader):
+    """Transfer-Encoding: chunked (RFC 9112 7.1), trailers discarded."""
+
+    def __init__(self, source: BinaryIO, max_body: int,
+                 before_first_read: Callable[[], None] | None = None) -> None:
+        super().__init__(source, max_body, before_first_read)
+        self._chunk_left = 0
+
+    def _line(self) -> bytes:
+        line = self.source.readline(MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
+            raise HTTPError(400, "malformed chunked body", close_connection=True)
+        return line.rstrip(b"\r\n")
+
+    def _next_chunk(self) -> None:
+        size_text = self._line().split(b";", 1)[0].strip()
+        try:
+            if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+                raise ValueError
+            size = int(size_text, 16)
+        except ValueError:
+            raise HTTPError(400, "malformed chunk size", close_connection=True) from None
+        if size == 0:
+            while self._line():  # trailer fields, then the empty line
+                pass
+            self.finished = True
+            return
+        if self.total + size > self.max_body:
+            raise HTTPError(413, close_connection=True)
+        self._chunk_left = size
+
+    def read(self, size: int = -1) -> bytes:
+        if self.finished:
+            return b""
+        self._start()
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(65536), b""))
+        if self._chunk_left == 0:
+            self._next_chunk()
+            if self.finished:
+                return b""
+        data = self.source.read(min(size, self._chunk_left))
+        if not data:
+            raise HTTPError(400, "request body ended early", close_connection=True)
+        self._chunk_left -= len(data)
+        self.total += len(data)
+        if self._chunk_left == 0 and self.source.read(2) not in (b"\r\n",):
+            raise HTTPError(400, "malformed chunked body", close_connection=True)
+        return data
+
+
+def body_reader(headers: Headers, source: BinaryIO, max_body: int,
+                before_first_read: Callable[[], None] | None = None) -> tuple[BodyReader, int | None]:
+    """The reader for this request's body and its length (None for chunked).
+
+    Content-Length with Transfer-Encoding, a bad Content-Length, or a coding other than chunked
+    is 400/501 (request smuggling shapes); a declared length over `max_body` is 413 at once.
+    """
+    transfer_encoding = headers.get("transfer-encoding")
+    lengths = headers.get_all("content-length")
+    if transfer_encoding is not None:
+        if lengths:
+            raise HTTPError(400, "both Content-Length and Transfer-Encoding", close_connection=True)
+        if transfer_encoding.strip().lower() != "chunked":
+            raise HTTPError(501, "only the chunked transfer coding is supported", close_connection=True)
+        return ChunkedBodyReader(source, max_body, before_first_read), None
+    if not lengths:
+        return LengthBodyReader(source, 0, max_body), 0
+    values = {v.strip() for value in lengths for v in value.split(",")}
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        raise HTTPError(400, "malformed Content-Length", close_connection=True)
+    length = int(next(iter(values)))
+    if length > max_body:
+        raise HTTPError(413, close_connection=True)
+    return LengthBodyReader(source, length, max_body, before_first_read), length
+
+
+def _has_no_body(status: int) -> bool:
+    return 100 <= status < 200 or status in (204, 304)
+
+
+def frame_response(request_method: str, protocol: str, keep_alive: bool, response: Response) -> \
+        tuple[bytes, bool, bool]:
+    """The response head to send and how to frame the body: (head, chunked, close_after).
+
+    A body of unknown length is chunked on HTTP/1.1 and delimited by closing on HTTP/1.0.
+    """
+    headers = [(k, v) for k, v in response.headers if k.lower() not in ("connection", "transfer-encoding")]
+    names = {k.lower() for k, _ in headers}
+    close = not keep_alive or response.close_connection
+    chunked = False
+    if "content-length" not in names and not _has_no_body(response.status) and not response.omit_body:
+        if protocol == "HTTP/1.1":
+            chunked = True
+            headers.append(("Transfer-Encoding", "chunked"))
+        else:
+            close = True
+    if "date" not in names:
+        headers.append(("Date", formatdate(usegmt=True)))
+    if "server" not in names:
+        headers.append(("Server", SERVER))
+    if close:
+        headers.append(("Connection", "close"))
+    elif protocol == "HTTP/1.0":
+        headers.append(("Connection", "keep-alive"))
+    lines = [f"{protocol} {response.status} {reason(response.status)}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return head, chunked, close
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
