@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 
 @dataclass(slots=True)
@@ -29,8 +29,8 @@ class FileRegion:
             yield chunk
 
 
-BodyPart = Union[bytes, FileRegion]
-Body = Union[bytes, FileRegion, Iterable[BodyPart]]
+BodyPart = bytes | FileRegion
+Body = bytes | FileRegion | Iterable[BodyPart]
 
 
 class ConnectionCut(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cgibox.core.shared import SharedCells
 
@@ -58,7 +58,7 @@ class Stats:
         }
         return {
             "uptime_seconds": round(max(0.0, now - started_at), 3),
-            "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(timespec="seconds"),
             "requests_total": values[_REQUESTS],
             "responses": responses,
             "bytes_sent": values[_BYTES_SENT],

@@ -24,7 +24,7 @@ def human_size(size: int) -> str:
 def uptime_words(seconds: float) -> str:
     """3725 -> '1 hour, 2 minutes, 5 seconds'."""
     remaining = int(seconds)
-    parts = []
+    parts: list[str] = []
     for name, span in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         count, remaining = divmod(remaining, span)
         if count or (name == "second" and not parts):
