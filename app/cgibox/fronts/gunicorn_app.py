@@ -7,8 +7,11 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import sys
 import tempfile
+import threading
+import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -36,16 +39,61 @@ PARSE_ERROR_STATUS = {
 }
 
 
+class HeadTimeout(Exception):
+    """The client did not finish its request head within --header-timeout."""
+
+
+# the deadline of the request head being read by this thread, None while the app runs
+_head_deadline = threading.local()
+
+
+class DeadlineSocket(socket.socket):
+    """A socket whose recv() gives up with HeadTimeout once this thread's head deadline passes.
+
+    gunicorn reads the head through sock.recv() and has no deadline of its own for it; an
+    accepted socket is switched to this class (same layout, no new slots) while its head is read.
+    """
+
+    __slots__ = ()
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        deadline = getattr(_head_deadline, "at", None)
+        if deadline is None:
+            return super().recv(bufsize, flags)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise HeadTimeout
+        self.settimeout(remaining)
+        try:
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            raise HeadTimeout from None
+
+
 def status_for(exc: BaseException) -> int:
+    if isinstance(exc, HeadTimeout):
+        return 408
     if isinstance(exc, gunicorn_errors.ParseException):
         return PARSE_ERROR_STATUS.get(type(exc).__name__, 400)
     return 500
 
 
 class CoreErrorPages:
-    """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page."""
+    """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, and
+    a head not finished within --header-timeout gets 408."""
+
+    def arm_head_deadline(self, sock: socket.socket) -> None:
+        if type(sock) is socket.socket:
+            sock.__class__ = DeadlineSocket
+        _head_deadline.at = time.monotonic() + self.wsgi.app.config.header_timeout
+
+    @staticmethod
+    def disarm_head_deadline(sock: socket.socket) -> None:
+        _head_deadline.at = None
+        sock.settimeout(None)
 
     def handle_error(self, req, client, addr, exc):  # noqa: D401 - gunicorn's hook
+        _head_deadline.at = None  # gunicorn drains the socket after this: no deadline there
         wsgi_app = self.wsgi
         app = getattr(wsgi_app, "app", None)
         if app is None or not isinstance(wsgi_app, WSGIApplication):
@@ -72,9 +120,31 @@ class CoreErrorPages:
 class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
     """gthread: a thread pool per worker, keep-alive connections parked in a poller."""
 
+    def handle(self, conn):
+        self.arm_head_deadline(conn.sock)
+        try:
+            return super().handle(conn)
+        finally:
+            _head_deadline.at = None
+
+    def handle_request(self, req, conn):
+        self.disarm_head_deadline(conn.sock)
+        return super().handle_request(req, conn)
+
 
 class CgiboxSyncWorker(CoreErrorPages, SyncWorker):
     """sync: one request at a time per worker, no keep-alive."""
+
+    def handle(self, listener, client, addr):
+        self.arm_head_deadline(client)
+        try:
+            return super().handle(listener, client, addr)
+        finally:
+            _head_deadline.at = None
+
+    def handle_request(self, listener, req, client, addr):
+        self.disarm_head_deadline(client)
+        return super().handle_request(listener, req, client, addr)
 
 
 WORKER_CLASSES = {
@@ -103,7 +173,8 @@ class CgiboxGunicorn(BaseApplication):
             "bind": [f"{host}:{config.port}"],
             "workers": config.workers or 2 * (os.cpu_count() or 1),
             "worker_class": WORKER_CLASSES[config.worker_class],
-            "threads": config.threads,
+            # gunicorn quietly turns a "...SyncWorker" into gthread when threads > 1
+            "threads": config.threads if config.worker_class == "gthread" else 1,
             "graceful_timeout": math.ceil(config.graceful_timeout),
             # a sync worker busy with one request must outlive the longest CGI run
             "timeout": math.ceil(config.cgi_timeout + config.graceful_timeout + 30),
