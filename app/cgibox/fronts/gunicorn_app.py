@@ -78,6 +78,14 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
+def looks_like_tls(exc: BaseException) -> bool:
+    """gunicorn's exception for a TLS ClientHello carries the bytes it could not parse."""
+    raw = exc.args[0] if exc.args else ""
+    if isinstance(raw, str):
+        raw = raw.encode("latin-1", "replace")
+    return isinstance(raw, bytes) and wire.looks_like_tls(raw)
+
+
 class CoreErrorPages:
     """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, and
     a head not finished within --header-timeout gets 408."""
@@ -101,7 +109,7 @@ class CoreErrorPages:
         status = status_for(exc)
         addr = addr or ("-", 0)
         detail = ""
-        if status == 400 and wire.looks_like_tls(str(exc).lstrip("'\"").encode("latin-1", "replace")):
+        if status == 400 and looks_like_tls(exc):
             server_log(f"cgibox: {addr[0]} tried HTTPS on this plain-HTTP port")
             detail = "This port speaks plain HTTP; HTTPS was tried."
         elif status == 500:
