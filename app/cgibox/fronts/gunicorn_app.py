@@ -197,6 +197,10 @@ class CgiboxGunicorn(BaseApplication):
             "proc_name": "cgibox",
             "when_ready": self.when_ready,
         }
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25 opens a control socket under $HOME: read-only in the container, and
+            # scripts run as the server's uid could use it to stop or reload the server
+            settings["control_socket_disable"] = True
         for key, value in settings.items():
             self.cfg.set(key, value)
 
