@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean bench image up down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,43 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# `make bench`: every front and `python -m http.server` under wrk -> docs/benchmarks.md + docs/benchmarks.png
+# (a few minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,
+# only to prove the benchmark runs. BENCH_ARGS passes more flags (see `python bench/run.py --help`).
+QUICK ?=
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	rm -f $(VENV)/.bench-*
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "bench: installing wrk with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else \
+	    echo "bench: wrk is not installed; install it with: sudo apt-get install wrk" >&2; exit 1; \
+	  fi; }
+	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
+
+# -- container: `make image`, `make up` (detached, waits until healthy), `make down`
+# COMPOSE_PROFILES=gunicorn make up  also starts the gunicorn front on :8001
+IMAGE ?= cgibox:latest
+COMPOSE := CGIBOX_IMAGE=$(IMAGE) docker compose
+
+image:
+	docker build -t $(IMAGE) \
+		--build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
+		--build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) .
+
+up: image
+	$(COMPOSE) up -d --wait
+	@echo "cgibox is up on http://$$($(COMPOSE) port cgibox 8000)/"
+
+down:
+	$(COMPOSE) --profile gunicorn down
