@@ -54,6 +54,10 @@ class Response:
     omit_body: bool = False
     # a CGI script ran to produce this response (counted in /stats)
     cgi_run: bool = False
+    # an nph- script's own status line and header block, to be sent as they are: the body then
+    # follows unframed and the connection closes after it (fronts that cannot write raw bytes
+    # use `status` and `headers`, which hold the same head parsed)
+    raw_head: bytes | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

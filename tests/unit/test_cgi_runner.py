@@ -1,0 +1,215 @@
+"""core/cgi.py through App.handle, with Request objects only: routing, the slots, bodies, heads,
+timeouts and cleanup, without a socket."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cgibox.config import Config
+from cgibox.core.cgi import ScriptSlots
+from cgibox.core.request import Headers, Request
+from cgibox.core.response import ConnectionCut, FileRegion, Response
+from cgibox.core.router import App
+from cgibox.core.stats import Stats
+from tests.behaviour import site_cgi
+from tests.servers import REPO
+
+
+def make_app(base: Path, **settings) -> App:
+    root, cgi_dir, outside = base / "www", base / "cgi-bin", base / "outside"
+    for folder in (root, cgi_dir, outside):
+        folder.mkdir(exist_ok=True)
+    (root / "hello.txt").write_text("hello, world\n")
+    if not (cgi_dir / "dump").exists():
+        for script in (REPO / "cgi-bin").iterdir():  # the bundled samples, as the behaviour site has
+            shutil.copy2(script, cgi_dir / script.name)
+        site_cgi.build(cgi_dir, outside)
+    config = Config(root=root, cgi_dir=cgi_dir, **settings)
+    return App(config, Stats.create(str(base / "stats")), "threading")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> App:
+    return make_app(tmp_path_factory.mktemp("cgi"), cgi_max=4, cgi_timeout=5.0)
+
+
+def call(app: App, target: str, method: str = "GET", body: bytes | None = None, chunked: bool = False,
+         headers: list[tuple[str, str]] | None = None) -> tuple[Response, bytes]:
+    """Handle a request and read its whole body, as a front would; then close the response."""
+    fields = Headers(headers or [])
+    length: int | None = 0
+    stream = io.BytesIO(body or b"")
+    if body is not None:
+        length = None if chunked else len(body)
+        if not chunked:
+            fields.add("Content-Length", str(len(body)))
+    request = Request(method, target, headers=fields, body=stream, body_length=length,
+                      remote_addr="127.0.0.1", server_port=8000)
+    response = app.handle(request)
+    try:
+        data = b"".join(b"".join(part.read_chunks()) if isinstance(part, FileRegion) else part
+                        for part in response.parts())
+    finally:
+        response.close()
+    return response, data
+
+
+def test_a_script_runs_and_counts_as_a_cgi_run(app):
+    before = app.stats.snapshot()["cgi_runs"]
+    response, data = call(app, "/cgi-bin/status")
+    assert response.status == 418
+    assert response.cgi_run
+    assert data == b"teapot\n"
+    app.finish(None, response.status, len(data), cgi_run=response.cgi_run)
+    assert app.stats.snapshot()["cgi_runs"] == before + 1
+
+
+@pytest.mark.parametrize(("target", "status"), [
+    ("/cgi-bin", 403), ("/cgi-bin/", 403), ("/cgi-bin/sub", 403), ("/cgi-bin/sub/deeper/", 403),
+    ("/cgi-bin/plain.txt", 403), ("/cgi-bin/nope", 404), ("/cgi-bin/.hidden", 404),
+    ("/cgi-bin/escape", 404), ("/cgi-bin/sub/../status", 404), ("/cgi-bin/%2e%2e/x", 404),
+    ("/cgi-bin/sub%2finner", 404), ("/cgi-bin//status", 404),
+])
+def test_routing_refusals(app, target, status):
+    response, _ = call(app, target)
+    assert response.status == status
+    assert not response.cgi_run
+
+
+def test_path_info_after_a_nested_script(app):
+    _, data = call(app, "/cgi-bin/sub/inner/a/b/")
+    assert data == b"/cgi-bin/sub/inner|/a/b/\n"
+
+
+def test_a_length_body_reaches_stdin(app):
+    response, data = call(app, "/cgi-bin/echo", "POST", b"x" * 200_000)
+    assert response.status == 200
+    assert data == b"x" * 200_000
+
+
+def test_a_chunked_body_is_spooled_and_counted(app):
+
+    _, data = call(app, "/cgi-bin/dump", "POST", b"abc" * 1000, chunked=True)
+    doc = json.loads(data)
+    assert doc["env"]["CONTENT_LENGTH"] == "3000"
+    assert doc["stdin"] == "abc" * 1000
+
+
+def test_a_declared_body_over_max_body_is_413_before_reading(tmp_path):
+    small = make_app(tmp_path, max_body=10)
+    response, _ = call(small, "/cgi-bin/echo", "POST", b"x" * 11)
+    assert response.status == 413
+
+
+def test_a_chunked_body_over_max_body_is_413(tmp_path):
+    small = make_app(tmp_path, max_body=10)
+    response, _ = call(small, "/cgi-bin/echo", "POST", b"x" * 11, chunked=True)
+    assert response.status == 413
+
+
+def test_a_bad_head_is_502_and_still_a_run(app):
+    response, _ = call(app, "/cgi-bin/malformed")
+    assert response.status == 502
+    assert response.cgi_run
+
+
+def test_a_local_redirect_is_routed_again(app):
+    response, data = call(app, "/cgi-bin/redirect?local", "POST", b"body")
+    assert response.status == 200
+    assert data == b"hello, world\n"
+
+
+def test_head_drops_the_body_and_ends_the_script(app):
+    response, data = call(app, "/cgi-bin/status", "HEAD")
+    assert response.status == 418
+    assert data == b""
+
+
+def test_an_nph_script_keeps_its_raw_head(app):
+    response, data = call(app, "/cgi-bin/nph-raw")
+    assert response.raw_head == (b"HTTP/1.1 299 Custom Reason\r\nX-Nph: yes\r\n"
+                                 b"Content-Type: text/plain\r\n\r\n")
+    assert response.status == 299
+    assert ("X-Nph", "yes") in response.headers
+    assert data == b"raw body\n"
+
+
+def test_no_head_in_time_is_504_and_the_group_is_ended(tmp_path):
+    quick = make_app(tmp_path, cgi_timeout=0.5)
+    name = site_cgi.tag("unit")
+    response, _ = call(quick, f"/cgi-bin/sleepy?{name}")
+    assert response.status == 504
+    outside = tmp_path / "outside"
+    assert site_cgi.wait_gone(int(site_cgi.wait_for_file(outside / f"{name}.pid")))
+    assert site_cgi.wait_gone(int(site_cgi.wait_for_file(outside / f"{name}.child")))
+    assert quick.cgi.slots.busy() == 0
+
+
+def test_a_timeout_after_the_head_cuts_the_stream(tmp_path):
+    quick = make_app(tmp_path, cgi_timeout=0.5)
+    name = site_cgi.tag("unit")
+    response = quick.handle(Request("GET", f"/cgi-bin/late?{name}"))
+    assert response.status == 200
+    parts = iter(response.parts())
+    try:
+        assert next(parts) == b"partial line\n"
+        with pytest.raises(ConnectionCut):
+            next(parts)
+    finally:
+        response.close()
+    assert site_cgi.wait_gone(int(site_cgi.wait_for_file(tmp_path / "outside" / f"{name}.pid")))
+
+
+def test_closing_a_response_early_ends_the_script_and_frees_its_slot(app):
+    name = site_cgi.tag("unit")
+    response = app.handle(Request("GET", f"/cgi-bin/ticker?{name}"))
+    assert next(iter(response.parts())).startswith(b"tick 0")
+    assert app.cgi.slots.busy() == 1
+    response.close()  # what a front does when its client has gone
+    assert site_cgi.process_gone(int(site_cgi.wait_for_file(app.config.cgi_dir.parent / "outside"
+                                                            / f"{name}.pid")))
+    assert app.cgi.slots.busy() == 0
+
+
+def test_cgi_max_gives_503_with_retry_after(tmp_path):
+    one = make_app(tmp_path, cgi_max=1)
+    name = site_cgi.tag("unit")
+    held = one.handle(Request("GET", f"/cgi-bin/ticker?{name}"))
+    try:
+        response, _ = call(one, "/cgi-bin/status")
+        assert response.status == 503
+        assert response.header("Retry-After")
+    finally:
+        held.close()
+    response, _ = call(one, "/cgi-bin/status")
+    assert response.status == 418
+
+
+# -- the slots --------------------------------------------------------------------------------
+
+def test_slots_are_shared_through_their_file(tmp_path):
+    path = str(tmp_path / "slots")
+    first, second = ScriptSlots(path, 2), ScriptSlots(path, 2)
+    a = first.acquire()
+    b = second.acquire()
+    assert a is not None and b is not None and a[0] != b[0]
+    assert first.acquire() is None
+    first.release(*a)
+    assert second.acquire() is not None
+
+
+def test_a_slot_whose_holder_is_gone_is_free_again(tmp_path):
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    index, marker = slots.acquire()
+    # a script that ran (and was reaped) under a pid that no longer exists
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    slots.assign(index, marker, finished.pid)
+    assert slots.busy() == 0
+    assert slots.acquire() is not None
