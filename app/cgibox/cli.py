@@ -23,6 +23,8 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="cgibox",
+        # "--por 80" is not a flag of the contract: an unknown flag, not a guess at --port
+        allow_abbrev=False,
         description="Serve a folder (listings, files) and run the scripts of a cgi-bin folder.",
         epilog="Every flag can also be set by its CGIBOX_* environment variable; a flag wins.",
     )

@@ -155,7 +155,8 @@ class Config:
     threads: int = 64
     templates: Path | None = None
     cgi_timeout: float = 30.0
-    cgi_max: int = 0
+    # 0 scripts at once would make every script a 503 (and no slot cells to map): use the default
+    cgi_max: int = dataclasses.field(default_factory=lambda: default_cgi_max())
     max_body: int = 10485760
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0

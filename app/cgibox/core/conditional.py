@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 
@@ -17,8 +19,14 @@ def make_etag(stat: os.stat_result) -> str:
     return f'"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
 
 
+@functools.lru_cache(maxsize=4096)
+def _http_date_of_second(second: int) -> str:
+    return formatdate(second, usegmt=True)
+
+
 def http_date(timestamp: float) -> str:
-    return formatdate(timestamp, usegmt=True)
+    """IMF-fixdate (RFC 9110 5.6.7); cached, since every response carries one or two."""
+    return _http_date_of_second(int(timestamp))
 
 
 def parse_http_date(value: str) -> float | None:
@@ -73,6 +81,17 @@ class ByteRange:
         return f"bytes {self.start}-{self.end}/{size}"
 
 
+_DIGITS = re.compile(r"[0-9]+")
+# positions are clipped to the file anyway; past this many digits int() would refuse the text
+_HUGE = 10**30
+
+
+def _position(digits: str) -> int:
+    """An ASCII digit string as an int; absurdly long ones are simply huge."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 30 else _HUGE
+
+
 def parse_range(value: str, size: int) -> list[ByteRange] | None:
     """The satisfiable ranges of a Range header, merged and in order; None means ignore it (send 200).
 
@@ -92,18 +111,19 @@ def parse_range(value: str, size: int) -> list[ByteRange] | None:
             continue  # RFC 9110 allows empty list elements
         first, dash, last = part.partition("-")
         first, last = first.strip(), last.strip()
-        if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
+        # ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses or reads
+        if not dash or (first and not _DIGITS.fullmatch(first)) or (last and not _DIGITS.fullmatch(last)):
             raise MalformedRange(value)
         if not first:
             if not last:
                 raise MalformedRange(value)
-            suffix = int(last)
+            suffix = _position(last)
             if suffix == 0 or size == 0:
                 continue  # a zero-length suffix selects nothing
             ranges.append(ByteRange(max(0, size - suffix), size - 1))
             continue
-        start = int(first)
-        end = int(last) if last else size - 1
+        start = _position(first)
+        end = _position(last) if last else size - 1
         if last and end < start:
             raise MalformedRange(value)
         if start >= size:

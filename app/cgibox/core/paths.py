@@ -7,6 +7,7 @@ segments), then resolve symlinks with realpath and check the result is still und
 from __future__ import annotations
 
 import os
+import stat
 from urllib.parse import unquote
 
 # encoded "/" and "\" would let one URL segment become two path segments after decoding
@@ -32,13 +33,15 @@ def safe_segments(decoded_path: str) -> list[str] | None:
 
     A single trailing slash is allowed (it marks a directory); "//" anywhere else is refused.
     """
+    if decoded_path == "/":
+        return []
     if not decoded_path.startswith("/"):
         return None
     inner = decoded_path[1:]
     if inner.endswith("/"):
         inner = inner[:-1]
     if not inner:
-        return []
+        return None  # "//": an empty segment, like any other
     segments = inner.split("/")
     for segment in segments:
         if not segment or segment.startswith("."):
@@ -51,6 +54,22 @@ def is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _real_below(root: str, segments: list[str]) -> str:
+    """os.path.realpath(root/segments) for a root that is already real: only the components
+    below the root are looked at (one lstat each), and realpath runs only past a symlink."""
+    path = root
+    for index, segment in enumerate(segments):
+        path = os.path.join(path, segment)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            # missing (or not a folder): nothing below it can be a link, as realpath would find
+            return os.path.join(path, *segments[index + 1:])
+        if stat.S_ISLNK(mode):
+            return os.path.realpath(os.path.join(path, *segments[index + 1:]))
+    return path
+
+
 def resolve(root: str, decoded_path: str, exclude: tuple[str, ...] = ()) -> str | None:
     """The real filesystem path `decoded_path` names under `root`, or None when it must not be reached.
 
@@ -61,7 +80,7 @@ def resolve(root: str, decoded_path: str, exclude: tuple[str, ...] = ()) -> str 
     segments = safe_segments(decoded_path)
     if segments is None:
         return None
-    real = os.path.realpath(os.path.join(root, *segments))
+    real = _real_below(root, segments)
     if not is_within(real, root):
         return None
     # a symlink inside the root may point at a hidden name inside it: still hidden

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
 import os
@@ -10,7 +11,9 @@ import stat as stat_mod
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from urllib.parse import quote
 
 from cgibox.core import conditional
@@ -31,10 +34,21 @@ LISTING_TTL = 2.0
 SORT_KEYS = ("name", "size", "mtime")
 
 mimetypes.add_type("text/markdown", ".md")
+T = TypeVar("T")
 
 
+# a file asked for by its compressed name is sent as what it is: compressed bytes, not its inner type
+COMPRESSED_TYPES = {"gzip": "application/gzip", "br": "application/x-brotli", "bzip2": "application/x-bzip2",
+                    "xz": "application/x-xz", "compress": "application/x-compress"}
+
+
+@functools.lru_cache(maxsize=4096)
 def content_type_for(path: str) -> str:
-    guessed, _ = mimetypes.guess_type(path, strict=False)
+    guessed, encoding = mimetypes.guess_type(path, strict=False)
+    if encoding is not None:
+        # "a.tar.gz" guesses ("application/x-tar", "gzip"): without a Content-Encoding header
+        # (these bytes are the file itself), the type must be the compressed one
+        return COMPRESSED_TYPES.get(encoding, "application/octet-stream")
     if guessed is None:
         return "application/octet-stream"
     if guessed.startswith("text/") or guessed in ("application/javascript", "application/json",
@@ -64,6 +78,38 @@ def accepted_codings(header: str | None) -> set[str]:
     return accepted
 
 
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class StampedCache(Generic[T]):
+    """A small LRU of values that stay valid while their stamp (a folder's mtime) is unchanged,
+    and at most LISTING_TTL seconds: a file growing in place changes no folder's mtime."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, tuple[float, int, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, stamp: int) -> T | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[1] != stamp or time.monotonic() - item[0] >= LISTING_TTL:
+                return None
+            return item[2]
+
+    def put(self, key: Hashable, stamp: int, value: T) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), stamp, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 @dataclass(slots=True)
 class ListingEntry:
     name: str
@@ -79,8 +125,8 @@ class StaticFiles:
         self.root = root
         self.templates = templates
         self.exclude = exclude
-        self._listing_cache: OrderedDict[tuple, tuple[float, int, list[ListingEntry]]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._scans: StampedCache[list[ListingEntry]] = StampedCache()
+        self._rendered: StampedCache[tuple[str, bytes]] = StampedCache()
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -95,7 +141,8 @@ class StaticFiles:
         if stat_mod.S_ISDIR(st.st_mode):
             os.close(fd)
             return self.serve_directory(request, decoded_path, real, st)
-        if not stat_mod.S_ISREG(st.st_mode):
+        if not stat_mod.S_ISREG(st.st_mode) or decoded_path.endswith("/"):
+            # a trailing slash names a folder: "/file.txt/" is not the file (nor a second URL for it)
             os.close(fd)
             raise HTTPError(404)
         return self.serve_file(request, real, os.fdopen(fd, "rb"), st)
@@ -140,39 +187,45 @@ class StaticFiles:
         return Response(301, [("Location", location), ("Content-Length", "0")], b"")
 
     def listing(self, request: Request, decoded_path: str, real: str, st: os.stat_result) -> Response:
-        """The folder's entries as HTML (sortable) or JSON."""
+        """The folder's entries as HTML (sortable) or JSON, rendered once per folder state."""
         sort = request.query_param("sort") or "name"
         order = request.query_param("order") or "asc"
         if sort not in SORT_KEYS:
             sort = "name"
         if order not in ("asc", "desc"):
             order = "asc"
+        as_json = request.wants_json
+        key = (real, decoded_path, sort, order, as_json)
+        rendered = self._rendered.get(key, st.st_mtime_ns)
+        if rendered is None:
+            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json)
+            self._rendered.put(key, st.st_mtime_ns, rendered)
+        content_type, body = rendered
+        return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                              ("Cache-Control", "no-cache")], body)
+
+    def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
+                        as_json: bool) -> tuple[str, bytes]:
         entries = self._sorted(self._entries(real, st), sort, order == "desc")
-        if request.wants_json:
+        if as_json:
             document = {
                 "path": decoded_path,
                 "entries": [{"name": e.name, "type": "dir" if e.is_dir else "file", "size": e.size,
                              "mtime": int(e.mtime)} for e in entries],
             }
-            body = json.dumps(document).encode()
-            content_type = "application/json"
-        else:
-            body = self.templates.render(
-                "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
-                entries=[self._view(e) for e in entries], sort=sort, order=order,
-                parent=None if decoded_path == "/" else "../",
-            ).encode("utf-8")
-            content_type = "text/html; charset=utf-8"
-        return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "no-cache")], body)
+            return "application/json", json.dumps(document).encode()
+        body = self.templates.render(
+            "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
+            entries=[self._view(e) for e in entries], sort=sort, order=order,
+            parent=None if decoded_path == "/" else "../",
+        ).encode("utf-8")
+        return "text/html; charset=utf-8", body
 
     def _entries(self, real: str, st: os.stat_result) -> list[ListingEntry]:
         """The folder's visible entries, cached by the folder's mtime (and at most LISTING_TTL)."""
-        now = time.monotonic()
-        with self._cache_lock:
-            cached = self._listing_cache.get((real,))
-            if cached and cached[1] == st.st_mtime_ns and now - cached[0] < LISTING_TTL:
-                return cached[2]
+        entries = self._scans.get(real, st.st_mtime_ns)
+        if entries is not None:
+            return entries
         entries = []
         try:
             with os.scandir(real) as scan:
@@ -182,15 +235,15 @@ class StaticFiles:
                         entries.append(entry)
         except PermissionError:
             raise HTTPError(403) from None
-        with self._cache_lock:
-            self._listing_cache[(real,)] = (now, st.st_mtime_ns, entries)
-            self._listing_cache.move_to_end((real,))
-            while len(self._listing_cache) > 256:
-                self._listing_cache.popitem(last=False)
+        self._scans.put(real, st.st_mtime_ns, entries)
         return entries
 
     def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
         if item.name.startswith("."):
+            return None
+        if _undecodable(item.name):
+            # a name that is not UTF-8 (surrogate-escaped by os.scandir) cannot be asked for in
+            # a URL, and would break the page's encoding: it is not listed
             return None
         path = os.path.join(folder, item.name)
         try:

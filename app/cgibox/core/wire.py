@@ -8,11 +8,12 @@ so for it only `check_limits` applies, on the Request it built.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
-from email.utils import formatdate
 from typing import BinaryIO
 
 from cgibox import __version__
+from cgibox.core.conditional import http_date
 from cgibox.core.errors import HTTPError, reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import Response
@@ -27,12 +28,18 @@ _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 # field values: visible ASCII, obs-text, space and tab (RFC 9110 5.5); no CR, LF or NUL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 TLS_HANDSHAKE_PREFIX = b"\x16\x03"
 
 
 def looks_like_tls(first_bytes: bytes) -> bool:
-    """A TLS ClientHello starts with record type 22 and major version 3."""
-    return first_bytes.startswith(TLS_HANDSHAKE_PREFIX)
+    """A TLS ClientHello starts with record type 22 and major version 3.
+
+    The first byte alone is enough (the second may not have arrived yet): no request line
+    starts with 0x16, a control character.
+    """
+    return bool(first_bytes) and TLS_HANDSHAKE_PREFIX.startswith(first_bytes[:2])
 
 
 def parse_request_line(line: bytes) -> tuple[str, str, str]:
@@ -140,7 +147,7 @@ class LengthBodyReader(BodyReader):
         self.finished = length == 0
 
     def read(self, size: int = -1) -> bytes:
-        if self.remaining <= 0:
+        if self.remaining <= 0 or size == 0:
             return b""
         self._start()
         want = self.remaining if size is None or size < 0 else min(size, self.remaining)
@@ -168,16 +175,17 @@ class ChunkedBodyReader(BodyReader):
         return line.rstrip(b"\r\n")
 
     def _next_chunk(self) -> None:
-        size_text = self._line().split(b";", 1)[0].strip()
-        try:
-            if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
-                raise ValueError
-            size = int(size_text, 16)
-        except ValueError:
-            raise HTTPError(400, "malformed chunk size", close_connection=True) from None
+        # chunk-size = 1*HEXDIG, then optional whitespace before a chunk-ext (RFC 9112 7.1.1)
+        size_text = self._line().split(b";", 1)[0].rstrip(b" \t")
+        if not _HEX.fullmatch(size_text):
+            raise HTTPError(400, "malformed chunk size", close_connection=True)
+        size = int(size_text, 16)
         if size == 0:
-            while self._line():  # trailer fields, then the empty line
-                pass
+            trailer_bytes = 0
+            while line := self._line():  # trailer fields, then the empty line
+                trailer_bytes += len(line) + 2
+                if trailer_bytes > MAX_HEADER_BYTES:
+                    raise HTTPError(431, "trailer section too large", close_connection=True)
             self.finished = True
             return
         if self.total + size > self.max_body:
@@ -185,7 +193,7 @@ class ChunkedBodyReader(BodyReader):
         self._chunk_left = size
 
     def read(self, size: int = -1) -> bytes:
-        if self.finished:
+        if self.finished or size == 0:
             return b""
         self._start()
         if size is None or size < 0:
@@ -222,9 +230,14 @@ def body_reader(headers: Headers, source: BinaryIO, max_body: int,
     if not lengths:
         return LengthBodyReader(source, 0, max_body), 0
     values = {v.strip() for value in lengths for v in value.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
+    # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and few enough of
+    # them for int(): anything longer is over max_body anyway
+    if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
         raise HTTPError(400, "malformed Content-Length", close_connection=True)
-    length = int(next(iter(values)))
+    digits = next(iter(values)).lstrip("0") or "0"
+    if len(digits) > 30:
+        raise HTTPError(413, close_connection=True)
+    length = int(digits)
     if length > max_body:
         raise HTTPError(413, close_connection=True)
     return LengthBodyReader(source, length, max_body, before_first_read), length
@@ -251,7 +264,7 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
         else:
             close = True
     if "date" not in names:
-        headers.append(("Date", formatdate(usegmt=True)))
+        headers.append(("Date", http_date(time.time())))
     if "server" not in names:
         headers.append(("Server", SERVER))
     if close:

@@ -4,6 +4,7 @@ classes whose parse-error pages come from the core's templates like every other 
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
@@ -43,21 +44,30 @@ class HeadTimeout(Exception):
     """The client did not finish its request head within --header-timeout."""
 
 
-# the deadline of the request head being read by this thread, None while the app runs
-_head_deadline = threading.local()
+class TLSOnPlainPort(Exception):
+    """The connection opened with a TLS ClientHello: HTTPS was tried on this plain-HTTP port."""
+
+
+# per thread: the request head being read (its deadline and first bytes); deadline None while
+# the application runs
+_head = threading.local()
+# how much of a head is kept to name a request gunicorn could not parse in the access log
+HEAD_KEPT = wire.MAX_REQUEST_LINE + 2
 
 
 class DeadlineSocket(socket.socket):
-    """A socket whose recv() gives up with HeadTimeout once this thread's head deadline passes.
+    """A socket whose recv() gives up with HeadTimeout once this thread's head deadline passes,
+    and with TLSOnPlainPort when a head starts with a TLS handshake.
 
-    gunicorn reads the head through sock.recv() and has no deadline of its own for it; an
-    accepted socket is switched to this class (same layout, no new slots) while its head is read.
+    gunicorn reads the head through sock.recv() and has no deadline of its own for it (and waits
+    for a CRLF a ClientHello never sends); an accepted socket is switched to this class (same
+    layout, no new slots) so that its head is read under the core's rules.
     """
 
     __slots__ = ()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        deadline = getattr(_head_deadline, "at", None)
+        deadline = getattr(_head, "deadline", None)
         if deadline is None:
             return super().recv(bufsize, flags)
         remaining = deadline - time.monotonic()
@@ -65,43 +75,52 @@ class DeadlineSocket(socket.socket):
             raise HeadTimeout
         self.settimeout(remaining)
         try:
-            return super().recv(bufsize, flags)
+            data = super().recv(bufsize, flags)
         except TimeoutError:
             raise HeadTimeout from None
+        if not _head.seen and wire.looks_like_tls(data):
+            raise TLSOnPlainPort
+        if len(_head.seen) < HEAD_KEPT:
+            _head.seen += data[:HEAD_KEPT - len(_head.seen)]
+        return data
 
 
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, HeadTimeout):
         return 408
+    if isinstance(exc, TLSOnPlainPort):
+        return 400
     if isinstance(exc, gunicorn_errors.ParseException):
         return PARSE_ERROR_STATUS.get(type(exc).__name__, 400)
     return 500
 
 
-def looks_like_tls(exc: BaseException) -> bool:
-    """gunicorn's exception for a TLS ClientHello carries the bytes it could not parse."""
-    raw = exc.args[0] if exc.args else ""
-    if isinstance(raw, str):
-        raw = raw.encode("latin-1", "replace")
-    return isinstance(raw, bytes) and wire.looks_like_tls(raw)
-
-
 class CoreErrorPages:
-    """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, and
-    a head not finished within --header-timeout gets 408."""
+    """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, a
+    head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
 
     def arm_head_deadline(self, sock: socket.socket) -> None:
         if type(sock) is socket.socket:
             sock.__class__ = DeadlineSocket
-        _head_deadline.at = time.monotonic() + self.wsgi.app.config.header_timeout
+        _head.deadline = time.monotonic() + self.wsgi.app.config.header_timeout
+        _head.seen = b""
 
     @staticmethod
     def disarm_head_deadline(sock: socket.socket) -> None:
-        _head_deadline.at = None
+        _head.deadline = None
         sock.settimeout(None)
 
+    def close_listeners(self) -> None:
+        """Stop accepting: with every worker's copy closed, new connections are refused instead of
+        waiting in a backlog that nobody will accept from."""
+        for listener in self.sockets:
+            try:
+                listener.close()
+            except OSError:
+                pass
+
     def handle_error(self, req, client, addr, exc):  # noqa: D401 - gunicorn's hook
-        _head_deadline.at = None  # gunicorn drains the socket after this: no deadline there
+        _head.deadline = None  # gunicorn drains the socket after this: no deadline there
         wsgi_app = self.wsgi
         app = getattr(wsgi_app, "app", None)
         if app is None or not isinstance(wsgi_app, WSGIApplication):
@@ -109,7 +128,7 @@ class CoreErrorPages:
         status = status_for(exc)
         addr = addr or ("-", 0)
         detail = ""
-        if status == 400 and looks_like_tls(exc):
+        if isinstance(exc, TLSOnPlainPort):
             server_log(f"cgibox: {addr[0]} tried HTTPS on this plain-HTTP port")
             detail = "This port speaks plain HTTP; HTTPS was tried."
         elif status == 500:
@@ -121,7 +140,12 @@ class CoreErrorPages:
             client.sendall(head + body)
         except OSError:
             pass
-        line = f"{req.method} {req.uri} HTTP/{req.version[0]}.{req.version[1]}" if req is not None else ""
+        if req is not None:
+            line = f"{req.method} {req.uri} HTTP/{req.version[0]}.{req.version[1]}"
+        elif isinstance(exc, TLSOnPlainPort):
+            line = "<TLS handshake>"
+        else:
+            line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         app.finish(None, status, len(body), request_line=line, remote_addr=str(addr[0]))
 
 
@@ -133,7 +157,12 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
         try:
             return super().handle(conn)
         finally:
-            _head_deadline.at = None
+            _head.deadline = None
+
+    def set_accept_enabled(self, enabled):
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self.close_listeners()  # stopping: refuse new connections while requests finish
 
     def handle_request(self, req, conn):
         self.disarm_head_deadline(conn.sock)
@@ -148,7 +177,18 @@ class CgiboxSyncWorker(CoreErrorPages, SyncWorker):
         try:
             return super().handle(listener, client, addr)
         finally:
-            _head_deadline.at = None
+            _head.deadline = None
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        self.close_listeners()  # a request in flight finishes; no new connection is accepted
+
+    def accept(self, listener):
+        try:
+            super().accept(listener)
+        except OSError as error:
+            if self.alive or error.errno not in (errno.EBADF, errno.EINVAL):
+                raise  # a listener closed by handle_exit just now is the only expected failure
 
     def handle_request(self, listener, req, client, addr):
         self.disarm_head_deadline(client)
@@ -222,7 +262,26 @@ class CgiboxGunicorn(BaseApplication):
             sys.exit(1)
 
 
+def check_bindable(config: Config) -> str | None:
+    """Why the address cannot be listened on, or None. gunicorn itself would retry for five
+    seconds and print a page of errors; the other fronts say it in one line at once."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((config.host, config.port))
+    except OSError as error:
+        return f"cannot listen on {config.host}:{config.port}: {error.strerror or error}"
+    finally:
+        probe.close()
+    return None
+
+
 def run_gunicorn(config: Config) -> int:
+    problem = check_bindable(config)
+    if problem is not None:
+        sys.stderr.write(f"cgibox: error: {problem}\n")
+        return 2
     with tempfile.TemporaryDirectory(prefix="cgibox-") as state_dir:
         stats_path = os.path.join(state_dir, "stats")
         Stats.create(stats_path)

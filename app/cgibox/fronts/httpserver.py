@@ -8,6 +8,7 @@ module owns only sockets, timeouts, threads, child processes and signals.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import selectors
 import signal
@@ -16,6 +17,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from cgibox.config import Config
@@ -39,6 +41,27 @@ class ClientGone(Exception):
     """The peer closed or reset the connection."""
 
 
+class DeadlineRaw(io.RawIOBase):
+    """The connection as rfile's raw stream, calling `before_recv` before every recv.
+
+    socket.makefile() would do, but its timeout restarts with every recv inside one readline():
+    a client sending a byte at a time would hold a head (and a handler) open far past
+    --header-timeout. `before_recv` lets the handler apply the head's deadline to each recv.
+    """
+
+    def __init__(self, sock: socket.socket, before_recv: Callable[[], None]) -> None:
+        super().__init__()
+        self._sock = sock
+        self._before_recv = before_recv
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        self._before_recv()
+        return self._sock.recv_into(buffer)
+
+
 class Handler(BaseHTTPRequestHandler):
     """One connection: requests in a keep-alive loop, each handed to the core."""
 
@@ -48,7 +71,8 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = self.connection.makefile("rb", self.rbufsize)
+        self._head_deadline: float | None = None
+        self.rfile = io.BufferedReader(DeadlineRaw(self.connection, self._before_recv), self.rbufsize)
         self.wfile = None  # type: ignore[assignment]  # writes go straight to the socket
         self.served = 0
         self._socket_timeout = float("inf")
@@ -96,18 +120,33 @@ class Handler(BaseHTTPRequestHandler):
         except HTTPError as error:
             self._answer_early(app, error.status, request_line, error.detail)
             return
+        self._head_deadline = None  # the body and the response have IO_TIMEOUT per operation
         self._set_timeout(IO_TIMEOUT)
         response = app.handle(request)
         self._send(app, request, response)
 
-    def _read_line(self, limit: int, deadline: float) -> bytes:
+    def _before_recv(self) -> None:
+        """Called by rfile before every recv: while a head is read, its deadline bounds the wait."""
+        deadline = self._head_deadline
+        if deadline is None:
+            return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
         # settimeout costs two fcntl calls: only move the socket's timeout when the deadline is
-        # meaningfully nearer than it (one call per request head instead of one per line)
+        # meaningfully nearer than it (one call per request head instead of one per recv)
         if remaining < self._socket_timeout - DEADLINE_SLACK:
             self._set_timeout(remaining)
+
+    def _peek(self, deadline: float) -> bytes:
+        """The bytes already buffered, or else the next ones to arrive, by `deadline`."""
+        self._head_deadline = deadline
+        return self.rfile.peek(1)
+
+    def _read_line(self, limit: int, deadline: float) -> bytes:
+        """One line (at most `limit` bytes), all of it by `deadline`: rfile's raw stream checks the
+        deadline before each recv, so a client trickling bytes cannot stretch one line forever."""
+        self._head_deadline = deadline
         return self.rfile.readline(limit)
 
     def _set_timeout(self, seconds: float) -> None:
@@ -116,9 +155,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _read_request_line(self, deadline: float) -> bytes | None:
         """The request line without its CRLF, or None when the client closed the connection."""
-        line = self._read_line(wire.MAX_REQUEST_LINE + 3, deadline)
-        if line in (b"\r\n", b"\n"):  # one empty line before a request is tolerated (RFC 9112 2.2)
+        # a TLS ClientHello need not hold a line end: judge it by its first bytes, not a line
+        if wire.looks_like_tls(self._peek(deadline)):
+            line = wire.TLS_HANDSHAKE_PREFIX
+        else:
             line = self._read_line(wire.MAX_REQUEST_LINE + 3, deadline)
+            if line in (b"\r\n", b"\n"):  # one empty line before a request is tolerated (RFC 9112 2.2)
+                line = self._read_line(wire.MAX_REQUEST_LINE + 3, deadline)
         if not line:
             return None
         if wire.looks_like_tls(line):
@@ -179,6 +222,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, app: App, request: Request, response: Response) -> None:
         keep_alive = not self.close_connection and not self.server.stopping
+        if not getattr(request.body, "finished", True):
+            # an unread request body (a 405 to a POST, say) would be parsed as the next request,
+            # so the connection closes after this response: say so in the head, or the client
+            # sends its next request into a closed connection
+            keep_alive = False
         if response.raw_head is not None:  # an nph- script's head, untouched; its body unframed
             head, chunked, close = response.raw_head, False, True
         else:

@@ -1,0 +1,174 @@
+"""config.py and cli.py without starting a server: flag > environment > default, bad values."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cgibox import cli, config
+from cgibox.config import SETTINGS, Config, ConfigError, load
+
+
+@pytest.fixture
+def dirs(tmp_path) -> tuple[Path, Path]:
+    root, cgi = tmp_path / "root", tmp_path / "cgi"
+    root.mkdir()
+    cgi.mkdir()
+    return root, cgi
+
+
+def base_flags(dirs) -> dict[str, str | None]:
+    root, cgi = dirs
+    return {"root": str(root), "cgi_dir": str(cgi)}
+
+
+def test_defaults(dirs):
+    resolved = load(base_flags(dirs), {})
+    assert resolved.host == "127.0.0.1"
+    assert resolved.port == 8000
+    assert resolved.front == "threading"
+    assert resolved.workers is None
+    assert resolved.templates is None
+    assert resolved.cgi_timeout == 30
+    assert resolved.cgi_max == 4 * (os.cpu_count() or 1)
+    assert resolved.max_body == 10485760
+    assert resolved.header_timeout == 10
+    assert resolved.graceful_timeout == 10
+    assert resolved.log_format == "combined"
+    assert resolved.root == dirs[0].resolve()
+
+
+def test_every_contract_setting_has_flag_and_env():
+    by_name = {s.name: s for s in SETTINGS}
+    for name in ("host", "port", "root", "cgi_dir", "front", "workers", "templates", "cgi_timeout",
+                 "cgi_max", "max_body", "header_timeout", "graceful_timeout", "log_format"):
+        setting = by_name[name]
+        assert setting.flag == "--" + name.replace("_", "-")
+        assert setting.env == "CGIBOX_" + name.upper()
+        assert setting.help
+    assert set(by_name) <= {f.name for f in Config.__dataclass_fields__.values()}
+
+
+def test_environment_beats_default(dirs):
+    resolved = load(base_flags(dirs), {"CGIBOX_PORT": "9001", "CGIBOX_LOG_FORMAT": "json",
+                                        "CGIBOX_CGI_TIMEOUT": "2.5", "CGIBOX_HOST": "::1"})
+    assert resolved.port == 9001
+    assert resolved.log_format == "json"
+    assert resolved.cgi_timeout == 2.5
+    assert resolved.host == "::1"
+
+
+def test_flag_beats_environment(dirs, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    flags = {**base_flags(dirs), "port": "9002", "front": "forking"}
+    resolved = load(flags, {"CGIBOX_PORT": "9001", "CGIBOX_FRONT": "threading",
+                            "CGIBOX_ROOT": str(other)})
+    assert resolved.port == 9002
+    assert resolved.front == "forking"
+    assert resolved.root == dirs[0].resolve()
+
+
+def test_environment_root_and_empty_variables(dirs):
+    root, cgi = dirs
+    resolved = load({}, {"CGIBOX_ROOT": str(root), "CGIBOX_CGI_DIR": str(cgi), "CGIBOX_PORT": ""})
+    assert resolved.root == root.resolve()
+    assert resolved.port == 8000  # an empty variable counts as unset
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("port", "abc"), ("port", "-1"), ("port", "65536"), ("port", "80.5"), ("port", ""),
+    ("host", ""), ("host", "::zz"), ("host", "[::1"),
+    ("front", "twisted"), ("worker_class", "eventlet"),
+    ("workers", "0"), ("workers", "two"), ("threads", "0"), ("cgi_max", "-3"), ("max_body", "1e6"),
+    ("cgi_timeout", "0"), ("cgi_timeout", "-1"), ("cgi_timeout", "soon"), ("cgi_timeout", "nan"),
+    ("cgi_timeout", "inf"), ("header_timeout", "0"), ("graceful_timeout", "x"),
+    ("log_format", "apache"), ("log_format", "JSON"),
+    ("root", "/no/such/folder"), ("cgi_dir", "/no/such/folder"), ("templates", "/no/such/folder"),
+])
+def test_bad_values(dirs, name, value):
+    flags = {**base_flags(dirs), name: value}
+    with pytest.raises(ConfigError) as info:
+        load(flags, {})
+    message = str(info.value)
+    assert "\n" not in message and message
+
+
+def test_bad_value_from_the_environment(dirs):
+    with pytest.raises(ConfigError, match="port"):
+        load(base_flags(dirs), {"CGIBOX_PORT": "eighty"})
+
+
+def test_root_that_is_a_file(dirs, tmp_path):
+    file = tmp_path / "file"
+    file.write_text("x")
+    with pytest.raises(ConfigError, match="root"):
+        load({**base_flags(dirs), "root": str(file)}, {})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("::1", "::1"), ("[::1]", "::1"), ("::", "::"), ("0.0.0.0", "0.0.0.0"), ("localhost", "localhost"),
+])
+def test_hosts(dirs, text, expected):
+    assert load({**base_flags(dirs), "host": text}, {}).host == expected
+
+
+def test_port_zero_is_allowed(dirs):
+    assert load({**base_flags(dirs), "port": "0"}, {}).port == 0
+
+
+# -- cli --------------------------------------------------------------------------------------------
+
+def run_cli_parse(argv, environ, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.parse_config(argv, environ)
+    err = capsys.readouterr().err
+    return info.value.code, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--no-such-flag"],
+    ["--port"],
+    ["--port", "x"],
+    ["--root", "/no/such/folder"],
+    ["--front", "nope"],
+    ["stray-positional"],
+    ["--por", "9000"],  # an abbreviation is not a flag of the contract
+])
+def test_cli_errors_are_one_line_and_status_2(argv, dirs, capsys):
+    root, cgi = dirs
+    code, err = run_cli_parse(["--root", str(root), "--cgi-dir", str(cgi), *argv], {}, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("cgibox: error: ")
+
+
+def test_cli_bad_env_is_one_line(dirs, capsys):
+    root, cgi = dirs
+    code, err = run_cli_parse(["--root", str(root), "--cgi-dir", str(cgi)], {"CGIBOX_THREADS": "0"}, capsys)
+    assert code == 2 and err.count("\n") == 1 and "threads" in err
+
+
+def test_cli_flags_and_env(dirs):
+    root, cgi = dirs
+    resolved = cli.parse_config(["--root", str(root), "--cgi-dir", str(cgi), "--port", "0"],
+                                {"CGIBOX_PORT": "1234", "CGIBOX_MAX_BODY": "77"})
+    assert resolved.port == 0 and resolved.max_body == 77
+
+
+def test_startup_line():
+    resolved = Config(root=Path("/srv/www"), front="forking")
+    assert cli.startup_line(resolved, 8123) == \
+        f"cgibox {cli.__version__} (forking) serving /srv/www on http://127.0.0.1:8123/"
+    assert cli.url_for("::1", 80) == "http://[::1]:80/"
+    assert cli.url_for("0.0.0.0", 80) == "http://0.0.0.0:80/"
+
+
+def test_help_lists_every_flag_with_its_variable(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for setting in config.SETTINGS:
+        assert setting.flag in out and setting.env in out

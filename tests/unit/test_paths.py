@@ -1,0 +1,127 @@
+"""core/paths.py: the one function that confines a URL path to the root, run over a corpus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from cgibox.core.paths import decode_path, is_within, resolve, safe_segments
+from tests.unit.tree import build_tree
+
+CORPUS = Path(__file__).with_name("traversal_corpus.txt")
+
+
+def load_corpus() -> list[tuple[str, str | None]]:
+    """[(url_path, expected relative path or None)] from traversal_corpus.txt."""
+    cases = []
+    for number, line in enumerate(CORPUS.read_text("utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        columns = line.split()
+        assert len(columns) >= 2, f"{CORPUS.name}:{number}: needs a path and an expectation"
+        path, expected = columns[0], columns[1]
+        cases.append((path, None if expected == "-" else unquote(expected)))
+    return cases
+
+
+CASES = load_corpus()
+
+
+def confine(root: str, cgi_dir: str, url_path: str) -> str | None:
+    decoded = decode_path(url_path)
+    if decoded is None:
+        return None
+    return resolve(root, decoded, exclude=(cgi_dir,))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> tuple[str, str]:
+    return build_tree(tmp_path_factory.mktemp("paths"))
+
+
+def test_corpus_is_substantial():
+    refused = [path for path, expected in CASES if expected is None]
+    assert len(CASES) >= 80 and len(refused) >= 60
+    assert len({path for path, _ in CASES}) == len(CASES), "a path appears twice in the corpus"
+
+
+@pytest.mark.parametrize(("url_path", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_traversal_corpus(tree, url_path, expected):
+    root, cgi_dir = tree
+    result = confine(root, cgi_dir, url_path)
+    if expected is None:
+        assert result is None, f"{url_path!r} must be refused, resolved to {result!r}"
+    else:
+        want = root if expected == "." else os.path.join(root, expected)
+        assert result == os.path.realpath(want)
+        assert is_within(result, root)
+
+
+def test_resolve_never_leaves_the_root_for_any_corpus_path(tree):
+    root, cgi_dir = tree
+    for url_path, _ in CASES:
+        result = confine(root, cgi_dir, url_path)
+        assert result is None or (is_within(result, root) and not is_within(result, cgi_dir))
+
+
+def test_decode_path_refusals():
+    assert decode_path("/a%2fb") is None
+    assert decode_path("/a%5Cb") is None
+    assert decode_path("/a\\b") is None
+    assert decode_path("/a%00") is None
+    assert decode_path("/%c0%ae") is None
+    assert decode_path("/%ff") is None
+    assert decode_path("/caf%C3%A9") == "/café"
+    assert decode_path("/%25") == "/%"
+    assert decode_path("/a%zz") == "/a%zz"  # not an escape: kept as it is
+
+
+def test_safe_segments():
+    assert safe_segments("/") == []
+    assert safe_segments("/a/b/") == ["a", "b"]
+    assert safe_segments("/a/b") == ["a", "b"]
+    for bad in ("", "a", "//", "/a//b", "/a/../b", "/./a", "/.a", "/a/.", "/a//"):
+        assert safe_segments(bad) is None, bad
+
+
+def test_is_within_is_not_a_string_prefix():
+    assert is_within("/srv/www", "/srv/www")
+    assert is_within("/srv/www/a", "/srv/www")
+    assert not is_within("/srv/www2/a", "/srv/www")
+    assert not is_within("/srv", "/srv/www")
+    assert is_within("/anything", "/")
+
+
+def test_root_with_similar_sibling(tmp_path):
+    """/srv/www must not reach /srv/www-private through a symlink (prefix confusion)."""
+    root = tmp_path / "www"
+    private = tmp_path / "www-private"
+    root.mkdir()
+    private.mkdir()
+    (private / "key").write_text("k")
+    (root / "sneaky").symlink_to(private / "key")
+    real_root = os.path.realpath(root)
+    assert resolve(real_root, "/sneaky") is None
+
+
+def test_root_that_is_itself_a_symlink(tmp_path):
+    """Only the realpath of the root is used: files under it still resolve."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "f.txt").write_text("f")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    root = os.path.realpath(link)
+    assert resolve(root, "/f.txt") == os.path.join(root, "f.txt")
+
+
+def test_symlink_loop_is_refused_or_confined(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "loop").symlink_to(root / "loop")
+    real_root = os.path.realpath(root)
+    result = resolve(real_root, "/loop")
+    assert result is None or is_within(result, real_root)
