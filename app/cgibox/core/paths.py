@@ -54,20 +54,22 @@ def is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _real_below(root: str, segments: list[str]) -> str:
-    """os.path.realpath(root/segments) for a root that is already real: only the components
-    below the root are looked at (one lstat each), and realpath runs only past a symlink."""
+def _real_below(root: str, segments: list[str]) -> tuple[str, os.stat_result | None]:
+    """os.path.realpath(root/segments) for a root that is already real, and the lstat of the
+    result when it was reached without a symlink (else None). Only components below the root
+    are looked at, one lstat each; realpath runs only past a symlink."""
     path = root
+    st = None
     for index, segment in enumerate(segments):
         path = os.path.join(path, segment)
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except OSError:
             # missing (or not a folder): nothing below it can be a link, as realpath would find
-            return os.path.join(path, *segments[index + 1:])
-        if stat.S_ISLNK(mode):
-            return os.path.realpath(os.path.join(path, *segments[index + 1:]))
-    return path
+            return os.path.join(path, *segments[index + 1:]), None
+        if stat.S_ISLNK(st.st_mode):
+            return os.path.realpath(os.path.join(path, *segments[index + 1:])), None
+    return path, st
 
 
 def resolve(root: str, decoded_path: str, exclude: tuple[str, ...] = ()) -> str | None:
@@ -77,10 +79,18 @@ def resolve(root: str, decoded_path: str, exclude: tuple[str, ...] = ()) -> str 
     under the root and outside every folder in `exclude` (the cgi dir, when it sits in the root).
     The result need not exist.
     """
+    found = resolve_stat(root, decoded_path, exclude)
+    return None if found is None else found[0]
+
+
+def resolve_stat(root: str, decoded_path: str,
+                 exclude: tuple[str, ...] = ()) -> tuple[str, os.stat_result | None] | None:
+    """resolve(), and the path's lstat when it was looked at on the way (None when it is missing
+    or was reached through a symlink): a file served straight away needs no second stat."""
     segments = safe_segments(decoded_path)
     if segments is None:
         return None
-    real = _real_below(root, segments)
+    real, st = _real_below(root, segments)
     if not is_within(real, root):
         return None
     # a symlink inside the root may point at a hidden name inside it: still hidden
@@ -90,4 +100,4 @@ def resolve(root: str, decoded_path: str, exclude: tuple[str, ...] = ()) -> str 
     for folder in exclude:
         if is_within(real, folder):
             return None
-    return real
+    return real, st

@@ -13,12 +13,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 from cgibox.core import conditional
 from cgibox.core.errors import HTTPError
-from cgibox.core.paths import resolve
+from cgibox.core.paths import resolve, resolve_stat
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.templates import Templates
@@ -32,6 +32,10 @@ ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 # (a file growing in place changes its size but not the folder's mtime)
 LISTING_TTL = 2.0
 SORT_KEYS = ("name", "size", "mtime")
+# files up to this size are kept in memory and sent from there while their stat is unchanged:
+# one lstat per request instead of open, fstat, read and close
+SMALL_FILE_LIMIT = 64 * 1024
+SMALL_FILES_CACHED = 512  # at most 32 MiB
 
 mimetypes.add_type("text/markdown", ".md")
 T = TypeVar("T")
@@ -87,19 +91,23 @@ def _undecodable(name: str) -> bool:
 
 
 class StampedCache(Generic[T]):
-    """A small LRU of values that stay valid while their stamp (a folder's mtime) is unchanged,
-    and at most LISTING_TTL seconds: a file growing in place changes no folder's mtime."""
+    """A small LRU of values that stay valid while their stamp is unchanged, and at most `ttl`
+    seconds (listings: a file growing in place changes no folder's mtime)."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, ttl: float | None = LISTING_TTL) -> None:
         self.size = size
+        self.ttl = ttl
         self._items: OrderedDict[Hashable, tuple[float, int, T]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, stamp: int) -> T | None:
         with self._lock:
             item = self._items.get(key)
-            if item is None or item[1] != stamp or time.monotonic() - item[0] >= LISTING_TTL:
+            if item is None or item[1] != stamp:
                 return None
+            if self.ttl is not None and time.monotonic() - item[0] >= self.ttl:
+                return None
+            self._items.move_to_end(key)
             return item[2]
 
     def put(self, key: Hashable, stamp: int, value: T) -> None:
@@ -126,6 +134,8 @@ class StaticFiles:
         self.templates = templates
         self.exclude = exclude
         self._scans: StampedCache[list[ListingEntry]] = StampedCache()
+        self._sibling_cache: StampedCache[tuple[str, ...]] = StampedCache(4096)
+        self._small_files: StampedCache[bytes] = StampedCache(SMALL_FILES_CACHED, ttl=None)
         self._rendered: StampedCache[tuple[str, bytes]] = StampedCache()
 
     # -- entry point -------------------------------------------------------------------------
@@ -134,31 +144,30 @@ class StaticFiles:
         """Answer a request for `decoded_path`: file, redirect, index.html or listing."""
         if request.method not in ("GET", "HEAD"):
             raise HTTPError(405, headers=[("Allow", ALLOWED_METHODS)])
-        real = resolve(self.root, decoded_path, self.exclude)
-        if real is None:
-            raise HTTPError(404)
-        fd, st = self._open(real)
+        real, st = self._find(decoded_path)
         if stat_mod.S_ISDIR(st.st_mode):
-            os.close(fd)
             return self.serve_directory(request, decoded_path, real, st)
         if not stat_mod.S_ISREG(st.st_mode) or decoded_path.endswith("/"):
             # a trailing slash names a folder: "/file.txt/" is not the file (nor a second URL for it)
-            os.close(fd)
             raise HTTPError(404)
-        return self.serve_file(request, real, os.fdopen(fd, "rb"), st)
+        return self.serve_file(request, real, st)
 
-    def _open(self, real: str) -> tuple[int, os.stat_result]:
-        """Open once and fstat the descriptor: one stat per request, and no race between them."""
-        try:
-            # O_NONBLOCK: opening a FIFO must not hang the request
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            raise HTTPError(404) from None
-        except PermissionError:
-            raise HTTPError(403) from None
-        except OSError:
-            raise HTTPError(404) from None
-        return fd, os.fstat(fd)
+    def _find(self, decoded_path: str) -> tuple[str, os.stat_result]:
+        """The confined real path and its stat; 404 when unreachable or missing, 403 when unreadable."""
+        found = resolve_stat(self.root, decoded_path, self.exclude)
+        if found is None:
+            raise HTTPError(404)
+        real, st = found
+        if st is None:  # reached through a symlink, or missing
+            try:
+                st = os.stat(real)
+            except (FileNotFoundError, NotADirectoryError):
+                raise HTTPError(404) from None
+            except PermissionError:
+                raise HTTPError(403) from None
+            except OSError:
+                raise HTTPError(404) from None
+        return real, st
 
     # -- directories ---------------------------------------------------------------------------
 
@@ -166,16 +175,12 @@ class StaticFiles:
         """Redirect to the slashed URL, serve index.html, or list the folder."""
         if not decoded_path.endswith("/"):
             return self.redirect_to_slash(request)
-        index = resolve(self.root, decoded_path + "index.html", self.exclude)
-        if index is not None:
-            try:
-                fd, index_st = self._open(index)
-            except HTTPError:
-                fd = -1
-            if fd >= 0:
-                if stat_mod.S_ISREG(index_st.st_mode):
-                    return self.serve_file(request, index, os.fdopen(fd, "rb"), index_st)
-                os.close(fd)
+        try:
+            index, index_st = self._find(decoded_path + "index.html")
+        except HTTPError:
+            index_st = None
+        if index_st is not None and stat_mod.S_ISREG(index_st.st_mode):
+            return self.serve_file(request, index, index_st)
         return self.listing(request, decoded_path, real, st)
 
     @staticmethod
@@ -292,64 +297,94 @@ class StaticFiles:
 
     # -- files -----------------------------------------------------------------------------------
 
-    def serve_file(self, request: Request, real: str, file, st: os.stat_result) -> Response:
+    def serve_file(self, request: Request, real: str, st: os.stat_result) -> Response:
         """A file, or its precompressed sibling, with validators, conditionals and ranges."""
         headers = [("Content-Type", content_type_for(real))]
-        encoded = self._precompressed(request, real)
-        if encoded is not None:
-            coding, encoded_file, encoded_st, any_sibling = encoded
-            if encoded_file is not None:
-                file.close()
-                file, st = encoded_file, encoded_st
-                headers.append(("Content-Encoding", coding))
-            if any_sibling:
-                headers.append(("Vary", "Accept-Encoding"))
+        siblings = self._siblings(real)
+        if siblings:
+            headers.append(("Vary", "Accept-Encoding"))
+            accepted = accepted_codings(request.headers.get("accept-encoding"))
+            for coding, suffix in ENCODINGS:
+                if suffix in siblings and coding in accepted:
+                    sibling = self._sibling(real + suffix)
+                    if sibling is not None:
+                        real, st = sibling
+                        headers.append(("Content-Encoding", coding))
+                        break
+        return self._file_response(request, real, st, headers)
+
+    def _siblings(self, real: str) -> tuple[str, ...]:
+        """Which of NAME.br / NAME.gz exist (checked at most every LISTING_TTL seconds)."""
+        found = self._sibling_cache.get(real, 0)
+        if found is None:
+            found = tuple(suffix for _, suffix in ENCODINGS if os.path.isfile(real + suffix))
+            self._sibling_cache.put(real, 0, found)
+        return found
+
+    def _sibling(self, path: str) -> tuple[str, os.stat_result] | None:
+        """A precompressed sibling, confined like any other file (it could be a symlink)."""
         try:
-            return self._file_response(request, file, st, headers)
+            real, st = self._find("/" + os.path.relpath(path, self.root))
+        except HTTPError:
+            return None
+        return (real, st) if stat_mod.S_ISREG(st.st_mode) else None
+
+    def _body_source(self, real: str, st: os.stat_result) -> tuple[bytes | BinaryIO, os.stat_result]:
+        """The file's bytes (small files, cached while their stat is unchanged) or the open file,
+        and the stat that describes what will be sent."""
+        if st.st_size <= SMALL_FILE_LIMIT:
+            cached = self._small_files.get(real, _validator(st))
+            if cached is not None:
+                return cached, st
+        try:
+            # O_NOFOLLOW: `real` is already resolved, so a symlink here was swapped in since
+            # O_NONBLOCK: opening a FIFO swapped in must not hang the request
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except PermissionError:
+            raise HTTPError(403) from None
+        except OSError:
+            raise HTTPError(404) from None
+        file = os.fdopen(fd, "rb")
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise HTTPError(404)
+            if st.st_size <= SMALL_FILE_LIMIT:
+                content = file.read(st.st_size + 1)
+                if len(content) == st.st_size:
+                    self._small_files.put(real, _validator(st), content)
+                    file.close()
+                    return content, st
+                file.seek(0)
+                st = os.fstat(fd)
         except BaseException:
             file.close()
             raise
+        return file, st
 
-    def _precompressed(self, request: Request, real: str):
-        """(coding, file, stat, siblings_exist) for a NAME.br / NAME.gz the client accepts, else None."""
-        accepted = None
-        any_sibling = False
-        for coding, suffix in ENCODINGS:
-            sibling = real + suffix
-            if not os.path.isfile(sibling):
-                continue
-            any_sibling = True
-            if accepted is None:
-                accepted = accepted_codings(request.headers.get("accept-encoding"))
-            if coding not in accepted:
-                continue
-            # the sibling passes the same confinement as any other file (it could be a symlink)
-            relative = "/" + os.path.relpath(sibling, self.root)
-            confined = resolve(self.root, relative, self.exclude)
-            if confined is None:
-                continue
-            try:
-                fd, st = self._open(confined)
-            except HTTPError:
-                continue
-            if not stat_mod.S_ISREG(st.st_mode):
-                os.close(fd)
-                continue
-            return coding, os.fdopen(fd, "rb"), st, True
-        return (None, None, None, True) if any_sibling else None
-
-    def _file_response(self, request: Request, file, st: os.stat_result,
+    def _file_response(self, request: Request, real: str, st: os.stat_result,
                        headers: list[tuple[str, str]]) -> Response:
+        source, st = self._body_source(real, st)
+        cleanups = [source.close] if not isinstance(source, bytes) else []
+        try:
+            return self._respond_with(request, source, st, headers, cleanups)
+        except BaseException:
+            for cleanup in cleanups:
+                cleanup()
+            raise
+
+    def _respond_with(self, request: Request, source: bytes | BinaryIO, st: os.stat_result,
+                      headers: list[tuple[str, str]], cleanups: list) -> Response:
         etag = conditional.make_etag(st)
         mtime = st.st_mtime
         size = st.st_size
         headers += [("Last-Modified", conditional.http_date(mtime)), ("ETag", etag),
                     ("Accept-Ranges", "bytes")]
         if not conditional.precondition_holds(request.headers, etag, mtime):
-            file.close()
             raise HTTPError(412)
         if conditional.not_modified(request.headers, etag, mtime):
-            file.close()
+            for cleanup in cleanups:
+                cleanup()
             kept = [(k, v) for k, v in headers if k.lower() in NOT_MODIFIED_HEADERS]
             return Response(304, kept, b"")
         ranges = None
@@ -359,23 +394,21 @@ class StaticFiles:
             try:
                 ranges = conditional.parse_range(range_header, size)
             except conditional.MalformedRange:
-                file.close()
                 raise HTTPError(400, "malformed Range header") from None
             except conditional.RangeNotSatisfiable:
-                file.close()
                 raise HTTPError(416, headers=[("Content-Range", f"bytes */{size}")]) from None
         if not ranges:
             headers.append(("Content-Length", str(size)))
-            return Response(200, headers, FileRegion(file, 0, size), cleanups=[file.close])
+            return Response(200, headers, _region(source, 0, size), cleanups=cleanups)
         if len(ranges) == 1:
             only = ranges[0]
             headers += [("Content-Range", only.content_range(size)), ("Content-Length", str(only.length))]
-            return Response(206, headers, FileRegion(file, only.start, only.length), cleanups=[file.close])
-        return self._multipart(file, size, ranges, headers)
+            return Response(206, headers, _region(source, only.start, only.length), cleanups=cleanups)
+        return self._multipart(source, size, ranges, headers, cleanups)
 
     @staticmethod
-    def _multipart(file, size: int, ranges: list[conditional.ByteRange],
-                   headers: list[tuple[str, str]]) -> Response:
+    def _multipart(source: bytes | BinaryIO, size: int, ranges: list[conditional.ByteRange],
+                   headers: list[tuple[str, str]], cleanups: list) -> Response:
         """multipart/byteranges (RFC 9110 14.6) with CRLF line ends."""
         boundary = secrets.token_hex(16)
         content_type = headers[0][1]
@@ -385,7 +418,7 @@ class StaticFiles:
             head = (f"{'' if index == 0 else chr(13) + chr(10)}--{boundary}\r\n"
                     f"Content-Type: {content_type}\r\n"
                     f"Content-Range: {byte_range.content_range(size)}\r\n\r\n").encode("latin-1")
-            parts += [head, FileRegion(file, byte_range.start, byte_range.length)]
+            parts += [head, _region(source, byte_range.start, byte_range.length)]
             length += len(head) + byte_range.length
         tail = f"\r\n--{boundary}--\r\n".encode("latin-1")
         parts.append(tail)
@@ -393,4 +426,15 @@ class StaticFiles:
         kept = [(k, v) for k, v in headers if k.lower() != "content-type"]
         kept += [("Content-Type", f"multipart/byteranges; boundary={boundary}"),
                  ("Content-Length", str(length))]
-        return Response(206, kept, parts, cleanups=[file.close])
+        return Response(206, kept, parts, cleanups=cleanups)
+
+
+def _validator(st: os.stat_result) -> int:
+    """A stamp that changes whenever the file is replaced, rewritten, truncated or chmod-ed."""
+    return hash((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
+def _region(source: bytes | BinaryIO, offset: int, length: int) -> bytes | FileRegion:
+    if isinstance(source, bytes):
+        return source[offset:offset + length]
+    return FileRegion(source, offset, length)
