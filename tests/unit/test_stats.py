@@ -127,3 +127,23 @@ def test_human_size_and_uptime_words():
     assert uptime_words(1) == "1 second"
     assert uptime_words(3725) == "1 hour, 2 minutes, 5 seconds"
     assert uptime_words(90061) == "1 day, 1 hour, 1 minute, 1 second"
+
+
+def test_rows_of_exited_processes_are_reused_with_their_counts(tmp_path):
+    """A process per connection (the forking front) must neither lose counts nor run out of rows."""
+    stats = Stats.create(str(tmp_path / "stats"))
+    children = 300  # more than there are rows
+    for _ in range(children):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                stats.record(200, 10)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    stats.record(404, 1)
+    snapshot = stats.snapshot()
+    assert snapshot["requests_total"] == children + 1
+    assert snapshot["responses"] == {"200": children, "404": 1}
+    assert snapshot["bytes_sent"] == children * 10 + 1
+    assert stats.cells.get(1) <= 3  # rows in use: the shared row, one child row reused, the parent's

@@ -72,6 +72,10 @@ class SharedCells:
     def set_float(self, index: int, value: float) -> None:
         _FLOAT.pack_into(self._map, index * _CELL.size, value)
 
+    def row(self, start: int, layout: struct.Struct) -> tuple[int, ...]:
+        """Cells from `start` read at once with `layout` (no lock: a row is written by one process)."""
+        return layout.unpack_from(self._map, start * _CELL.size)
+
     def add_many(self, increments: dict[int, int]) -> None:
         with self.locked():
             for index, amount in increments.items():

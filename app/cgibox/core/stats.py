@@ -1,21 +1,46 @@
-"""Server-wide traffic counters and uptime, shared by every process of one server."""
+"""Server-wide traffic counters and uptime, shared by every process of one server.
+
+Each process adds to a row of its own in a SharedCells file, so counting a request takes no
+system call and no lock shared with other processes; a reader sums the rows. A row whose process
+has exited keeps its counts and is taken over, counts included, by the next process that needs one.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
+import threading
 import time
 from datetime import UTC, datetime
 
 from cgibox.core.shared import SharedCells
 
-# cell layout of the stats file
-_STARTED_AT = 0
+# the file: a header, then ROWS rows of ROW cells
+_STARTED_AT = 0  # float: when the server started
+_ROWS_USED = 1  # rows 0..n-1 are in use (readers sum these)
+_HEADER = 2
+# a row: its owner's pid, then the counters
+_OWNER = 0
 _REQUESTS = 1
 _BYTES_SENT = 2
 _CGI_RUNS = 3
 _STATUS_BASE = 4  # one cell for each status 100..599
 _STATUS_COUNT = 500
-CELLS = _STATUS_BASE + _STATUS_COUNT
+ROW = _STATUS_BASE + _STATUS_COUNT
+# row 0 is shared (updated under the file lock) by processes that find every other row taken
+ROWS = 256
+CELLS = _HEADER + ROWS * ROW
+_ROW_FORMAT = struct.Struct(f"<{ROW}q")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Stats:
@@ -26,6 +51,13 @@ class Stats:
         with self.cells.locked():
             if started_at is not None or self.cells.get_float(_STARTED_AT) == 0.0:
                 self.cells.set_float(_STARTED_AT, started_at or time.time())
+        self._row_pid = 0  # the process the row below was claimed for
+        self._row = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a lock held by another thread at fork time stays held
 
     @classmethod
     def create(cls, path: str) -> Stats:
@@ -40,16 +72,57 @@ class Stats:
     def started_at(self) -> float:
         return self.cells.get_float(_STARTED_AT)
 
+    def _claim_row(self, pid: int) -> int:
+        """A row for this process: a free or orphaned one, a new one, or else the shared row 0."""
+        cells = self.cells
+        with cells.locked():
+            used = max(1, cells.get(_ROWS_USED))  # row 0 always counts
+            for row in range(1, used):
+                owner = cells.get(_HEADER + row * ROW + _OWNER)
+                if owner == 0 or not _alive(owner):
+                    break
+            else:
+                row = used if used < ROWS else 0
+                if row:
+                    cells.set(_ROWS_USED, used + 1)
+            if row:
+                cells.set(_HEADER + row * ROW + _OWNER, pid)
+        return row
+
     def record(self, status: int, bytes_sent: int, cgi_run: bool = False) -> None:
-        increments = {_REQUESTS: 1, _BYTES_SENT: bytes_sent}
+        pid = os.getpid()
+        if self._row_pid != pid:
+            with self._lock:
+                if self._row_pid != pid:
+                    self._row = self._claim_row(pid)
+                    self._row_pid = pid
+        base = _HEADER + self._row * ROW
+        cells = self.cells
+        with self._lock:
+            if self._row == 0:  # the shared row: other processes write it too
+                with cells.locked():
+                    self._add(cells, base, status, bytes_sent, cgi_run)
+            else:
+                self._add(cells, base, status, bytes_sent, cgi_run)
+
+    @staticmethod
+    def _add(cells: SharedCells, base: int, status: int, bytes_sent: int, cgi_run: bool) -> None:
+        cells.set(base + _REQUESTS, cells.get(base + _REQUESTS) + 1)
+        cells.set(base + _BYTES_SENT, cells.get(base + _BYTES_SENT) + bytes_sent)
         if 100 <= status <= 599:
-            increments[_STATUS_BASE + status - 100] = 1
+            index = base + _STATUS_BASE + status - 100
+            cells.set(index, cells.get(index) + 1)
         if cgi_run:
-            increments[_CGI_RUNS] = 1
-        self.cells.add_many(increments)
+            cells.set(base + _CGI_RUNS, cells.get(base + _CGI_RUNS) + 1)
+
+    def totals(self) -> list[int]:
+        """Every counter summed over the rows in use (the owner column is meaningless here)."""
+        used = max(1, self.cells.get(_ROWS_USED))
+        rows = [self.cells.row(_HEADER + row * ROW, _ROW_FORMAT) for row in range(used)]
+        return [sum(column) for column in zip(*rows, strict=True)]
 
     def snapshot(self) -> dict:
-        values = self.cells.snapshot(0, CELLS)
+        values = self.totals()
         started_at = self.started_at
         now = time.time()
         responses = {
