@@ -14,6 +14,7 @@ import selectors
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -59,7 +60,16 @@ class DeadlineRaw(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         self._before_recv()
-        return self._sock.recv_into(buffer)
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
+            raise TimeoutError from None
+
+
+def _timeval(seconds: float) -> bytes:
+    """A struct timeval for SO_RCVTIMEO / SO_SNDTIMEO; never zero, which would mean 'no timeout'."""
+    micro = max(1, round(seconds * 1e6))
+    return struct.pack("ll", micro // 1_000_000, micro % 1_000_000)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -71,6 +81,10 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # a blocking socket whose timeouts the kernel keeps (SO_RCVTIMEO / SO_SNDTIMEO): Python's
+        # own socket timeouts cost a poll() before every recv and send, and fcntl calls to change
+        self.connection.settimeout(None)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(IO_TIMEOUT))
         self._head_deadline: float | None = None
         self.rfile = io.BufferedReader(DeadlineRaw(self.connection, self._before_recv), self.rbufsize)
         self.wfile = None  # type: ignore[assignment]  # writes go straight to the socket
@@ -121,20 +135,22 @@ class Handler(BaseHTTPRequestHandler):
             self._answer_early(app, error.status, request_line, error.detail)
             return
         self._head_deadline = None  # the body and the response have IO_TIMEOUT per operation
-        self._set_timeout(IO_TIMEOUT)
         response = app.handle(request)
         self._send(app, request, response)
 
     def _before_recv(self) -> None:
-        """Called by rfile before every recv: while a head is read, its deadline bounds the wait."""
+        """Called by rfile before every recv: while a head is read, its deadline bounds the wait;
+        a body's reads wait at most IO_TIMEOUT each."""
         deadline = self._head_deadline
         if deadline is None:
+            if self._socket_timeout != IO_TIMEOUT:
+                self._set_timeout(IO_TIMEOUT)
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        # settimeout costs two fcntl calls: only move the socket's timeout when the deadline is
-        # meaningfully nearer than it (one call per request head instead of one per recv)
+        # only move the receive timeout when the deadline is meaningfully nearer than it: one
+        # setsockopt per request head at most, none on a busy keep-alive connection
         if remaining < self._socket_timeout - DEADLINE_SLACK:
             self._set_timeout(remaining)
 
@@ -150,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.readline(limit)
 
     def _set_timeout(self, seconds: float) -> None:
-        self.connection.settimeout(seconds)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
         self._socket_timeout = seconds
 
     def _read_request_line(self, deadline: float) -> bytes | None:
@@ -271,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
                 if buffer:
                     sock.sendall(buffer)
                     buffer.clear()
-                sent += sock.sendfile(part.file, part.offset, part.length)
+                sent += self._sendfile(part)
                 continue
             if not part:
                 continue
@@ -285,6 +301,23 @@ class Handler(BaseHTTPRequestHandler):
         if buffer:
             sock.sendall(buffer)
         return sent
+
+
+    def _sendfile(self, part: FileRegion) -> int:
+        """os.sendfile from the region's offset (socket.sendfile would wait forever on a blocking
+        socket whose SO_SNDTIMEO ran out); a file that shrank meanwhile cuts the connection."""
+        out_fd, in_fd = self.connection.fileno(), part.file.fileno()
+        offset, remaining = part.offset, part.length
+        while remaining > 0:
+            try:
+                sent = os.sendfile(out_fd, in_fd, offset, min(remaining, 1 << 30))
+            except BlockingIOError:
+                raise TimeoutError from None
+            if sent == 0:
+                raise ConnectionCut  # the file is shorter than the Content-Length already sent
+            offset += sent
+            remaining -= sent
+        return part.length
 
 
 class CgiboxServerMixin:
