@@ -91,8 +91,9 @@ def _undecodable(name: str) -> bool:
 
 
 class StampedCache(Generic[T]):
-    """A small LRU of values that stay valid while their stamp is unchanged, and at most `ttl`
-    seconds (listings: a file growing in place changes no folder's mtime)."""
+    """A small cache of values that stay valid while their stamp is unchanged, and at most `ttl`
+    seconds (listings: a file growing in place changes no folder's mtime); the oldest entry
+    goes first when it is full."""
 
     def __init__(self, size: int = 256, ttl: float | None = LISTING_TTL) -> None:
         self.size = size
@@ -101,19 +102,19 @@ class StampedCache(Generic[T]):
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, stamp: int) -> T | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or item[1] != stamp:
-                return None
-            if self.ttl is not None and time.monotonic() - item[0] >= self.ttl:
-                return None
-            self._items.move_to_end(key)
-            return item[2]
+        # no lock: a dict lookup is atomic, and every request of every thread passes here;
+        # eviction is therefore by age of insertion rather than of use
+        item = self._items.get(key)
+        if item is None or item[1] != stamp:
+            return None
+        if self.ttl is not None and time.monotonic() - item[0] >= self.ttl:
+            return None
+        return item[2]
 
     def put(self, key: Hashable, stamp: int, value: T) -> None:
         with self._lock:
+            self._items.pop(key, None)  # re-inserted: now the newest
             self._items[key] = (time.monotonic(), stamp, value)
-            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
