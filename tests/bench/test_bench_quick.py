@@ -1,0 +1,102 @@
+"""`make bench` works: one `make bench QUICK=1` run (about 1 s per cell) produces a table with every
+cell for every server. Speed is never asserted here; docs/benchmarks.md holds the real figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import run as bench
+
+REPO = Path(__file__).resolve().parents[2]
+
+# 5 servers x 5 cells x ~1 s, plus start-up and shut-down of each server
+TIME_LIMIT = 300
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk); `make bench` installs it")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = tmp_path_factory.mktemp("bench")
+    # exactly what a developer types, so the Makefile target is proven too
+    outputs = f"--output {out / 'quick.md'} --json {out / 'quick.json'} --chart {out / 'quick.png'}"
+    command = ["make", "-s", "bench", "QUICK=1", f"BENCH_ARGS={outputs}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIME_LIMIT, cwd=REPO,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, done.stdout
+
+
+def gunicorn_front_exists() -> bool:
+    sys.path.insert(0, str(REPO / "app"))
+    return importlib.util.find_spec("cgibox.fronts.gunicorn_app") is not None
+
+
+def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
+    out, _ = quick_run
+    table = (out / "quick.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    for cell in bench.CELLS:
+        for server in bench.SERVERS:
+            start = f"| {cell.title} | {cell.connections} | {server.label} |"
+            assert any(row.startswith(start) for row in rows), f"no row for {server.label} / {cell.title}"
+    assert "## Targets (threading front)" in table
+    for cell in bench.CELLS:
+        if cell.target is not None:
+            assert f"| {cell.title} ≥ {cell.target:g}× http.server |" in table
+    assert "| zero errors everywhere |" in table
+    for key in ("CPU", "cores", "Python", "wrk", "date"):
+        assert f"| {key} | " in table
+
+
+def test_every_available_server_ran_every_cell(quick_run):
+    out, _ = quick_run
+    data = json.loads((out / "quick.json").read_text())
+    for server in bench.SERVERS:
+        results = {r["cell"]: r for r in data["results"] if r["server"] == server.key}
+        assert set(results) == {cell.key for cell in bench.CELLS}, server.key
+        if server.key.startswith("gunicorn") and not gunicorn_front_exists():
+            assert all(r["status"] == "not available" for r in results.values())
+            continue
+        for cell_key, result in results.items():
+            if server.key == bench.BASELINE and cell_key == "cgi" and not bench.has_stdlib_cgi():
+                assert result["status"] == "skipped"
+                continue
+            assert result["status"] == "ok", (server.key, cell_key, result["note"])
+            assert result["bytes"] > 0 and result["duration_s"] > 0, (server.key, cell_key)
+
+
+def test_chart_and_progress(quick_run):
+    out, stdout = quick_run
+    charts = [path for path in (out / "quick.png", out / "quick.svg") if path.exists()]
+    assert charts and charts[0].stat().st_size > 0
+    assert charts[0].name in (out / "quick.md").read_text()
+    total = len(bench.SERVERS) * len(bench.CELLS)
+    assert f"[ 1/{total}]" in stdout and f"[{total}/{total}]" in stdout
+
+
+def test_quick_run_leaves_docs_alone():
+    args = bench.parse_args(["--quick"])
+    assert args.output == REPO / "bench" / "results" / "quick.md"
+    assert args.chart.parent == args.json.parent == REPO / "bench" / "results"
+    assert args.duration <= 1.0
+
+
+def test_render_only_rewrites_the_same_table(quick_run, tmp_path):
+    out, _ = quick_run
+    again = tmp_path / "again.md"
+    assert bench.main(["--render-only", "--json", str(out / "quick.json"), "--output", str(again),
+                       "--chart", str(tmp_path / "again.png")]) == 0
+    # the chart may be a PNG or an SVG depending on whether this interpreter has matplotlib
+    chart = re.compile(r"(quick|again)\.(png|svg)")
+    assert chart.sub("CHART", again.read_text()) == chart.sub("CHART", (out / "quick.md").read_text())
