@@ -51,13 +51,13 @@ class Stats:
         with self.cells.locked():
             if started_at is not None or self.cells.get_float(_STARTED_AT) == 0.0:
                 self.cells.set_float(_STARTED_AT, started_at or time.time())
-        self._row_pid = 0  # the process the row below was claimed for
-        self._row = 0
+        self._row: int | None = None  # this process's row, claimed on its first count
         self._lock = threading.Lock()
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()  # a lock held by another thread at fork time stays held
+        self._row = None  # a child counts in a row of its own
 
     @classmethod
     def create(cls, path: str) -> Stats:
@@ -90,15 +90,11 @@ class Stats:
         return row
 
     def record(self, status: int, bytes_sent: int, cgi_run: bool = False) -> None:
-        pid = os.getpid()
-        if self._row_pid != pid:
-            with self._lock:
-                if self._row_pid != pid:
-                    self._row = self._claim_row(pid)
-                    self._row_pid = pid
-        base = _HEADER + self._row * ROW
         cells = self.cells
         with self._lock:
+            if self._row is None:
+                self._row = self._claim_row(os.getpid())
+            base = _HEADER + self._row * ROW
             if self._row == 0:  # the shared row: other processes write it too
                 with cells.locked():
                     self._add(cells, base, status, bytes_sent, cgi_run)

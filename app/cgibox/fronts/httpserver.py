@@ -323,6 +323,9 @@ class Handler(BaseHTTPRequestHandler):
 class CgiboxServerMixin:
     """Listening socket set-up, connection tracking for graceful stops, and the serve loop."""
 
+    # socketserver's default backlog of 5 drops connections that arrive together (a browser
+    # opens six); dropped SYNs come back only after a second
+    request_queue_size = 1024
     app: App
     stopping = False
     address_family: int
