@@ -51,8 +51,10 @@ SPOOL_IN_MEMORY = 1024 * 1024
 TERM_GRACE = 0.5
 # a script whose output has ended gets this long to exit by itself before it is ended
 EXIT_WAIT = 0.2
-# threads feeding stdin and logging stderr are waited for this long once the script is gone
+# the thread feeding stdin is waited for this long once the script is gone
 THREAD_JOIN = 1.0
+# stderr is read to its end for this long once the script is gone (a leftover child may hold it)
+STDERR_DRAIN = 0.2
 MAX_LOCAL_REDIRECTS = 8
 RETRY_AFTER = "1"
 MAX_LOG_LINE = 4096
@@ -125,15 +127,17 @@ class ScriptSlots:
             return free, marker
 
     def assign(self, index: int, old: int, pid: int) -> int:
-        with self.cells.locked():
-            if self.cells.get(index) == old:
-                self.cells.set(index, pid)
+        """The reserved slot now names the script. No lock: a slot marked with a live process's
+        reservation is written by that process alone."""
+        if self.cells.get(index) == old:
+            self.cells.set(index, pid)
         return pid
 
     def release(self, index: int, holder: int) -> None:
-        with self.cells.locked():
-            if self.cells.get(index) == holder:
-                self.cells.set(index, 0)
+        """Free the slot. No lock, as long as the caller releases while its holder still counts
+        as alive (a script not yet reaped): until then no other process takes the slot over."""
+        if self.cells.get(index) == holder:
+            self.cells.set(index, 0)
 
     def busy(self) -> int:
         with self.cells.locked():
@@ -169,8 +173,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class ScriptRun:
-    """One running script: its process (leader of its own session and process group), the threads
-    that feed its stdin and log its stderr, its stdout read against the deadline, and its slot.
+    """One running script: its process (leader of its own session and process group), the thread
+    that feeds its stdin (when there is a body), its stdout read against the deadline together
+    with its stderr (logged line by line), and its slot.
 
     `stop()` is the single way it ends, whatever happened, and runs once: the group is ended if
     the script is still running (SIGTERM, TERM_GRACE, SIGKILL), the leader is reaped, the pipes
@@ -191,13 +196,22 @@ class ScriptRun:
         self.eof = False
         self.spool = spool
         self._stopped = False
+        self._slot_released = False
         self._lock = threading.Lock()
         assert process.stdout is not None and process.stderr is not None
         self._stdout_fd = process.stdout.fileno()
+        self._stderr_fd: int | None = process.stderr.fileno()
+        self._stderr_pending = b""
+        # stdout and stderr are read in one poll loop by the request's own thread: no thread
+        # per run just to carry log lines
         self._poll = select.poll()
         self._poll.register(self._stdout_fd, select.POLLIN)
-        self._threads = [threading.Thread(target=self._log_stderr, daemon=True,
-                                          name=f"cgi-stderr-{process.pid}")]
+        self._poll.register(self._stderr_fd, select.POLLIN)
+        self._threads: list[threading.Thread] = []
+        try:
+            self._pidfd: int | None = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):  # not Linux >= 5.3: _wait_exit polls instead
+            self._pidfd = None
         if stdin_source is not None:
             self._threads.append(threading.Thread(target=self._feed, args=(stdin_source, first),
                                                   daemon=True, name=f"cgi-stdin-{process.pid}"))
@@ -233,33 +247,52 @@ class ScriptRun:
             except OSError:
                 pass
 
-    def _log_stderr(self) -> None:
-        """Each line the script writes to stderr becomes one server-log line tagged with its name."""
-        stderr = self.process.stderr
-        assert stderr is not None
-        pending = b""
+    def _read_stderr(self) -> bool:
+        """Log what the script has written to stderr, one server-log line per line; False at EOF."""
+        fd = self._stderr_fd
+        if fd is None:
+            return False
         try:
-            while True:
-                try:
-                    data = os.read(stderr.fileno(), 8192)
-                except OSError:
-                    break
-                if not data:
-                    break
-                pending += data
-                *lines, pending = pending.split(b"\n")
-                while len(pending) > MAX_LOG_LINE:
-                    lines.append(pending[:MAX_LOG_LINE])
-                    pending = pending[MAX_LOG_LINE:]
-                for line in lines:
-                    self._log_line(line)
-            if pending:
-                self._log_line(pending)
-        finally:
-            try:
-                stderr.close()
-            except OSError:
-                pass
+            data = os.read(fd, 8192)
+        except OSError:
+            data = b""
+        if not data:
+            self._close_stderr()
+            return False
+        pending = self._stderr_pending + data
+        *lines, pending = pending.split(b"\n")
+        while len(pending) > MAX_LOG_LINE:
+            lines.append(pending[:MAX_LOG_LINE])
+            pending = pending[MAX_LOG_LINE:]
+        self._stderr_pending = pending
+        for line in lines:
+            self._log_line(line)
+        return True
+
+    def _close_stderr(self) -> None:
+        fd, self._stderr_fd = self._stderr_fd, None
+        if fd is None:
+            return
+        if self._stderr_pending:
+            self._log_line(self._stderr_pending)
+            self._stderr_pending = b""
+        try:
+            self._poll.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+    def _drain_stderr(self, timeout: float) -> None:
+        """What is left on stderr once the script has ended (a leftover child may hold it open:
+        give up after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while self._stderr_fd is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._stderr_fd], [], [], remaining)[0]:
+                break
+            self._read_stderr()
+        self._close_stderr()
 
     def _log_line(self, line: bytes) -> None:
         text = line.rstrip(b"\r").decode("utf-8", "replace")
@@ -273,11 +306,13 @@ class ScriptRun:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise ScriptTimeout
-            if self._poll.poll(math.ceil(remaining * 1000)):
-                data = os.read(self._stdout_fd, READ_SIZE)
-                if not data:
-                    self.eof = True
-                return data
+            for fd, _ in self._poll.poll(math.ceil(remaining * 1000)):
+                if fd == self._stdout_fd:
+                    data = os.read(self._stdout_fd, READ_SIZE)
+                    if not data:
+                        self.eof = True
+                    return data
+                self._read_stderr()
 
     def read_head(self) -> tuple[bytes, bytes]:
         """(head up to and including its blank line, body bytes already read after it)."""
@@ -339,6 +374,11 @@ class ScriptRun:
             return True
 
     def _wait_exit(self, timeout: float) -> bool:
+        if self._pidfd is not None:
+            # the pidfd becomes readable when the process exits: no sleeping in steps
+            if not select.select([self._pidfd], [], [], timeout)[0]:
+                return self._exited()
+            return True
         deadline = time.monotonic() + timeout
         pause = 0.002
         while not self._exited():
@@ -367,6 +407,7 @@ class ScriptRun:
                 _killpg(pid, signal.SIGTERM)
                 self._wait_exit(TERM_GRACE)
                 _killpg(pid, signal.SIGKILL)
+            self._release_slot()  # before reaping: an unreaped script still holds it
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
@@ -374,18 +415,27 @@ class ScriptRun:
         finally:
             self._release()
 
+    def _release_slot(self) -> None:
+        if not self._slot_released:
+            self._slot_released = True
+            self.slots.release(self.slot, self.holder)
+
     def _release(self) -> None:
+        self._drain_stderr(STDERR_DRAIN)
         try:
             self._poll.unregister(self._stdout_fd)
         except (KeyError, ValueError):
             pass
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         for thread in self._threads:
             thread.join(THREAD_JOIN)
         if self.spool is not None:
             self.spool.close()
-        self.slots.release(self.slot, self.holder)
+        self._release_slot()
         with _RUNNING_LOCK:
             _RUNNING.discard(self)
 
