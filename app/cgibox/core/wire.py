@@ -31,6 +31,9 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 TLS_HANDSHAKE_PREFIX = b"\x16\x03"
+# the 400 page's detail and the server-log line for a TLS handshake on this plain-HTTP port
+TLS_ON_PLAIN_PORT = "This port speaks plain HTTP; HTTPS was tried."
+TLS_LOG = "cgibox: {peer} tried HTTPS on this plain-HTTP port"
 
 
 def looks_like_tls(first_bytes: bytes) -> bool:
@@ -89,6 +92,13 @@ def check_limits(request: Request) -> None:
         raise HTTPError(431, "too many header fields", close_connection=True)
     if sum(len(k) + len(v) + 4 for k, v in request.headers) > MAX_HEADER_BYTES:
         raise HTTPError(431, "header block too large", close_connection=True)
+
+
+def keep_alive_after(request: Request, client_keeps_alive: bool, stopping: bool) -> bool:
+    """Whether the connection may carry another request after this one: the client wants it, the
+    server is not stopping, and the request body was read to its end (unread body bytes would be
+    parsed as the next request, so the response must say `Connection: close` instead)."""
+    return client_keeps_alive and not stopping and getattr(request.body, "finished", True)
 
 
 def wants_keep_alive(protocol: str, headers: Headers) -> bool:

@@ -129,8 +129,8 @@ class CoreErrorPages:
         addr = addr or ("-", 0)
         detail = ""
         if isinstance(exc, TLSOnPlainPort):
-            server_log(f"cgibox: {addr[0]} tried HTTPS on this plain-HTTP port")
-            detail = "This port speaks plain HTTP; HTTPS was tried."
+            server_log(wire.TLS_LOG.format(peer=addr[0]))
+            detail = wire.TLS_ON_PLAIN_PORT
         elif status == 500:
             self.log.exception("Error handling request")
         response = app.error(None, status, detail, close_connection=True)

@@ -181,10 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         if not line:
             return None
         if wire.looks_like_tls(line):
-            server_log(f"cgibox: {self.client_address[0]} tried HTTPS on this plain-HTTP port")
-            raise_tls = HTTPError(400, "This port speaks plain HTTP; HTTPS was tried.",
-                                  close_connection=True)
-            self._answer_early(self.server.app, raise_tls.status, b"<TLS handshake>", raise_tls.detail)
+            server_log(wire.TLS_LOG.format(peer=self.client_address[0]))
+            self._answer_early(self.server.app, 400, b"<TLS handshake>", wire.TLS_ON_PLAIN_PORT)
             return None
         return line
 
@@ -237,12 +235,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- writing -----------------------------------------------------------------------------
 
     def _send(self, app: App, request: Request, response: Response) -> None:
-        keep_alive = not self.close_connection and not self.server.stopping
-        if not getattr(request.body, "finished", True):
-            # an unread request body (a 405 to a POST, say) would be parsed as the next request,
-            # so the connection closes after this response: say so in the head, or the client
-            # sends its next request into a closed connection
-            keep_alive = False
+        keep_alive = wire.keep_alive_after(request, not self.close_connection, self.server.stopping)
         if response.raw_head is not None:  # an nph- script's head, untouched; its body unframed
             head, chunked, close = response.raw_head, False, True
         else:
@@ -262,9 +255,8 @@ class Handler(BaseHTTPRequestHandler):
             close = True
         finally:
             response.close()
-        body = request.body
-        if completed and not close and not getattr(body, "finished", True):
-            close = True  # an unread request body would be parsed as the next request
+        if completed and not close:
+            close = not wire.keep_alive_after(request, True, False)  # a body left unread meanwhile
         self.close_connection = close
         app.finish(request, response.status, sent, cgi_run=response.cgi_run)
 
