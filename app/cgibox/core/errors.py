@@ -22,11 +22,13 @@ class HTTPError(Exception):
         self.close_connection = close_connection
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
 def reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    """The standard reason phrase ("Unknown" for a code without one); a dict, not an Enum lookup,
+    since every response needs one."""
+    return _REASONS.get(status, "Unknown")
 
 
 def error_response(templates: Templates, request: Request | None, status: int, detail: str = "",

@@ -328,7 +328,6 @@ class CgiboxServerMixin:
         self.app = app
         self.stopping = False
         self._connections: dict[socket.socket, bool] = {}
-        self._connections_lock = threading.Lock()
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] in ("::", ""):
@@ -339,20 +338,20 @@ class CgiboxServerMixin:
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
 
+    # No lock around the connection table: each update is one atomic dict operation, and a lock
+    # would be taken by every request of every thread, and by a forked child's signal handler
+    # while the same thread may hold it. `stopping` is set before the table is read, and read
+    # after a connection is marked idle, so no idle connection is missed.
     def track(self, connection: socket.socket, busy: bool) -> None:
-        with self._connections_lock:
-            self._connections[connection] = busy
+        self._connections[connection] = busy
 
     def set_busy(self, connection: socket.socket, busy: bool) -> None:
-        with self._connections_lock:
-            self._connections[connection] = busy
-            stopping = self.stopping
-        if stopping and not busy:
+        self._connections[connection] = busy
+        if self.stopping and not busy:
             self._wake(connection)
 
     def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.pop(connection, None)
+        self._connections.pop(connection, None)
 
     @staticmethod
     def _wake(connection: socket.socket) -> None:
@@ -363,15 +362,13 @@ class CgiboxServerMixin:
 
     def close_idle_connections(self) -> None:
         """Idle keep-alive connections are closed at once; busy ones finish their request."""
-        with self._connections_lock:
-            self.stopping = True
-            idle = [conn for conn, busy in self._connections.items() if not busy]
+        self.stopping = True
+        idle = [conn for conn, busy in list(self._connections.items()) if not busy]
         for connection in idle:
             self._wake(connection)
 
     def open_connections(self) -> int:
-        with self._connections_lock:
-            return len(self._connections)
+        return len(self._connections)
 
 
 class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer):
