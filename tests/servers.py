@@ -89,22 +89,13 @@ class Server:
         return self.request("GET", path, {k.replace("_", "-"): v for k, v in headers.items()})
 
     def raw(self, data: bytes, timeout: float = 10.0, read_until_close: bool = True) -> bytes:
-        """Send bytes as they are and return everything the server sends until it closes."""
+        """Send bytes as they are and return everything the server sends until it closes (or,
+        with read_until_close=False, the first bytes it sends)."""
         with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
             sock.sendall(data)
-            chunks = []
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    chunk = sock.recv(65536)
-                except (TimeoutError, ConnectionResetError):
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                if not read_until_close:
-                    break
-            return b"".join(chunks)
+            if not read_until_close:
+                return read_from(sock, until=b"", timeout=timeout)[0]
+            return read_from(sock, timeout=timeout)[0]
 
     def stats(self) -> dict:
         return self.get("/stats?format=json").json()
@@ -127,6 +118,28 @@ class Server:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+
+def read_from(sock: socket.socket, until: bytes | None = None, data: bytes = b"",
+              timeout: float = 10.0) -> tuple[bytes, bool]:
+    """Read until `until` has arrived (b"": any bytes at all; None: until the peer closes) or
+    `timeout` passes. Returns what was read after `data`, and whether the peer closed (or reset)."""
+    deadline = time.monotonic() + timeout
+    while until is None or until not in data or (until == b"" and not data):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return data, False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
 
 
 def cgibox_command(*args: str) -> list[str]:

@@ -13,6 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.servers import read_from
+
 SH = "#!/bin/sh\n"
 PY = "#!/usr/bin/env python3\n"
 
@@ -245,17 +247,4 @@ def connect(server, request: bytes, timeout: float = 10.0) -> socket.socket:
 
 def recv_until(sock: socket.socket, marker: bytes | None, data: bytes = b"", timeout: float = 10.0) -> bytes:
     """Read until `marker` has arrived (None: until the server closes), or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while marker is None or marker not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
+    return read_from(sock, marker, data, timeout)[0]

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.behaviour.site_static import RANGE_BYTES
-from tests.servers import start_server
+from tests.servers import read_from, start_server
 
 
 def skip_without_keep_alive(server) -> None:
@@ -22,20 +22,7 @@ def skip_without_keep_alive(server) -> None:
 
 def read_until_close(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, bool]:
     """Everything the server sends, and whether it closed the connection within `timeout`."""
-    sock.settimeout(timeout)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return b"".join(chunks), True
-        except TimeoutError:
-            return b"".join(chunks), False
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-    return b"".join(chunks), False
+    return read_from(sock, timeout=timeout)
 
 
 def one_response(sock: socket.socket, method: str = "GET") -> http.client.HTTPResponse:

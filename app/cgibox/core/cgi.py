@@ -37,7 +37,7 @@ from cgibox.core.errors import HTTPError
 from cgibox.core.paths import resolve, safe_segments
 from cgibox.core.request import EMPTY_BODY, Headers, Request
 from cgibox.core.response import ConnectionCut, Response
-from cgibox.core.shared import SharedCells
+from cgibox.core.shared import SharedCells, process_alive
 from cgibox.core.wire import SERVER
 
 if TYPE_CHECKING:
@@ -81,26 +81,16 @@ class Script:
 
 # -- --cgi-max across processes ------------------------------------------------------------------
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _holder_alive(value: int) -> bool:
     """A slot's value names a live holder: a running script (a session leader, so a recycled pid
     of some other process hardly ever passes), or a live process that is starting one."""
     if value > 0:
         try:
-            return _pid_alive(value) and os.getpgid(value) == value
+            return process_alive(value) and os.getpgid(value) == value
         except ProcessLookupError:
             return False
     if value < 0:
-        return _pid_alive(-value)
+        return process_alive(-value)
     return False
 
 

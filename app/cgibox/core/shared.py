@@ -20,6 +20,17 @@ _CELL = struct.Struct("<q")
 _FLOAT = struct.Struct("<d")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or not): cells often name their owner."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class SharedCells:
     """`count` signed 64-bit cells in a file mapped MAP_SHARED; `add` and `read` are atomic."""
 

@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from cgibox.core.shared import SharedCells
+from cgibox.core.shared import SharedCells, process_alive
 
 # the file: a header, then ROWS rows of ROW cells
 _STARTED_AT = 0  # float: when the server started
@@ -31,16 +31,6 @@ ROW = _STATUS_BASE + _STATUS_COUNT
 ROWS = 256
 CELLS = _HEADER + ROWS * ROW
 _ROW_FORMAT = struct.Struct(f"<{ROW}q")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Stats:
@@ -79,7 +69,7 @@ class Stats:
             used = max(1, cells.get(_ROWS_USED))  # row 0 always counts
             for row in range(1, used):
                 owner = cells.get(_HEADER + row * ROW + _OWNER)
-                if owner == 0 or not _alive(owner):
+                if owner == 0 or not process_alive(owner):
                     break
             else:
                 row = used if used < ROWS else 0
