@@ -399,3 +399,42 @@ def test_looks_like_tls():
     assert wire.looks_like_tls(b"\x16")  # the first byte may arrive alone
     assert not wire.looks_like_tls(b"\x16\x04")
     assert not wire.looks_like_tls(b"")
+
+
+# -- HeadParser: the head as the socket front feeds it, line by line --------------------------------
+
+def feed_all(head: wire.HeadParser, lines: list[bytes]) -> bool:
+    return any(head.feed(line) for line in lines)
+
+
+def test_head_parser_builds_the_head():
+    head = wire.HeadParser(b"GET /a?b HTTP/1.1\r\n")
+    assert not head.feed(b"Host: x\r\n")
+    assert not head.feed(b"Accept: */*\n")
+    assert head.feed(b"\r\n")
+    assert (head.method, head.target, head.protocol) == ("GET", "/a?b", "HTTP/1.1")
+    assert head.headers.get("host") == "x" and head.headers.get("accept") == "*/*"
+
+
+@pytest.mark.parametrize("line, status", [
+    (b"GET /" + b"a" * wire.MAX_REQUEST_LINE + b" HTTP/1.1", 414),  # cut off by the read limit
+    (b"GET / HTTP/1.1", 400),  # short, but the connection ended before its line end
+])
+def test_head_parser_refuses_an_unfinished_request_line(line, status):
+    with pytest.raises(HTTPError) as caught:
+        wire.HeadParser(line)
+    assert caught.value.status == status
+
+
+def test_head_parser_limits_fields_and_size():
+    head = wire.HeadParser(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(HTTPError) as caught:
+        feed_all(head, [b"X-%d: v\r\n" % i for i in range(wire.MAX_HEADER_FIELDS + 1)])
+    assert caught.value.status == 431
+    head = wire.HeadParser(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(HTTPError) as caught:
+        feed_all(head, [b"X-Big-%d: " % i + b"v" * 8000 + b"\r\n" for i in range(9)])
+    assert caught.value.status == 431
+    with pytest.raises(HTTPError) as caught:
+        wire.HeadParser(b"GET / HTTP/1.1\r\n").feed(b"X-Unended: v")
+    assert caught.value.status == 431

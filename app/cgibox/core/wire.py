@@ -84,6 +84,37 @@ def parse_header_line(line: bytes) -> tuple[str, str]:
     return name.decode("ascii"), value.decode("latin-1")
 
 
+# the most bytes a front needs to read for one line to judge it (the extra bytes tell "too long")
+REQUEST_LINE_READ = MAX_REQUEST_LINE + 3
+HEADER_LINE_READ = MAX_HEADER_BYTES + 1
+
+
+class HeadParser:
+    """A request head fed line by line, as the socket front reads it: the request line, then
+    header lines up to the blank one, under the contract's limits (400, 414, 431, 505)."""
+
+    def __init__(self, request_line: bytes) -> None:
+        """`request_line` as read, line end included (at most REQUEST_LINE_READ bytes)."""
+        if not request_line.endswith(b"\n"):
+            raise HTTPError(414 if len(request_line) > MAX_REQUEST_LINE else 400, close_connection=True)
+        self.method, self.target, self.protocol = parse_request_line(request_line.rstrip(b"\r\n"))
+        self.headers = Headers()
+        self._size = 0
+
+    def feed(self, line: bytes) -> bool:
+        """One header line as read (at most HEADER_LINE_READ bytes); True once the head is complete."""
+        self._size += len(line)
+        if self._size > MAX_HEADER_BYTES or not line.endswith(b"\n"):
+            raise HTTPError(431, "header block too large", close_connection=True)
+        line = line.rstrip(b"\r\n")
+        if not line:
+            return True
+        if len(self.headers) >= MAX_HEADER_FIELDS:
+            raise HTTPError(431, "too many header fields", close_connection=True)
+        self.headers.add(*parse_header_line(line))
+        return False
+
+
 def check_limits(request: Request) -> None:
     """The contract's limits, for fronts that parsed the request themselves."""
     if len(request.target) + len(request.method) + len(request.protocol) + 2 > MAX_REQUEST_LINE:

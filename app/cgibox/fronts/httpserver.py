@@ -25,7 +25,7 @@ from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.errors import HTTPError
-from cgibox.core.request import Headers, Request
+from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
 
@@ -175,9 +175,9 @@ class Handler(BaseHTTPRequestHandler):
         if wire.looks_like_tls(self._peek(deadline)):
             line = wire.TLS_HANDSHAKE_PREFIX
         else:
-            line = self._read_line(wire.MAX_REQUEST_LINE + 3, deadline)
+            line = self._read_line(wire.REQUEST_LINE_READ, deadline)
             if line in (b"\r\n", b"\n"):  # one empty line before a request is tolerated (RFC 9112 2.2)
-                line = self._read_line(wire.MAX_REQUEST_LINE + 3, deadline)
+                line = self._read_line(wire.REQUEST_LINE_READ, deadline)
         if not line:
             return None
         if wire.looks_like_tls(line):
@@ -187,24 +187,14 @@ class Handler(BaseHTTPRequestHandler):
         return line
 
     def _read_request(self, app: App, line: bytes, deadline: float) -> Request:
-        if not line.endswith(b"\n"):
-            raise HTTPError(414 if len(line) > wire.MAX_REQUEST_LINE else 400, close_connection=True)
-        method, target, protocol = wire.parse_request_line(line.rstrip(b"\r\n"))
-        headers = Headers()
-        total = 0
+        head = wire.HeadParser(line)
         while True:
-            raw = self._read_line(wire.MAX_HEADER_BYTES + 1, deadline)
+            raw = self._read_line(wire.HEADER_LINE_READ, deadline)
             if not raw:
                 raise ClientGone
-            total += len(raw)
-            if total > wire.MAX_HEADER_BYTES or not raw.endswith(b"\n"):
-                raise HTTPError(431, "header block too large", close_connection=True)
-            raw = raw.rstrip(b"\r\n")
-            if not raw:
+            if head.feed(raw):
                 break
-            if len(headers) >= wire.MAX_HEADER_FIELDS:
-                raise HTTPError(431, "too many header fields", close_connection=True)
-            headers.add(*wire.parse_header_line(raw))
+        method, target, protocol, headers = head.method, head.target, head.protocol, head.headers
         request = Request(method=method, target=target, protocol=protocol, headers=headers,
                           remote_addr=self.client_address[0], remote_port=self.client_address[1],
                           server_name=self.server.server_name, server_port=self.server.server_port)
