@@ -39,7 +39,8 @@ class ConnectionCut(Exception):
 
 @dataclass(slots=True)
 class Response:
-    """What the core answers. `body` is sent as it is; `content_length` is None when unknown.
+    """What the core answers. `body` is sent as it is; without a Content-Length header its
+    length is unknown and the front frames it (chunked, or closing the connection).
 
     `close_connection` asks the front to close after this response. `cleanups` run once the
     front has finished with the body, sent or not (they close files, reap processes).
@@ -65,17 +66,6 @@ class Response:
             if key.lower() == lname:
                 return value
         return None
-
-    def set_header(self, name: str, value: str) -> None:
-        lname = name.lower()
-        self.headers = [(k, v) for k, v in self.headers if k.lower() != lname]
-        self.headers.append((name, value))
-
-    @property
-    def content_length(self) -> int | None:
-        """The body's length when it is known without consuming it."""
-        value = self.header("Content-Length")
-        return int(value) if value is not None else None
 
     def parts(self) -> Iterator[BodyPart]:
         """The body as a sequence of bytes and file regions."""

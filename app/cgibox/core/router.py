@@ -15,6 +15,7 @@ from cgibox import __version__
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
+from cgibox.core.cgi import CGIRunner
 from cgibox.core.errors import HTTPError, error_response
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
@@ -40,14 +41,7 @@ class App:
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
         self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,))
-        self.cgi = self._make_cgi()
-
-    def _make_cgi(self):
-        try:
-            from cgibox.core.cgi import CGIRunner
-        except ImportError:
-            return None
-        return CGIRunner(self)
+        self.cgi = CGIRunner(self)
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -97,8 +91,6 @@ class App:
                 return self.stats_page(request)
             return self.metrics()
         if decoded == "/cgi-bin" or decoded.startswith(CGI_PREFIX):
-            if self.cgi is None:
-                raise HTTPError(404)
             return self.cgi.run(request, decoded)
         return self.static.serve(request, decoded)
 
