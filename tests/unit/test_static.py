@@ -274,6 +274,7 @@ def test_head_ignores_range(app):
 @pytest.mark.parametrize(("accept", "coding"), [
     ("gzip", "gzip"), ("br", "br"), ("gzip, br", "br"), ("br;q=0, gzip", "gzip"), ("GZIP", "gzip"),
     ("gzip;q=0", None), ("identity", None), ("", None), ("deflate", None), ("gzip;q=0.5", "gzip"),
+    ("*", "br"), ("br;q=0, *", "gzip"), ("*;q=0", None), ("gzip;q=0, br;q=0, *", None),
 ])
 def test_precompressed_selection(app, accept, coding):
     fields = {"accept_encoding": accept} if accept else {}

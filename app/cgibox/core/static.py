@@ -62,10 +62,12 @@ def content_type_for(path: str) -> str:
 
 
 def accepted_codings(header: str | None) -> set[str]:
-    """Content codings the client accepts with q > 0 (RFC 9110 12.5.3)."""
+    """Content codings the client accepts with q > 0 (RFC 9110 12.5.3); "*" stands for every
+    coding the header does not name, so it admits the precompressed ones not refused by name."""
     if not header:
         return set()
     accepted = set()
+    named = set()
     for item in header.split(","):
         coding, _, params = item.strip().partition(";")
         coding = coding.strip().lower()
@@ -77,8 +79,11 @@ def accepted_codings(header: str | None) -> set[str]:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
+        named.add(coding)
         if coding and quality > 0:
             accepted.add(coding)
+    if "*" in accepted:
+        accepted |= {coding for coding, _ in ENCODINGS if coding not in named}
     return accepted
 
 
