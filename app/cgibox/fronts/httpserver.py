@@ -34,6 +34,9 @@ IO_TIMEOUT = 60.0
 # file regions up to this size are read and sent with the head in one write
 INLINE_FILE_LIMIT = 64 * 1024
 SEND_BUFFER = 64 * 1024
+# closing with unread request bytes: read and drop at most this much, this long, first
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1024 * 1024
 # how late a head deadline may fire, traded for fewer settimeout calls
 DEADLINE_SLACK = 0.25
 
@@ -205,6 +208,27 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = not wire.wants_keep_alive(protocol, headers)
         return request
 
+    def _linger(self) -> None:
+        """Closing with request bytes unread makes the kernel answer them with a reset, which can
+        destroy the response before the client reads it (a 413 while the body is still coming):
+        stop writing, then read and drop what the client still sends, briefly (Apache's
+        lingering close)."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            dropped = 0
+            while dropped < LINGER_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.connection.settimeout(remaining)
+                data = self.connection.recv(65536)
+                if not data:
+                    break
+                dropped += len(data)
+        except OSError:  # timed out, reset, or already closed: nothing more to do
+            pass
+
     def _send_continue(self) -> None:
         self.connection.sendall(wire.CONTINUE)
 
@@ -217,6 +241,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self.connection.settimeout(5)
             self.connection.sendall(head + body)
+            if status != 408:  # a client that timed out is not sending
+                self._linger()
         except OSError:
             pass
         line = request_line.rstrip(b"\r\n").decode("latin-1") if request_line else ""
@@ -245,9 +271,10 @@ class Handler(BaseHTTPRequestHandler):
             close = True
         finally:
             response.close()
-        if completed and not close:
-            close = not wire.keep_alive_after(request, True, False)  # a body left unread meanwhile
-        self.close_connection = close
+        unread = not wire.keep_alive_after(request, True, False)  # the body was not read to its end
+        if completed and close and unread:
+            self._linger()
+        self.close_connection = close or unread
         app.finish(request, response.status, sent, cgi_run=response.cgi_run)
 
     def _write_body(self, head: bytes, response: Response, chunked: bool) -> int:
