@@ -69,7 +69,8 @@ class Stats:
             used = max(1, cells.get(_ROWS_USED))  # row 0 always counts
             for row in range(1, used):
                 owner = cells.get(_HEADER + row * ROW + _OWNER)
-                if owner == 0 or not process_alive(owner):
+                # free, left by an exited process, or left by an earlier process with our (reused) pid
+                if owner in (0, pid) or not process_alive(owner):
                     break
             else:
                 row = used if used < ROWS else 0
