@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,6 +180,17 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"cgibox printed no start-up line in {timeout} s: {err_path.read_text()}")
+
+
+def serving(front: str, site_dirs: tuple[Path, Path], tmp: Path,
+            extra: list[str] | None = None) -> Iterator[Server]:
+    """For a module-scoped fixture: `yield from serving(...)` runs one server for the module."""
+    root, cgi_dir = site_dirs
+    running = start_server(front, root, cgi_dir, tmp, extra)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def _wait_healthy(server: Server, deadline: float) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.behaviour import site
-from tests.servers import Server, selected_fronts, start_server
+from tests.servers import Server, selected_fronts, serving, start_server
 
 FRONTS = selected_fronts()
 
@@ -30,10 +30,7 @@ def front(request) -> str:
 
 @pytest.fixture(scope="module")
 def server(front, site_dirs, tmp_path_factory):
-    root, cgi_dir = site_dirs
-    running = start_server(front, root, cgi_dir, tmp_path_factory.mktemp("logs"))
-    yield running
-    running.stop()
+    yield from serving(front, site_dirs, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture

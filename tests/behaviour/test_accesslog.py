@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.servers import start_server
+from tests.servers import serving
 
 COMBINED = re.compile(
     r'^(?P<addr>\S+) - - \[(?P<time>[^\]]+)\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) '
@@ -118,10 +118,7 @@ def test_no_raw_control_characters_anywhere(server):
 
 @pytest.fixture(scope="module")
 def json_server(front, site_dirs, tmp_path_factory):
-    root, cgi_dir = site_dirs
-    running = start_server(front, root, cgi_dir, tmp_path_factory.mktemp("jsonlog"), ["--log-format", "json"])
-    yield running
-    running.stop()
+    yield from serving(front, site_dirs, tmp_path_factory.mktemp("jsonlog"), ["--log-format", "json"])
 
 
 def test_json_lines(json_server):

@@ -22,7 +22,7 @@ from tests.behaviour.site_cgi import (
     wait_for_file,
     wait_gone,
 )
-from tests.servers import read_from, start_server
+from tests.servers import read_from, serving
 
 MAX_BODY = 4096
 
@@ -30,11 +30,8 @@ MAX_BODY = 4096
 @pytest.fixture(scope="module")
 def short(front, site_dirs, tmp_path_factory):
     """A server with a 1 s --cgi-timeout and a small --max-body."""
-    root, cgi_dir = site_dirs
-    running = start_server(front, root, cgi_dir, tmp_path_factory.mktemp("logs"),
-                           ["--cgi-timeout", "1", "--max-body", str(MAX_BODY)])
-    yield running
-    running.stop()
+    yield from serving(front, site_dirs, tmp_path_factory.mktemp("logs"),
+                       ["--cgi-timeout", "1", "--max-body", str(MAX_BODY)])
 
 
 def chunked(data: bytes, size: int = 1000) -> bytes:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.behaviour.site_static import RANGE_BYTES
-from tests.servers import read_from, start_server
+from tests.servers import read_from, serving
 
 
 def skip_without_keep_alive(server) -> None:
@@ -171,10 +171,7 @@ def test_malformed_heads_are_400(server, head):
 
 @pytest.fixture(scope="module")
 def slow_server(front, site_dirs, tmp_path_factory):
-    root, cgi_dir = site_dirs
-    running = start_server(front, root, cgi_dir, tmp_path_factory.mktemp("slow"), ["--header-timeout", "1"])
-    yield running
-    running.stop()
+    yield from serving(front, site_dirs, tmp_path_factory.mktemp("slow"), ["--header-timeout", "1"])
 
 
 def test_unfinished_head_is_408_and_closed(slow_server):
