@@ -235,3 +235,11 @@ def test_an_nph_head():
 def test_an_nph_head_must_start_with_a_status_line(raw):
     with pytest.raises(MalformedHead):
         parse_nph_head(raw)
+
+
+@pytest.mark.parametrize("length", ["²", "١٢", "-1", "1e3"])
+def test_a_content_length_that_is_not_ascii_digits_is_a_malformed_head(length):
+    """"²".isdigit() is True but int() refuses it: this was a 500 instead of a 502."""
+    head = f"Content-Type: text/plain\nContent-Length: {length}\n\n".encode()
+    with pytest.raises(MalformedHead):
+        parse_head(head)

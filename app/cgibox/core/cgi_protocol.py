@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
+from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
+from cgibox.core.wire import HOP_BY_HOP, is_digits, parse_header_line
 
 # the only variable a script inherits from no request: never the server's own environment
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -29,14 +31,8 @@ _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$")
 
 # the head a script writes: at most this many bytes before its blank line
 MAX_HEAD = 64 * 1024
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS = re.compile(r"^([1-5][0-9][0-9])(?:[ \t]+(.*))?$")
 _NPH_STATUS_LINE = re.compile(rb"^HTTP/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: .*)?$")
-# hop-by-hop fields are the server's business, not the script's (RFC 3875 6.3.4 / RFC 9110 7.6.1)
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-})
 _LOCAL_LOCATION = re.compile(r"^/(?!/)[\x21-\x7e]*$")
 NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -159,15 +155,11 @@ def _header_lines(head: bytes) -> list[bytes]:
 
 
 def _field(line: bytes) -> tuple[str, str]:
-    if line[:1] in (b" ", b"\t"):
-        raise MalformedHead("folded header line")
-    name, colon, value = line.partition(b":")
-    if not colon or not _TOKEN.match(name):
-        raise MalformedHead(f"not a header line: {line[:80]!r}")
-    value = value.strip(b" \t")
-    if _BAD_VALUE.search(value):
-        raise MalformedHead(f"control character in the {name.decode()} field")
-    return name.decode("ascii"), value.decode("latin-1")
+    """One header line of the script's head, by the same rules as a request's header lines."""
+    try:
+        return parse_header_line(line)
+    except HTTPError as error:
+        raise MalformedHead(f"{error.detail}: {line[:80]!r}") from None
 
 
 @dataclass(slots=True)
@@ -207,7 +199,7 @@ def parse_head(head: bytes) -> ScriptHead:
             result.status_given = True
             seen_cgi_field = True
             continue
-        if lname in _HOP_BY_HOP:
+        if lname in HOP_BY_HOP:  # the server's business, not the script's (RFC 3875 6.3.4)
             continue
         if lname == "location":
             if result.location is not None or not value:
@@ -217,7 +209,7 @@ def parse_head(head: bytes) -> ScriptHead:
         elif lname == "content-type":
             seen_cgi_field = True
         elif lname == "content-length":
-            if not value.isdigit() or (result.content_length is not None
+            if not is_digits(value) or (result.content_length is not None
                                        and result.content_length != int(value)):
                 raise MalformedHead(f"bad Content-Length field: {value[:80]!r}")
             if result.content_length is not None:

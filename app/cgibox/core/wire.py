@@ -30,6 +30,11 @@ _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# hop-by-hop fields belong to one connection, never to an application's or a script's answer
+# (RFC 9110 7.6.1, PEP 3333)
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+})
 TLS_HANDSHAKE_PREFIX = b"\x16\x03"
 # the 400 page's detail and the server-log line for a TLS handshake on this plain-HTTP port
 TLS_ON_PLAIN_PORT = "This port speaks plain HTTP; HTTPS was tried."
@@ -43,6 +48,11 @@ def looks_like_tls(first_bytes: bytes) -> bool:
     starts with 0x16, a control character.
     """
     return bool(first_bytes) and TLS_HANDSHAKE_PREFIX.startswith(first_bytes[:2])
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses or misreads."""
+    return bool(_DIGITS.fullmatch(text))
 
 
 def parse_request_line(line: bytes) -> tuple[str, str, str]:
@@ -273,7 +283,7 @@ def body_reader(headers: Headers, source: BinaryIO, max_body: int,
     values = {v.strip() for value in lengths for v in value.split(",")}
     # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and few enough of
     # them for int(): anything longer is over max_body anyway
-    if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
+    if len(values) != 1 or not is_digits(next(iter(values))):
         raise HTTPError(400, "malformed Content-Length", close_connection=True)
     digits = next(iter(values)).lstrip("0") or "0"
     if len(digits) > 30:

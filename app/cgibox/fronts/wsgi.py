@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 from cgibox.config import Config, load
+from cgibox.core import wire
 from cgibox.core.errors import reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
 from cgibox.core.stats import Stats
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-                        "te", "trailer"})
 # environ keys that are headers without the HTTP_ prefix (PEP 3333)
 UNPREFIXED = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 
@@ -45,7 +44,7 @@ def request_from_environ(environ: dict) -> Request:
         if environ.get("QUERY_STRING"):
             target += "?" + environ["QUERY_STRING"]
     length_text = environ.get("CONTENT_LENGTH", "")
-    if length_text.isdigit():
+    if wire.is_digits(length_text):
         body_length: int | None = int(length_text)
     elif "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower():
         body_length = None
@@ -100,7 +99,7 @@ class WSGIApplication:
     def __call__(self, environ: dict, start_response: Callable) -> object:
         request = request_from_environ(environ)
         response = self.app.handle(request)
-        headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
+        headers = [(k, v) for k, v in response.headers if k.lower() not in wire.HOP_BY_HOP]
         start_response(f"{response.status} {reason(response.status)}", headers)
         body = response.body
         file_wrapper = environ.get("wsgi.file_wrapper")
