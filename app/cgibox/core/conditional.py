@@ -82,6 +82,13 @@ class ByteRange:
 
 
 _DIGITS = re.compile(r"[0-9]+")
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses or misreads."""
+    return bool(_DIGITS.fullmatch(text))
+
+
 # positions are clipped to the file anyway; past this many digits int() would refuse the text
 _HUGE = 10**30
 
@@ -112,7 +119,7 @@ def parse_range(value: str, size: int) -> list[ByteRange] | None:
         first, dash, last = part.partition("-")
         first, last = first.strip(), last.strip()
         # ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses or reads
-        if not dash or (first and not _DIGITS.fullmatch(first)) or (last and not _DIGITS.fullmatch(last)):
+        if not dash or (first and not is_digits(first)) or (last and not is_digits(last)):
             raise MalformedRange(value)
         if not first:
             if not last:

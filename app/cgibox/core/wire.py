@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from cgibox import __version__
-from cgibox.core.conditional import http_date
+from cgibox.core.conditional import http_date, is_digits
 from cgibox.core.errors import HTTPError, reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import Response
@@ -28,7 +28,6 @@ _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 # field values: visible ASCII, obs-text, space and tab (RFC 9110 5.5); no CR, LF or NUL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 # hop-by-hop fields belong to one connection, never to an application's or a script's answer
 # (RFC 9110 7.6.1, PEP 3333)
@@ -48,11 +47,6 @@ def looks_like_tls(first_bytes: bytes) -> bool:
     starts with 0x16, a control character.
     """
     return bool(first_bytes) and TLS_HANDSHAKE_PREFIX.startswith(first_bytes[:2])
-
-
-def is_digits(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses or misreads."""
-    return bool(_DIGITS.fullmatch(text))
 
 
 def parse_request_line(line: bytes) -> tuple[str, str, str]:
