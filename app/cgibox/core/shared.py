@@ -14,7 +14,7 @@ import os
 import struct
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 _CELL = struct.Struct("<q")
 _FLOAT = struct.Struct("<d")
@@ -87,11 +87,9 @@ class SharedCells:
         """Cells from `start` read at once with `layout` (no lock: a row is written by one process)."""
         return layout.unpack_from(self._map, start * _CELL.size)
 
-    def add_many(self, increments: dict[int, int]) -> None:
-        with self.locked():
+    def add_many(self, increments: dict[int, int], exclusive: bool = True) -> None:
+        """Add to several cells at once. `exclusive=False` skips the lock, for cells that only
+        the calling process (and one thread of it at a time) ever writes."""
+        with self.locked() if exclusive else nullcontext():
             for index, amount in increments.items():
                 self.set(index, self.get(index) + amount)
-
-    def snapshot(self, start: int, stop: int) -> list[int]:
-        with self.locked():
-            return [self.get(i) for i in range(start, stop)]

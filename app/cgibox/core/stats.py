@@ -81,26 +81,17 @@ class Stats:
         return row
 
     def record(self, status: int, bytes_sent: int, cgi_run: bool = False) -> None:
-        cells = self.cells
         with self._lock:
             if self._row is None:
                 self._row = self._claim_row(os.getpid())
             base = _HEADER + self._row * ROW
-            if self._row == 0:  # the shared row: other processes write it too
-                with cells.locked():
-                    self._add(cells, base, status, bytes_sent, cgi_run)
-            else:
-                self._add(cells, base, status, bytes_sent, cgi_run)
-
-    @staticmethod
-    def _add(cells: SharedCells, base: int, status: int, bytes_sent: int, cgi_run: bool) -> None:
-        cells.set(base + _REQUESTS, cells.get(base + _REQUESTS) + 1)
-        cells.set(base + _BYTES_SENT, cells.get(base + _BYTES_SENT) + bytes_sent)
-        if 100 <= status <= 599:
-            index = base + _STATUS_BASE + status - 100
-            cells.set(index, cells.get(index) + 1)
-        if cgi_run:
-            cells.set(base + _CGI_RUNS, cells.get(base + _CGI_RUNS) + 1)
+            increments = {base + _REQUESTS: 1, base + _BYTES_SENT: bytes_sent}
+            if 100 <= status <= 599:
+                increments[base + _STATUS_BASE + status - 100] = 1
+            if cgi_run:
+                increments[base + _CGI_RUNS] = 1
+            # row 0 is shared with other processes; every other row is this process's alone
+            self.cells.add_many(increments, exclusive=self._row == 0)
 
     def totals(self) -> list[int]:
         """Every counter summed over the rows in use (the owner column is meaningless here)."""
