@@ -93,6 +93,17 @@ REQUEST_LINE_READ = MAX_REQUEST_LINE + 3
 HEADER_LINE_READ = MAX_HEADER_BYTES + 1
 
 
+def head_timeout_status(requests_served: int) -> int | None:
+    """The answer to a head not finished in time: 408 on a connection that has not had a request
+    yet; None (close quietly) on an idle keep-alive one, whose client sent nothing new."""
+    return 408 if requests_served == 0 else None
+
+
+def is_leading_blank_line(line: bytes) -> bool:
+    """One empty line before a request line is tolerated (RFC 9112 2.2)."""
+    return line in (b"\r\n", b"\n")
+
+
 class HeadParser:
     """A request head fed line by line, as the socket front reads it: the request line, then
     header lines up to the blank one, under the contract's limits (400, 414, 431, 505)."""

@@ -123,8 +123,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             request_line = self._read_request_line(deadline)
         except TimeoutError:
-            if self.served == 0:
-                self._answer_early(app, 408, None)
+            status = wire.head_timeout_status(self.served)
+            if status is not None:
+                self._answer_early(app, status, None)
             return
         if request_line is None:
             return
@@ -179,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
             line = wire.TLS_HANDSHAKE_PREFIX
         else:
             line = self._read_line(wire.REQUEST_LINE_READ, deadline)
-            if line in (b"\r\n", b"\n"):  # one empty line before a request is tolerated (RFC 9112 2.2)
+            if wire.is_leading_blank_line(line):
                 line = self._read_line(wire.REQUEST_LINE_READ, deadline)
         if not line:
             return None
