@@ -148,7 +148,10 @@ def test_json_escapes_control_characters(json_server):
 
 
 def test_every_json_line_parses(json_server):
-    json_server.get("/hello.txt")
-    time.sleep(0.2)
-    for line in json_server.log().splitlines()[1:]:  # after the start-up line
+    tag = marker()
+    json_server.get(f"/hello.txt?{tag}")
+    lines_with(json_server, tag)  # waits until the request is logged, so the loop is never empty
+    lines = json_server.log().splitlines()[1:]  # after the start-up line
+    assert lines
+    for line in lines:
         json.loads(line)
