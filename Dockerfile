@@ -23,7 +23,7 @@ RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.tom
         > /tmp/requirements.txt \
  && /opt/venv/bin/pip install -r /tmp/requirements.txt
 # then cgibox itself, built as a wheel (no setuptools or build tree left in the venv)
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY app ./app
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
  && /opt/venv/bin/pip install --no-deps /tmp/wheels/cgibox-*.whl \

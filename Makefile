@@ -2,22 +2,38 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Stamps name the pyproject.toml they installed, so an edit to it reinstalls. `make run` needs only
+# cgibox and its dependencies (SERVE_STAMP); every other target builds on STAMP, which adds the
+# test extras (pytest, ruff, mypy) on top.
+PYPROJECT_SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+SERVE_STAMP := $(VENV)/.serve-$(PYPROJECT_SUM)
+STAMP := $(VENV)/.installed-$(PYPROJECT_SUM)
 ARGS ?=
 
-.PHONY: run test lint clean bench image up down
+# pip says only what went wrong: no progress, no "new release of pip" notice, no warning about root
+# (the venv is ours whoever runs make)
+PIP := $(BIN)/python -m pip install -q
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_ROOT_USER_ACTION := ignore
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+.PHONY: install run test lint docs clean bench image up down
+
+$(SERVE_STAMP): pyproject.toml
+	@echo "make: installing cgibox into $(VENV) (on the first run, and after pyproject.toml changes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) -e .
+	@rm -f $(VENV)/.serve-*
+	@touch $@
+
+$(STAMP): $(SERVE_STAMP)
+	$(PIP) -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/cgibox --root static --cgi-dir cgi-bin $(ARGS)
+run: $(SERVE_STAMP)
+	@$(BIN)/cgibox --root static --cgi-dir cgi-bin $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -25,6 +41,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check app tests
 	$(BIN)/mypy
+
+# README's flag table is written from config.SETTINGS (the text --help shows); run after adding a setting
+docs: $(SERVE_STAMP)
+	$(BIN)/python -m cgibox.docs README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache

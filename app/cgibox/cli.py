@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 
 from cgibox import __version__
-from cgibox.config import SETTINGS, Config, ConfigError, load
+from cgibox.config import SETTINGS, Config, ConfigError, Setting, load
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,10 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cgibox {__version__}")
     for setting in SETTINGS:
-        default = "" if setting.default is None else f" (default: {setting.default})"
         parser.add_argument(setting.flag, dest=setting.name, metavar=setting.metavar or None,
-                            default=None, help=f"{setting.help}{default} [env {setting.env}]")
+                            default=None, help=help_line(setting).replace("%", "%%"))
     return parser
+
+
+def help_line(setting: Setting) -> str:
+    """What --help says of a setting: its help text (the one README's table shows), default, variable."""
+    shown = setting.default_text or setting.default
+    default = "" if shown is None else f"default: {shown}; "
+    return f"{setting.plain_help} [{default}env {setting.env}]"
 
 
 def parse_config(argv: Sequence[str] | None, environ: dict[str, str] | os._Environ[str]) -> Config:
@@ -41,7 +47,7 @@ def parse_config(argv: Sequence[str] | None, environ: dict[str, str] | os._Envir
     try:
         return load(vars(args), environ)
     except ConfigError as error:
-        sys.stderr.write(f"cgibox: error: {error}\n")
+        sys.stderr.write(f"cgibox: {error}\n")  # the message names the flag or variable to fix
         raise SystemExit(2) from None
 
 

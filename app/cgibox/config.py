@@ -1,7 +1,9 @@
 """Every setting once: its flag, environment variable, type, default and help text.
 
 The CLI builds its parser from SETTINGS, and the WSGI front reads the same table from the
-environment, so both fronts are configured identically (flag > environment > default).
+environment, so both fronts are configured identically (flag > environment > default). A bad value
+names the flag or variable it came from. Each help text is the one description of its setting:
+--help shows it, and `make docs` (cgibox.docs) writes README's flag table from it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ class ConfigError(ValueError):
     """A setting has a value we cannot use; the message is one line meant for the user."""
 
 
+# A parser says what is wrong with the value alone ("not a number of seconds"); load() puts the
+# flag or variable and the value in front of it. The factories' `name` is no longer part of the
+# message: it stays so that every Setting line keeps one shape.
+
 def _port(text: str) -> int:
     try:
         port = int(text, 10)
     except ValueError:
-        raise ConfigError(f"port must be a number from 0 to 65535, not {text!r}") from None
+        port = -1
     if not 0 <= port <= 65535:
-        raise ConfigError(f"port must be a number from 0 to 65535, not {text!r}")
+        raise ConfigError("not a port number from 0 to 65535")
     return port
 
 
@@ -34,12 +40,12 @@ def _host(text: str) -> str:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host:
-        raise ConfigError("host must not be empty")
+        raise ConfigError("no address given")
     if ":" in host:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ConfigError(f"host {text!r} is not a valid IPv6 address") from None
+            raise ConfigError("not an IPv6 address") from None
     return host
 
 
@@ -48,9 +54,9 @@ def _positive_int(name: str) -> Callable[[str], int]:
         try:
             value = int(text, 10)
         except ValueError:
-            raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
+            raise ConfigError("not a whole number") from None
         if value < 1:
-            raise ConfigError(f"{name} must be at least 1, not {text!r}")
+            raise ConfigError("must be 1 or more")
         return value
 
     return parse
@@ -61,9 +67,9 @@ def _seconds(name: str) -> Callable[[str], float]:
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
+            raise ConfigError("not a number of seconds") from None
         if not 0 < value < 1e6:
-            raise ConfigError(f"{name} must be more than 0 seconds, not {text!r}")
+            raise ConfigError("must be more than 0 and less than 1000000 seconds")
         return value
 
     return parse
@@ -72,7 +78,7 @@ def _seconds(name: str) -> Callable[[str], float]:
 def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {text!r}")
+            raise ConfigError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
         return text
 
     return parse
@@ -82,7 +88,7 @@ def _directory(name: str) -> Callable[[str], Path]:
     def parse(text: str) -> Path:
         path = Path(text).expanduser()
         if not path.is_dir():
-            raise ConfigError(f"{name} {text!r} is not a directory")
+            raise ConfigError("not a folder" if path.exists() else "no such folder")
         return path.resolve()
 
     return parse
@@ -104,8 +110,10 @@ class Setting:
     name: str
     parse: Callable[[str], Any]
     default: str | None
-    help: str
+    help: str  # the one description, shown by --help and in README's table (`code` in backticks)
     metavar: str = ""
+    default_text: str = ""  # what a default of None means, for people ("2 per CPU", "built-in")
+    if_missing: str = ""  # the way out when the default does not exist here (run outside the checkout)
 
     @property
     def flag(self) -> str:
@@ -115,29 +123,42 @@ class Setting:
     def env(self) -> str:
         return "CGIBOX_" + self.name.upper()
 
+    @property
+    def plain_help(self) -> str:
+        """The help text for a terminal: the same words without Markdown's backticks."""
+        return self.help.replace("`", "")
+
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("host", _host, "127.0.0.1", "bind address; IPv6 literals allowed", "ADDR"),
-    Setting("port", _port, "8000", "TCP port; 0 picks a free one", "PORT"),
-    Setting("root", _directory("root"), "./static", "directory served at /", "DIR"),
-    Setting("cgi_dir", _directory("cgi-dir"), "./cgi-bin", "scripts served at /cgi-bin/", "DIR"),
-    Setting("front", _choice("front", FRONTS), "threading", "threading, forking or gunicorn", "NAME"),
-    Setting("workers", _positive_int("workers"), None, "gunicorn worker processes (default: 2 x CPUs)", "N"),
+    Setting("host", _host, "127.0.0.1", "bind address; IPv6 literals allowed (`--host ::` for every address)",
+            "ADDR"),
+    Setting("port", _port, "8000", "TCP port; `0` picks a free one, shown in the start-up line", "PORT"),
+    Setting("root", _directory("root"), "./static", "folder served at `/`", "DIR",
+            if_missing="serve a folder with --root DIR"),
+    Setting("cgi_dir", _directory("cgi-dir"), "./cgi-bin", "folder of the scripts run at `/cgi-bin/NAME`",
+            "DIR", if_missing="run scripts from a folder with --cgi-dir DIR"),
+    Setting("front", _choice("front", FRONTS), "threading", "`threading`, `forking` or `gunicorn`", "NAME"),
+    Setting("workers", _positive_int("workers"), None, "gunicorn worker processes", "N",
+            default_text="2 per CPU"),
     Setting("worker_class", _choice("worker-class", WORKER_CLASSES), "gthread",
-            "gunicorn worker class: gthread (keep-alive) or sync", "NAME"),
+            "gunicorn worker class: `gthread` (keep-alive) or `sync`", "NAME"),
     Setting("threads", _positive_int("threads"), "64",
-            "handler threads per process (threading front, gunicorn gthread)", "N"),
+            "requests handled at once per process (handler threads, forked children, gthread threads)", "N"),
     Setting("templates", _directory("templates"), None,
-            "folder whose templates override the built-in ones by file name", "DIR"),
+            "folder whose `listing.html`, `404.html`, `error.html`, `stats.html` replace the built-in ones",
+            "DIR", default_text="built-in"),
     Setting("cgi_timeout", _seconds("cgi-timeout"), "30",
             "seconds before a running script's process group is killed", "SECONDS"),
-    Setting("cgi_max", _positive_int("cgi-max"), None, "scripts running at once (default: 4 x CPUs)", "N"),
-    Setting("max_body", _positive_int("max-body"), "10485760", "largest request body in bytes", "BYTES"),
+    Setting("cgi_max", _positive_int("cgi-max"), None,
+            "scripts running at once; more get `503` with `Retry-After`", "N", default_text="4 per CPU"),
+    Setting("max_body", _positive_int("max-body"), "10485760", "largest request body in bytes (`413` above)",
+            "BYTES"),
     Setting("header_timeout", _seconds("header-timeout"), "10",
-            "seconds a client has to send its request head", "SECONDS"),
+            "seconds a client has to send its request head (`408`)", "SECONDS"),
     Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
-            "seconds to finish requests in flight on SIGTERM", "SECONDS"),
-    Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
+            "seconds to finish requests in flight on `SIGTERM`", "SECONDS"),
+    Setting("log_format", _choice("log-format", LOG_FORMATS), "combined",
+            "access-log lines: `combined` (Combined Log Format) or `json`", "NAME"),
 )
 
 
@@ -173,16 +194,36 @@ def default_cgi_max() -> int:
 def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
     """Resolve every setting: a flag given on the command line, else its variable, else the default.
 
-    Raises ConfigError with a one-line message naming the bad value.
+    Raises ConfigError with a one-line message that names the flag or variable and its value.
     """
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        raw = flags.get(setting.name)
-        if raw is None:
-            raw = environ.get(setting.env) or None
-        if raw is None:
-            raw = setting.default
-        values[setting.name] = None if raw is None else setting.parse(raw)
+        raw, origin = _raw_value(setting, flags, environ)
+        try:
+            values[setting.name] = None if raw is None else setting.parse(raw)
+        except ConfigError as problem:
+            raise ConfigError(_blame(setting, raw, origin, problem)) from None
     if values["cgi_max"] is None:
         values["cgi_max"] = default_cgi_max()
     return Config(**values)
+
+
+def _raw_value(setting: Setting, flags: Mapping[str, str | None],
+               environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The text a setting gets and where it came from: "flag", "env" or "default"."""
+    if flags.get(setting.name) is not None:
+        return flags[setting.name], "flag"
+    if environ.get(setting.env):  # an empty variable counts as unset
+        return environ[setting.env], "env"
+    return setting.default, "default"
+
+
+def _blame(setting: Setting, raw: Any, origin: str, problem: ConfigError) -> str:
+    """`--port 'x': ...` or `CGIBOX_PORT='x': ...`, so the user knows which one to fix."""
+    if origin == "flag":
+        return f"{setting.flag} {raw!r}: {problem}"
+    if origin == "env":
+        return f"{setting.env}={raw!r}: {problem}"
+    if setting.if_missing:
+        return f"no {raw} here; {setting.if_missing}"
+    return f"{setting.flag} (default {raw!r}): {problem}"

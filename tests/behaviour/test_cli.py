@@ -33,21 +33,21 @@ def assert_one_line_error(result: subprocess.CompletedProcess, mentions: str = "
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("cgibox: error: ")
+    assert lines[0].startswith("cgibox: ")
     assert mentions in lines[0]
 
 
 @pytest.mark.parametrize(("args", "mentions"), [
     (["--no-such-flag"], "--no-such-flag"),
     (["--por", "0"], "--por"),  # abbreviations are unknown flags too
-    (["--port", "eighty"], "port"),
-    (["--port", "65536"], "port"),
-    (["--port", "-1"], ""),
-    (["--front", "tornado"], "front"),
-    (["--threads", "0"], "threads"),
-    (["--log-format", "xml"], "log-format"),
-    (["--header-timeout", "never"], "header-timeout"),
-    (["--host", "::nope"], "host"),
+    (["--port", "eighty"], "cgibox: --port 'eighty': not a port number"),
+    (["--port", "65536"], "cgibox: --port '65536': "),
+    (["--port", "-1"], "--port"),
+    (["--front", "tornado"], "cgibox: --front 'tornado': must be threading, forking or gunicorn"),
+    (["--threads", "0"], "cgibox: --threads '0': "),
+    (["--log-format", "xml"], "cgibox: --log-format 'xml': "),
+    (["--header-timeout", "never"], "cgibox: --header-timeout 'never': not a number of seconds"),
+    (["--host", "::nope"], "cgibox: --host '::nope': "),
 ])
 def test_bad_flags(dirs, args, mentions):
     assert_one_line_error(run_cgibox(*dirs, "--port", "0", *args), mentions)
@@ -56,31 +56,49 @@ def test_bad_flags(dirs, args, mentions):
 def test_missing_root(site_dirs, tmp_path):
     _, cgi_dir = site_dirs
     result = run_cgibox("--root", str(tmp_path / "absent"), "--cgi-dir", str(cgi_dir), "--port", "0")
-    assert_one_line_error(result, "root")
+    assert_one_line_error(result, f"cgibox: --root {str(tmp_path / 'absent')!r}: no such folder")
 
 
 def test_missing_cgi_dir(site_dirs, tmp_path):
     root, _ = site_dirs
     result = run_cgibox("--root", str(root), "--cgi-dir", str(tmp_path / "absent"), "--port", "0")
-    assert_one_line_error(result, "cgi-dir")
+    assert_one_line_error(result, "cgibox: --cgi-dir ")
+
+
+def run_elsewhere(*args: str, cwd) -> subprocess.CompletedProcess:
+    """`cgibox` typed in a folder that is not the checkout (no ./static, no ./cgi-bin)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
+    return subprocess.run(cgibox_command(*args), capture_output=True, text=True, timeout=30,
+                          env={**env, "PYTHONPATH": str(REPO / "app")}, cwd=cwd, stdin=subprocess.DEVNULL)
 
 
 def test_missing_default_root(tmp_path):
-    """Without --root, ./static of the working directory is used; run elsewhere, it is missing."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
-    result = subprocess.run(cgibox_command("--port", "0"), capture_output=True, text=True, timeout=30,
-                            env={**env, "PYTHONPATH": str(REPO / "app")}, cwd=tmp_path)
-    assert_one_line_error(result, "root")
+    """Without --root, ./static of the working directory is used; elsewhere the error says what to do."""
+    result = run_elsewhere("--port", "0", cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.stderr == "cgibox: no ./static here; serve a folder with --root DIR\n"
+
+
+def test_missing_default_cgi_dir(tmp_path):
+    result = run_elsewhere("--root", str(tmp_path), "--port", "0", cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.stderr == "cgibox: no ./cgi-bin here; run scripts from a folder with --cgi-dir DIR\n"
 
 
 @pytest.mark.parametrize(("variable", "value"), [
     ("CGIBOX_PORT", "http"), ("CGIBOX_FRONT", "nginx"), ("CGIBOX_MAX_BODY", "-5"),
-    ("CGIBOX_ROOT", "/no/such/folder"), ("CGIBOX_CGI_TIMEOUT", "0"),
+    ("CGIBOX_ROOT", "/no/such/folder"), ("CGIBOX_CGI_TIMEOUT", "0"), ("CGIBOX_CGI_TIMEOUT", "abc"),
 ])
 def test_bad_environment_values(site_dirs, variable, value):
     root, cgi_dir = site_dirs
     env = {"CGIBOX_ROOT": str(root), "CGIBOX_CGI_DIR": str(cgi_dir), "CGIBOX_PORT": "0", variable: value}
-    assert_one_line_error(run_cgibox(env=env), variable.removeprefix("CGIBOX_").lower().replace("_", "-"))
+    assert_one_line_error(run_cgibox(env=env), f"cgibox: {variable}={value!r}: ")
+
+
+def test_the_issue_example():
+    result = run_cgibox(env={"CGIBOX_CGI_TIMEOUT": "abc", "CGIBOX_PORT": "0"})
+    assert_one_line_error(result)
+    assert result.stderr == "cgibox: CGIBOX_CGI_TIMEOUT='abc': not a number of seconds\n"
 
 
 def test_port_in_use(dirs):

@@ -78,3 +78,16 @@ def test_access_log_is_the_cores(plain_gunicorn):
 
 def test_sigterm_exits_zero(plain_gunicorn):
     assert plain_gunicorn.stop(signal.SIGTERM) == 0
+
+
+def test_a_bad_variable_stops_it_with_a_line_naming_the_variable(site_dirs):
+    """Checked when gunicorn loads the module: the server stops at once instead of failing requests."""
+    root, cgi_dir = site_dirs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
+    env.update(CGIBOX_ROOT=str(root), CGIBOX_CGI_DIR=str(cgi_dir), CGIBOX_CGI_TIMEOUT="abc")
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "cgibox.wsgi:application", "--bind", "127.0.0.1:0",
+         "--workers", "1"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert result.returncode == 4, result.stderr  # gunicorn's "App failed to load."
+    assert "cgibox: CGIBOX_CGI_TIMEOUT='abc': not a number of seconds\n" in result.stderr

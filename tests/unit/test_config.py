@@ -78,34 +78,71 @@ def test_environment_root_and_empty_variables(dirs):
     assert resolved.port == 8000  # an empty variable counts as unset
 
 
-@pytest.mark.parametrize(("name", "value"), [
+BAD_VALUES = [
     ("port", "abc"), ("port", "-1"), ("port", "65536"), ("port", "80.5"), ("port", ""),
     ("host", ""), ("host", "::zz"), ("host", "[::1"),
     ("front", "twisted"), ("worker_class", "eventlet"),
     ("workers", "0"), ("workers", "two"), ("threads", "0"), ("cgi_max", "-3"), ("max_body", "1e6"),
     ("cgi_timeout", "0"), ("cgi_timeout", "-1"), ("cgi_timeout", "soon"), ("cgi_timeout", "nan"),
     ("cgi_timeout", "inf"), ("header_timeout", "0"), ("graceful_timeout", "x"),
-    ("log_format", "apache"), ("log_format", "JSON"),
+    ("log_format", "apache"), ("log_format", "JSON"), ("port", "8000\nX"),
     ("root", "/no/such/folder"), ("cgi_dir", "/no/such/folder"), ("templates", "/no/such/folder"),
-])
-def test_bad_values(dirs, name, value):
+]
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES)
+def test_bad_flag_values_name_the_flag(dirs, name, value):
     flags = {**base_flags(dirs), name: value}
     with pytest.raises(ConfigError) as info:
         load(flags, {})
     message = str(info.value)
-    assert "\n" not in message and message
+    assert "\n" not in message
+    assert message.startswith(f"{BY_NAME[name].flag} {value!r}: ") and len(message) > len(value) + 20
 
 
-def test_bad_value_from_the_environment(dirs):
-    with pytest.raises(ConfigError, match="port"):
+@pytest.mark.parametrize(("name", "value"), [(n, v) for n, v in BAD_VALUES if v])  # "" is unset
+def test_bad_environment_values_name_the_variable(dirs, name, value):
+    root, cgi = dirs
+    environ = {"CGIBOX_ROOT": str(root), "CGIBOX_CGI_DIR": str(cgi), BY_NAME[name].env: value}
+    with pytest.raises(ConfigError) as info:
+        load({}, environ)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{BY_NAME[name].env}={value!r}: ")
+
+
+def test_the_issue_examples(dirs):
+    with pytest.raises(ConfigError) as info:
+        load(base_flags(dirs), {"CGIBOX_CGI_TIMEOUT": "abc"})
+    assert str(info.value) == "CGIBOX_CGI_TIMEOUT='abc': not a number of seconds"
+    with pytest.raises(ConfigError) as info:
+        load({**base_flags(dirs), "cgi_timeout": "abc"}, {"CGIBOX_CGI_TIMEOUT": "5"})
+    assert str(info.value) == "--cgi-timeout 'abc': not a number of seconds"
+    with pytest.raises(ConfigError) as info:
         load(base_flags(dirs), {"CGIBOX_PORT": "eighty"})
+    assert str(info.value) == "CGIBOX_PORT='eighty': not a port number from 0 to 65535"
+
+
+def test_missing_default_folders_say_which_flag_picks_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load({}, {})
+    assert str(info.value) == "no ./static here; serve a folder with --root DIR"
+    (tmp_path / "static").mkdir()
+    with pytest.raises(ConfigError) as info:
+        load({}, {})
+    assert str(info.value) == "no ./cgi-bin here; run scripts from a folder with --cgi-dir DIR"
+    (tmp_path / "cgi-bin").mkdir()
+    assert load({}, {}).root == (tmp_path / "static").resolve()
 
 
 def test_root_that_is_a_file(dirs, tmp_path):
     file = tmp_path / "file"
     file.write_text("x")
-    with pytest.raises(ConfigError, match="root"):
+    with pytest.raises(ConfigError) as info:
         load({**base_flags(dirs), "root": str(file)}, {})
+    assert str(info.value) == f"--root {str(file)!r}: not a folder"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -141,13 +178,16 @@ def test_cli_errors_are_one_line_and_status_2(argv, dirs, capsys):
     root, cgi = dirs
     code, err = run_cli_parse(["--root", str(root), "--cgi-dir", str(cgi), *argv], {}, capsys)
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("cgibox: error: ")
+    assert err.count("\n") == 1 and err.startswith("cgibox: ")
 
 
-def test_cli_bad_env_is_one_line(dirs, capsys):
+def test_cli_names_the_flag_or_variable(dirs, capsys):
     root, cgi = dirs
     code, err = run_cli_parse(["--root", str(root), "--cgi-dir", str(cgi)], {"CGIBOX_THREADS": "0"}, capsys)
-    assert code == 2 and err.count("\n") == 1 and "threads" in err
+    assert code == 2 and err == "cgibox: CGIBOX_THREADS='0': must be 1 or more\n"
+    code, err = run_cli_parse(["--root", str(root), "--cgi-dir", str(cgi), "--threads", "many"],
+                              {"CGIBOX_THREADS": "0"}, capsys)
+    assert code == 2 and err == "cgibox: --threads 'many': not a whole number\n"
 
 
 def test_cli_flags_and_env(dirs):
@@ -165,10 +205,18 @@ def test_startup_line():
     assert cli.url_for("0.0.0.0", 80) == "http://0.0.0.0:80/"
 
 
-def test_help_lists_every_flag_with_its_variable(capsys):
+def test_help_shows_each_settings_one_description(capsys, monkeypatch):
+    """--help says what README's table says (the same help text), with the default and variable."""
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag, so the text is not wrapped
     with pytest.raises(SystemExit) as info:
         cli.build_parser().parse_args(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
     for setting in config.SETTINGS:
         assert setting.flag in out and setting.env in out
+        assert cli.help_line(setting) in out
+    assert "`" not in out  # README's Markdown code marks stay in README
+    threads = next(line for line in out.splitlines() if line.lstrip().startswith("--threads"))
+    assert "requests handled at once per process (handler threads, forked children, gthread threads)" \
+        in threads
+    assert "[default: 64; env CGIBOX_THREADS]" in threads

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
-from cgibox.config import Config, load
+from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.errors import reason
 from cgibox.core.request import Headers, Request
@@ -126,15 +126,14 @@ def build(config: Config, stats_path: str | None = None, front: str = "gunicorn"
 
 
 class LazyApplication:
-    """`cgibox.wsgi:application`: configured from CGIBOX_* on first use, once per process."""
+    """`cgibox.wsgi:application`: the App for a checked Config, built on first use once per process
+    (in each worker, even under --preload, so default_stats_path() is keyed by gunicorn's master)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config) -> None:
+        self.config = config
         self._app: WSGIApplication | None = None
 
     def __call__(self, environ: dict, start_response: Callable) -> object:
         if self._app is None:
-            self._app = build(load({}, os.environ))
+            self._app = build(self.config)
         return self._app(environ, start_response)
-
-
-application = LazyApplication()
