@@ -16,7 +16,7 @@ from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
-from cgibox.core.errors import HTTPError, error_response
+from cgibox.core.errors import HTTPError, error_response, refuse_method
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -84,7 +84,7 @@ class App:
             raise HTTPError(404)
         if decoded in RESERVED:
             if request.method not in ("GET", "HEAD"):
-                raise HTTPError(405, headers=[("Allow", "GET, HEAD")])
+                raise refuse_method(request.method, "GET, HEAD")
             if decoded == "/healthz":
                 return self.text(200, "ok\n", "text/plain; charset=utf-8")
             if decoded == "/stats":

@@ -17,7 +17,7 @@ from typing import BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 from cgibox.core import conditional
-from cgibox.core.errors import HTTPError
+from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.paths import resolve, resolve_stat
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
@@ -149,7 +149,7 @@ class StaticFiles:
     def serve(self, request: Request, decoded_path: str) -> Response:
         """Answer a request for `decoded_path`: file, redirect, index.html or listing."""
         if request.method not in ("GET", "HEAD"):
-            raise HTTPError(405, headers=[("Allow", ALLOWED_METHODS)])
+            raise refuse_method(request.method, ALLOWED_METHODS)
         real, st = self._find(decoded_path)
         if stat_mod.S_ISDIR(st.st_mode):
             return self.serve_directory(request, decoded_path, real, st)
