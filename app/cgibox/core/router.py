@@ -24,7 +24,7 @@ from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.templates import Templates
 
-CGI_PREFIX = "/cgi-bin/"
+CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
 RESERVED = ("/healthz", "/stats", "/metrics")
 
@@ -37,10 +37,14 @@ class App:
         self.front = front
         self.root = os.path.realpath(config.root)
         self.cgi_dir = os.path.realpath(config.cgi_dir)
+        self.cgi_mounts = cgi_mounts(config)
         self.templates = Templates(config.templates)
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
-        self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,))
+        # no script folder is ever served as files, whether its scripts run or not
+        self.static = StaticFiles(self.root, self.templates,
+                                  exclude=tuple(folder for _, folder in self.cgi_mounts),
+                                  index_pages=config.index_pages, content_types=dict(config.content_types))
         self.cgi = CGIRunner(self)
 
     # -- handling ----------------------------------------------------------------------------
@@ -82,7 +86,7 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
-        if decoded in RESERVED:
+        if decoded in RESERVED and self.config.service_routes:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
             if decoded == "/healthz":
@@ -90,9 +94,18 @@ class App:
             if decoded == "/stats":
                 return self.stats_page(request)
             return self.metrics()
-        if decoded == "/cgi-bin" or decoded.startswith(CGI_PREFIX):
-            return self.cgi.run(request, decoded)
+        mount = self.cgi_mount_for(decoded)
+        if mount is not None and self.config.run_scripts:
+            return self.cgi.run(request, decoded, mount)
         return self.static.serve(request, decoded)
+
+    def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
+        """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
+        is the path or a segment-wise start of it, as http.server's is_cgi() found it."""
+        for prefix, folder in self.cgi_mounts:
+            if decoded == prefix or decoded.startswith(prefix + "/"):
+                return prefix, folder
+        return None
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
@@ -142,6 +155,15 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+def cgi_mounts(config: Config) -> list[tuple[str, str]]:
+    """The config's script folders by URL prefix, shortest prefix first, folders made real."""
+    if config.cgi_mounts is None:
+        return [(CGI_ROOT, os.path.realpath(config.cgi_dir))]
+    mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
+    return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
+                  key=lambda mount: (mount[0].count("/"), mount[0]))
 
 
 class _StatsCollector:

@@ -135,10 +135,16 @@ class ListingEntry:
 class StaticFiles:
     """Maps decoded URL paths under `root` to responses; `exclude` folders are never reachable."""
 
-    def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = (),
+                 index_pages: tuple[str, ...] = ("index.html",),
+                 content_types: dict[str, str] | None = None) -> None:
         self.root = root
         self.templates = templates
         self.exclude = exclude
+        # a folder serves the first of these it holds instead of its listing
+        self.index_pages = index_pages
+        # extension -> Content-Type before the mimetypes table (http.server's extensions_map)
+        self.content_types = content_types or {}
         self._scans: StampedCache[list[ListingEntry]] = StampedCache()
         self._sibling_cache: StampedCache[tuple[str, ...]] = StampedCache(4096)
         self._small_files: StampedCache[bytes] = StampedCache(SMALL_FILES_CACHED, ttl=None)
@@ -181,12 +187,13 @@ class StaticFiles:
         """Redirect to the slashed URL, serve index.html, or list the folder."""
         if not decoded_path.endswith("/"):
             return self.redirect_to_slash(request)
-        try:
-            index, index_st = self._find(decoded_path + "index.html")
-        except HTTPError:
-            index_st = None
-        if index_st is not None and stat_mod.S_ISREG(index_st.st_mode):
-            return self.serve_file(request, index, index_st)
+        for page in self.index_pages:
+            try:
+                index, index_st = self._find(decoded_path + page)
+            except HTTPError:
+                continue
+            if stat_mod.S_ISREG(index_st.st_mode):
+                return self.serve_file(request, index, index_st)
         return self.listing(request, decoded_path, real, st)
 
     @staticmethod
@@ -305,7 +312,7 @@ class StaticFiles:
 
     def serve_file(self, request: Request, real: str, st: os.stat_result) -> Response:
         """A file, or its precompressed sibling, with validators, conditionals and ranges."""
-        headers = [("Content-Type", content_type_for(real))]
+        headers = [("Content-Type", self.content_type(real))]
         siblings = self._siblings(real)
         if siblings:
             headers.append(("Vary", "Accept-Encoding"))
@@ -318,6 +325,16 @@ class StaticFiles:
                         headers.append(("Content-Encoding", coding))
                         break
         return self._file_response(request, real, st, headers)
+
+    def content_type(self, real: str) -> str:
+        """The configured type for the file's extension (as written, then lower-cased), else
+        the mimetypes table's."""
+        if self.content_types:
+            extension = os.path.splitext(real)[1]
+            for key in (extension, extension.lower()):
+                if key in self.content_types:
+                    return self.content_types[key]
+        return content_type_for(real)
 
     def _siblings(self, real: str) -> tuple[str, ...]:
         """Which of NAME.br / NAME.gz exist (checked at most every LISTING_TTL seconds)."""
