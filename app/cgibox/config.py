@@ -171,6 +171,9 @@ class Config:
     index_pages: tuple[str, ...] = ("index.html",)
     # file extension -> Content-Type, consulted before the mimetypes table (".gz": "application/gzip")
     content_types: tuple[tuple[str, str], ...] = ()
+    # template folders searched after --templates and before the built-in pages, which an
+    # override can extend as "builtin/NAME"
+    extra_templates: tuple[Path, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -131,3 +131,20 @@ def test_an_unknown_method_still_reaches_a_script(root, tmp_path):
     app = make(root, tmp_path, cgi_mounts=mounts(root, "/cgi-bin"))
     assert call(app, "/cgi-bin/run", "PROPFIND")[0] == 200
     assert call(app, "/run", "PROPFIND")[0] == 501
+
+
+def test_extra_templates_come_after_the_users_and_can_extend_the_built_in_page(root, tmp_path):
+    extra, user = tmp_path / "extra", tmp_path / "user"
+    extra.mkdir()
+    user.mkdir()
+    (extra / "listing.html").write_text(
+        '{% extends "builtin/listing.html" %}{% block title %}For {{ target }}{% endblock %}')
+    (extra / "404.html").write_text("extra 404")
+    (user / "404.html").write_text("user 404")
+    app = make(root, tmp_path, templates=user, extra_templates=(extra,))
+    page = call(app, "/sub/?x=%bb&y=<b>")[1].decode()
+    assert "<title>For /sub/?x=\ufffd&amp;y=&lt;b&gt;</title>" in page  # decoded for display, escaped
+    assert "dir/" in page  # the rest is the built-in listing
+    assert "<title>For /sub/?x=2</title>" in call(app, "/sub/?x=2")[1].decode()  # not a cached page
+    assert call(app, "/missing")[1] == b"user 404"
+    assert b"Index of /sub/" in call(make(root, tmp_path), "/sub/?x=1")[1]  # the default is unchanged

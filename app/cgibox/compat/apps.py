@@ -20,6 +20,8 @@ from cgibox.core.stats import Stats
 # configurations kept at once; a handler whose cgi_directories change on every request
 # must not grow this without bound
 MAX_APPS = 32
+# the compat pages (http.server's listing title), between a user's templates and the built-ins
+PAGES = Path(__file__).resolve().parent / "templates"
 _apps: OrderedDict[Config, App] = OrderedDict()
 _lock = threading.Lock()
 
@@ -48,6 +50,7 @@ class Site:
             max_body=int(handler.max_body), cgi_mounts=tuple(sorted(set(mounts))),
             run_scripts=run_scripts, service_routes=False, index_pages=tuple(handler.index_pages),
             content_types=tuple(sorted((str(k), str(v)) for k, v in handler.extensions_map.items())),
+            extra_templates=(PAGES,),
         )
         return cls(config)
 

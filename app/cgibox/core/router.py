@@ -38,7 +38,7 @@ class App:
         self.root = os.path.realpath(config.root)
         self.cgi_dir = os.path.realpath(config.cgi_dir)
         self.cgi_mounts = cgi_mounts(config)
-        self.templates = Templates(config.templates)
+        self.templates = Templates(config.templates, config.extra_templates)
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
         # no script folder is ever served as files, whether its scripts run or not

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import BinaryIO, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from cgibox.core import conditional
 from cgibox.core.errors import HTTPError, refuse_method
@@ -213,17 +213,19 @@ class StaticFiles:
         if order not in ("asc", "desc"):
             order = "asc"
         as_json = request.wants_json
-        key = (real, decoded_path, sort, order, as_json)
+        key = (real, decoded_path, request.query, as_json)
         rendered = self._rendered.get(key, st.st_mtime_ns)
         if rendered is None:
-            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json)
+            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json,
+                                            unquote(request.target, errors="replace"))
             self._rendered.put(key, st.st_mtime_ns, rendered)
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
                               ("Cache-Control", "no-cache")], body)
 
     def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
-                        as_json: bool) -> tuple[str, bytes]:
+                        as_json: bool, target: str = "") -> tuple[str, bytes]:
+        """The page; `target` is the URL asked for, decoded for display (query included)."""
         entries = self._sorted(self._entries(real, st), sort, order == "desc")
         if as_json:
             document = {
@@ -235,7 +237,7 @@ class StaticFiles:
         body = self.templates.render(
             "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
             entries=[self._view(e) for e in entries], sort=sort, order=order,
-            parent=None if decoded_path == "/" else "../",
+            parent=None if decoded_path == "/" else "../", target=target,
         ).encode("utf-8")
         return "text/html; charset=utf-8", body
 
