@@ -59,8 +59,15 @@ else:
 def _compat_names():
     """The test module's own handler names are ours while its tests run (one of them appends
     to CGIHTTPRequestHandler.cgi_directories)."""
-    saved = cpython.SimpleHTTPRequestHandler, cpython.CGIHTTPRequestHandler
-    cpython.SimpleHTTPRequestHandler = compat.SimpleHTTPRequestHandler
-    cpython.CGIHTTPRequestHandler = compat.CGIHTTPRequestHandler
+    names = {"SimpleHTTPRequestHandler": compat.SimpleHTTPRequestHandler,
+             "CGIHTTPRequestHandler": compat.CGIHTTPRequestHandler}
+    missing = object()
+    saved = {name: getattr(cpython, name, missing) for name in names}  # 3.15 has no CGI class
+    for name, ours in names.items():
+        setattr(cpython, name, ours)
     yield
-    cpython.SimpleHTTPRequestHandler, cpython.CGIHTTPRequestHandler = saved
+    for name, theirs in saved.items():
+        if theirs is missing:
+            delattr(cpython, name)
+        else:
+            setattr(cpython, name, theirs)
