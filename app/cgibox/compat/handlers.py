@@ -131,6 +131,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if body:
             try:
                 self.copyfile(body, self.wfile)  # type: ignore[arg-type]
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client left; the script (if any) ends below
             finally:
                 body.close()
 
