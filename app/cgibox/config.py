@@ -182,6 +182,19 @@ class Config:
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
+    # Not command-line settings: cgibox.compat sets these to serve http.server's URL space.
+    # cgi_mounts: URL prefixes ("/cgi-bin", "/sub/dir/cgi-bin") and the folders whose scripts
+    # they run; None is the one cgi_dir at /cgi-bin. run_scripts=False serves no script (paths
+    # under a mount are 404). service_routes=False leaves /healthz, /stats, /metrics to files.
+    cgi_mounts: tuple[tuple[str, Path], ...] | None = None
+    run_scripts: bool = True
+    service_routes: bool = True
+    index_pages: tuple[str, ...] = ("index.html",)
+    # file extension -> Content-Type, consulted before the mimetypes table (".gz": "application/gzip")
+    content_types: tuple[tuple[str, str], ...] = ()
+    # template folders searched after --templates and before the built-in pages, which an
+    # override can extend as "builtin/NAME"
+    extra_templates: tuple[Path, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

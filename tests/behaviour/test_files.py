@@ -1,4 +1,4 @@
-"""Files over the wire on every front: types, validators, 304s, ranges, HEAD, 405, precompressed."""
+"""Files over the wire on every front: types, validators, 304s, ranges, HEAD, 405/501, precompressed."""
 
 from __future__ import annotations
 
@@ -201,6 +201,16 @@ def test_other_methods_405(server, method):
     assert reply.status == 405
     assert reply.header("Allow") == "GET, HEAD"
     assert reply.header("Content-Type") == "text/html; charset=utf-8" and b"405" in reply.body
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "BREW", "FOO"])
+def test_unknown_methods_501(server, method):
+    """RFC 9110 9.1: a method the server does not know is 501, on files, folders and its own pages."""
+    for path in ("/hello.txt", "/plain-dir/", "/missing", "/healthz"):
+        reply = server.request(method, path)
+        assert reply.status == 501, path
+        assert reply.header("Allow") is None
+        assert reply.header("Content-Type") == "text/html; charset=utf-8" and b"Not Implemented" in reply.body
 
 
 def test_405_then_the_connection_still_works(server):

@@ -94,13 +94,23 @@ def test_head_has_the_get_headers_and_no_body(app):
         assert head.header(name) == get.header(name)
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
 def test_other_methods_are_405_with_allow(app, method):
     response, body = call(app, "/hello.txt", method)
     assert response.status == 405
     assert response.header("Allow") == "GET, HEAD"
     assert b"405" in body
     assert call(app, "/plain-dir/", method)[0].status == 405
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "BREW", "FOO", "get", "GETS"])
+def test_unknown_methods_are_501(app, method):
+    """RFC 9110 9.1: a method the server does not recognise is 501, with no Allow to promise."""
+    for path in ("/hello.txt", "/plain-dir/", "/missing", "/healthz"):
+        response, body = call(app, path, method)
+        assert response.status == 501, path
+        assert response.header("Allow") is None
+        assert b"501" in body and b"Not Implemented" in body
 
 
 def test_trailing_slash_on_a_file_is_404(app):

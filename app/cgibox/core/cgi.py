@@ -453,19 +453,21 @@ class CGIRunner:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def locate(self, decoded_path: str) -> Script:
-        """The first segment under the cgi dir that is a file is the script, the rest PATH_INFO.
+    def locate(self, decoded_path: str, mount: tuple[str, str] | None = None) -> Script:
+        """The first segment under the mount's folder (the cgi dir at /cgi-bin unless another is
+        given) that is a file is the script, the rest PATH_INFO.
 
         Missing (or unreachable: hidden, `..`, symlinked out) is 404; the cgi dir itself, a folder,
         a non-regular or a non-executable file is 403. Confinement is core.paths' one function.
         """
-        rest = decoded_path[len(CGI_ROOT):]
+        prefix, folder = mount or (CGI_ROOT, self.app.cgi_dir)
+        rest = decoded_path[len(prefix):]
         segments = safe_segments(rest or "/")
         if segments is None:
             raise HTTPError(404)
         for count in range(1, len(segments) + 1):
             relative = "/" + "/".join(segments[:count])
-            real = resolve(self.app.cgi_dir, relative)
+            real = resolve(folder, relative)
             if real is None:
                 raise HTTPError(404)
             try:
@@ -478,15 +480,16 @@ class CGIRunner:
                 continue
             if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111 or not os.access(real, os.X_OK):
                 raise HTTPError(403, "not an executable script")
-            name = CGI_ROOT + relative
+            name = prefix + relative
             return Script(name, real, decoded_path[len(name):])
-        raise HTTPError(403, "folders under /cgi-bin/ are not listed")
+        raise HTTPError(403, f"folders under {prefix}/ are not listed")
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, request: Request, decoded_path: str) -> Response:
-        """Run the script `decoded_path` names and answer with what it writes."""
-        script = self.locate(decoded_path)
+    def run(self, request: Request, decoded_path: str, mount: tuple[str, str] | None = None) -> Response:
+        """Run the script `decoded_path` names (under `mount`: URL prefix, real folder) and
+        answer with what it writes."""
+        script = self.locate(decoded_path, mount)
         source, content_length, first, spool = self._request_body(request)
         try:
             env = self.environ(request, script, content_length)

@@ -22,6 +22,19 @@ class HTTPError(Exception):
         self.close_connection = close_connection
 
 
+# methods this server knows (RFC 9110 9.3, and PATCH, RFC 5789): a known one that a resource does
+# not allow is 405 with Allow; any other is 501, the answer RFC 9110 9.1 gives for a method the
+# server does not recognise
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+def refuse_method(method: str, allowed: str) -> HTTPError:
+    """The error for `method` on a resource that only takes `allowed` ("GET, HEAD")."""
+    if method not in KNOWN_METHODS:
+        return HTTPError(501, f"the method {method} is not implemented")
+    return HTTPError(405, headers=[("Allow", allowed)])
+
+
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 

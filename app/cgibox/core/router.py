@@ -16,7 +16,7 @@ from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
-from cgibox.core.errors import HTTPError, error_response
+from cgibox.core.errors import HTTPError, error_response, refuse_method
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -24,7 +24,7 @@ from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.templates import Templates
 
-CGI_PREFIX = "/cgi-bin/"
+CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
 RESERVED = ("/healthz", "/stats", "/metrics")
 
@@ -37,10 +37,14 @@ class App:
         self.front = front
         self.root = os.path.realpath(config.root)
         self.cgi_dir = os.path.realpath(config.cgi_dir)
-        self.templates = Templates(config.templates)
+        self.cgi_mounts = cgi_mounts(config)
+        self.templates = Templates(config.templates, config.extra_templates)
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
-        self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,))
+        # no script folder is ever served as files, whether its scripts run or not
+        self.static = StaticFiles(self.root, self.templates,
+                                  exclude=tuple(folder for _, folder in self.cgi_mounts),
+                                  index_pages=config.index_pages, content_types=dict(config.content_types))
         self.cgi = CGIRunner(self)
 
     # -- handling ----------------------------------------------------------------------------
@@ -82,17 +86,26 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
-        if decoded in RESERVED:
+        if decoded in RESERVED and self.config.service_routes:
             if request.method not in ("GET", "HEAD"):
-                raise HTTPError(405, headers=[("Allow", "GET, HEAD")])
+                raise refuse_method(request.method, "GET, HEAD")
             if decoded == "/healthz":
                 return self.text(200, "ok\n", "text/plain; charset=utf-8")
             if decoded == "/stats":
                 return self.stats_page(request)
             return self.metrics()
-        if decoded == "/cgi-bin" or decoded.startswith(CGI_PREFIX):
-            return self.cgi.run(request, decoded)
+        mount = self.cgi_mount_for(decoded)
+        if mount is not None and self.config.run_scripts:
+            return self.cgi.run(request, decoded, mount)
         return self.static.serve(request, decoded)
+
+    def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
+        """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
+        is the path or a segment-wise start of it, as http.server's is_cgi() found it."""
+        for prefix, folder in self.cgi_mounts:
+            if decoded == prefix or decoded.startswith(prefix + "/"):
+                return prefix, folder
+        return None
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
@@ -142,6 +155,15 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+def cgi_mounts(config: Config) -> list[tuple[str, str]]:
+    """The config's script folders by URL prefix, shortest prefix first, folders made real."""
+    if config.cgi_mounts is None:
+        return [(CGI_ROOT, os.path.realpath(config.cgi_dir))]
+    mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
+    return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
+                  key=lambda mount: (mount[0].count("/"), mount[0]))
 
 
 class _StatsCollector:

@@ -14,10 +14,10 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import BinaryIO, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from cgibox.core import conditional
-from cgibox.core.errors import HTTPError
+from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.paths import resolve, resolve_stat
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
@@ -135,10 +135,16 @@ class ListingEntry:
 class StaticFiles:
     """Maps decoded URL paths under `root` to responses; `exclude` folders are never reachable."""
 
-    def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = (),
+                 index_pages: tuple[str, ...] = ("index.html",),
+                 content_types: dict[str, str] | None = None) -> None:
         self.root = root
         self.templates = templates
         self.exclude = exclude
+        # a folder serves the first of these it holds instead of its listing
+        self.index_pages = index_pages
+        # extension -> Content-Type before the mimetypes table (http.server's extensions_map)
+        self.content_types = content_types or {}
         self._scans: StampedCache[list[ListingEntry]] = StampedCache()
         self._sibling_cache: StampedCache[tuple[str, ...]] = StampedCache(4096)
         self._small_files: StampedCache[bytes] = StampedCache(SMALL_FILES_CACHED, ttl=None)
@@ -149,7 +155,7 @@ class StaticFiles:
     def serve(self, request: Request, decoded_path: str) -> Response:
         """Answer a request for `decoded_path`: file, redirect, index.html or listing."""
         if request.method not in ("GET", "HEAD"):
-            raise HTTPError(405, headers=[("Allow", ALLOWED_METHODS)])
+            raise refuse_method(request.method, ALLOWED_METHODS)
         real, st = self._find(decoded_path)
         if stat_mod.S_ISDIR(st.st_mode):
             return self.serve_directory(request, decoded_path, real, st)
@@ -181,12 +187,13 @@ class StaticFiles:
         """Redirect to the slashed URL, serve index.html, or list the folder."""
         if not decoded_path.endswith("/"):
             return self.redirect_to_slash(request)
-        try:
-            index, index_st = self._find(decoded_path + "index.html")
-        except HTTPError:
-            index_st = None
-        if index_st is not None and stat_mod.S_ISREG(index_st.st_mode):
-            return self.serve_file(request, index, index_st)
+        for page in self.index_pages:
+            try:
+                index, index_st = self._find(decoded_path + page)
+            except HTTPError:
+                continue
+            if stat_mod.S_ISREG(index_st.st_mode):
+                return self.serve_file(request, index, index_st)
         return self.listing(request, decoded_path, real, st)
 
     @staticmethod
@@ -206,17 +213,19 @@ class StaticFiles:
         if order not in ("asc", "desc"):
             order = "asc"
         as_json = request.wants_json
-        key = (real, decoded_path, sort, order, as_json)
+        key = (real, decoded_path, request.query, as_json)
         rendered = self._rendered.get(key, st.st_mtime_ns)
         if rendered is None:
-            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json)
+            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json,
+                                            unquote(request.target, errors="replace"))
             self._rendered.put(key, st.st_mtime_ns, rendered)
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
                               ("Cache-Control", "no-cache")], body)
 
     def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
-                        as_json: bool) -> tuple[str, bytes]:
+                        as_json: bool, target: str = "") -> tuple[str, bytes]:
+        """The page; `target` is the URL asked for, decoded for display (query included)."""
         entries = self._sorted(self._entries(real, st), sort, order == "desc")
         if as_json:
             document = {
@@ -228,7 +237,7 @@ class StaticFiles:
         body = self.templates.render(
             "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
             entries=[self._view(e) for e in entries], sort=sort, order=order,
-            parent=None if decoded_path == "/" else "../",
+            parent=None if decoded_path == "/" else "../", target=target,
         ).encode("utf-8")
         return "text/html; charset=utf-8", body
 
@@ -305,7 +314,7 @@ class StaticFiles:
 
     def serve_file(self, request: Request, real: str, st: os.stat_result) -> Response:
         """A file, or its precompressed sibling, with validators, conditionals and ranges."""
-        headers = [("Content-Type", content_type_for(real))]
+        headers = [("Content-Type", self.content_type(real))]
         siblings = self._siblings(real)
         if siblings:
             headers.append(("Vary", "Accept-Encoding"))
@@ -318,6 +327,16 @@ class StaticFiles:
                         headers.append(("Content-Encoding", coding))
                         break
         return self._file_response(request, real, st, headers)
+
+    def content_type(self, real: str) -> str:
+        """The configured type for the file's extension (as written, then lower-cased), else
+        the mimetypes table's."""
+        if self.content_types:
+            extension = os.path.splitext(real)[1]
+            for key in (extension, extension.lower()):
+                if key in self.content_types:
+                    return self.content_types[key]
+        return content_type_for(real)
 
     def _siblings(self, real: str) -> tuple[str, ...]:
         """Which of NAME.br / NAME.gz exist (checked at most every LISTING_TTL seconds)."""

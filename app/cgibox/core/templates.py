@@ -35,11 +35,12 @@ def uptime_words(seconds: float) -> str:
 class Templates:
     """Renders the named templates; compiled once and cached by Jinja, never per request."""
 
-    def __init__(self, override_dir: Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = []
-        if override_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-        loaders.append(jinja2.PackageLoader("cgibox", "templates"))
+    def __init__(self, override_dir: Path | None = None, extra_dirs: tuple[Path, ...] = ()) -> None:
+        folders = ([override_dir] if override_dir is not None else []) + list(extra_dirs)
+        builtin = jinja2.PackageLoader("cgibox", "templates")
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(folder)) for folder in folders]
+        # "builtin/listing.html" is always the built-in page, for an override that extends it
+        loaders += [jinja2.PrefixLoader({"builtin": builtin}), builtin]
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             autoescape=True,

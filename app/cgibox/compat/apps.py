@@ -1,0 +1,84 @@
+"""One core App per compat configuration (served folder, script folders, cgibox settings),
+built on first use and shared by every request and thread that has the same configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cgibox.compat import urlpath
+from cgibox.config import Config, default_cgi_max
+from cgibox.core.router import App
+from cgibox.core.stats import Stats
+
+# configurations kept at once; a handler whose cgi_directories change on every request
+# must not grow this without bound
+MAX_APPS = 32
+# the compat pages (http.server's listing title), between a user's templates and the built-ins
+PAGES = Path(__file__).resolve().parent / "templates"
+_apps: OrderedDict[Config, App] = OrderedDict()
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Site:
+    """What one compat handler serves, as a core Config."""
+
+    config: Config
+
+    @classmethod
+    def of(cls, handler: Any, scripts: tuple[str, ...], run_scripts: bool) -> Site:
+        """The handler's directory and settings; `scripts` are URL paths (cgi_directories) of
+        script folders under the directory: never served as files, run when `run_scripts`."""
+        root = Path(os.path.realpath(handler.directory))
+        mounts = []
+        for url_path in scripts:
+            segments = urlpath.mount_segments(url_path)
+            if segments is not None:
+                mounts.append(("/" + "/".join(segments), root.joinpath(*segments)))
+        templates = handler.templates
+        config = Config(
+            root=root, cgi_dir=root / "cgi-bin",
+            templates=Path(templates) if templates is not None else None,
+            cgi_timeout=float(handler.cgi_timeout), cgi_max=int(handler.cgi_max or default_cgi_max()),
+            max_body=int(handler.max_body), cgi_mounts=tuple(sorted(set(mounts))),
+            run_scripts=run_scripts, service_routes=False, index_pages=tuple(handler.index_pages),
+            content_types=tuple(sorted((str(k), str(v)) for k, v in handler.extensions_map.items())),
+            extra_templates=(PAGES,),
+        )
+        return cls(config)
+
+    def app(self) -> App:
+        return app_for(self.config)
+
+
+def app_for(config: Config) -> App:
+    """The App for `config`, built once."""
+    app = _apps.get(config)
+    if app is not None:
+        return app
+    with _lock:
+        app = _apps.get(config)
+        if app is None:
+            app = _build(config)
+            _apps[config] = app
+            while len(_apps) > MAX_APPS:
+                _apps.popitem(last=False)
+        return app
+
+
+def _build(config: Config) -> App:
+    """An App whose counters and script slots live in files mapped and then unlinked: they go
+    away with the process, even a forked child that ends with os._exit()."""
+    state = tempfile.mkdtemp(prefix="cgibox-compat-")
+    try:
+        stats = Stats.create(os.path.join(state, "stats"))
+        return App(config, stats, "compat")
+    finally:
+        shutil.rmtree(state, ignore_errors=True)

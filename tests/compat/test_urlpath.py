@@ -1,0 +1,71 @@
+"""cgibox.compat.urlpath (http.server's URL space, no I/O) and the one-App-per-configuration cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from cgibox.compat import CGIHTTPRequestHandler, urlpath
+from cgibox.compat.apps import Site
+
+
+@pytest.mark.parametrize(("path", "collapsed"), [
+    ("", "/"), ("/", "/"), ("//", "/"), ("/a/./b/../c/", "/a/c/"), ("/a/b/.", "/a/b/"),
+    ("/a/b/..", "/a/"), ("/../../x", "/x"), ("cgi-bin%2ffile.py", "/cgi-bin/file.py"),
+    ("/python.org/..%2f..%2f../%0a%0d/../tmp/dir", "/tmp/dir"), ("///a//b", "/a/b"),
+    ("/%E2%82%AC", "/\u20ac"), ("/a#frag", "/a"),
+])
+def test_collapse(path, collapsed):
+    assert urlpath.collapse(path) == collapsed
+
+
+def test_bytes_that_are_not_utf8_round_trip():
+    collapsed = urlpath.collapse("/caf%E9/x%FF")
+    assert urlpath.quote_path(collapsed) == "/caf%E9/x%FF"
+
+
+@pytest.mark.parametrize(("target", "core"), [
+    ("/a/../b?x=1?y", "/b?x=1?y"), ("b/c", "/b/c"), ("/%2e%2e/%2e%2e/etc/passwd", "/etc/passwd"),
+    ("https://example.org//a/../b/", "/b/"), ("/a%5cb", "/a%5Cb"), ("/n%00", "/n%00"),
+])
+def test_core_target(target, core):
+    assert urlpath.core_target(target) == core
+
+
+def test_slash_redirect_keeps_the_clients_spelling():
+    assert urlpath.slash_redirect("/a/..%2fb?q=1") == "/a/..%2fb/?q=1"
+    assert urlpath.slash_redirect("dir?hi=1") == "dir/?hi=1"
+    assert urlpath.slash_redirect("https://h.example/x") == "https://h.example/x/"
+
+
+def test_is_cgi_path_takes_the_shortest_listed_directory():
+    directories = ["/cgi-bin", "/sub/dir/cgi-bin", "/cgi-bin/deep"]
+    assert urlpath.is_cgi_path("/cgi-bin/deep/x", directories) == ("/cgi-bin", "deep/x")
+    assert urlpath.is_cgi_path("/sub/dir/cgi-bin/s", directories) == ("/sub/dir/cgi-bin", "s")
+    assert urlpath.is_cgi_path("/cgi-bin", directories) is None
+    assert urlpath.is_cgi_path("/cgi-binx/s", directories) is None
+
+
+@pytest.mark.parametrize("entry", ["", "/", "/..", "/a/../b", "/.hidden", "/./x"])
+def test_a_cgi_directory_that_names_no_folder_is_ignored(entry):
+    assert urlpath.mount_segments(entry) is None
+
+
+class FakeHandler:
+    directory = "."
+    templates = None
+    cgi_timeout = 30.0
+    cgi_max = None
+    max_body = 10485760
+    index_pages = CGIHTTPRequestHandler.index_pages
+    extensions_map = CGIHTTPRequestHandler.extensions_map
+
+
+def test_one_app_per_configuration(tmp_path):
+    handler = FakeHandler()
+    handler.directory = str(tmp_path)
+    first = Site.of(handler, ("/cgi-bin", "/htbin"), True).app()
+    assert Site.of(handler, ("/htbin", "/cgi-bin"), True).app() is first  # same folders, same App
+    assert Site.of(handler, ("/cgi-bin",), True).app() is not first
+    assert Site.of(handler, ("/cgi-bin", "/htbin"), False).app() is not first
+    assert [prefix for prefix, _ in first.cgi_mounts] == ["/cgi-bin", "/htbin"]
+    assert first.config.service_routes is False
