@@ -92,6 +92,19 @@ def _text(text: str) -> str:
     return text
 
 
+def _switch(name: str) -> Callable[[str], bool]:
+    """An on/off setting: the bare flag turns it on; its variable takes 1/0, true/false, yes/no, on/off."""
+    def parse(text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {text!r}")
+
+    return parse
+
+
 FRONTS = ("threading", "forking", "gunicorn")
 WORKER_CLASSES = ("gthread", "sync")
 LOG_FORMATS = ("combined", "json")
@@ -106,6 +119,7 @@ class Setting:
     default: str | None
     help: str
     metavar: str = ""
+    switch: bool = False  # a flag without a value (`--no-readme`); its variable takes 1 or 0
 
     @property
     def flag(self) -> str:
@@ -138,6 +152,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
             "seconds to finish requests in flight on SIGTERM", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
+    Setting("no_readme", _switch("no-readme"), "0", "do not show a folder's README under its listing",
+            switch=True),
 )
 
 
@@ -161,6 +177,7 @@ class Config:
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
+    no_readme: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

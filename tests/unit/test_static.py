@@ -425,7 +425,7 @@ def test_listing_html(app):
     assert 'title="5 bytes"' in html
     for key in ("name", "size", "mtime"):
         assert f'href="?sort={key}&amp;order=' in html
-    assert "<script" not in html.lower()  # no scripts, no external assets
+    assert "<script src" not in html.lower() and "<link rel=\"stylesheet" not in html  # inline only
     assert "http://" not in html and "https://" not in html
     assert "prefers-color-scheme" in html
     assert 'name="viewport"' in html

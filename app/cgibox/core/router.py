@@ -17,6 +17,7 @@ from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.errors import HTTPError, error_response
+from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -27,6 +28,8 @@ from cgibox.core.templates import Templates
 CGI_PREFIX = "/cgi-bin/"
 # paths the server itself answers; they shadow files of the same name in the root
 RESERVED = ("/healthz", "/stats", "/metrics")
+# served from the root when it has one, else the built-in icon (browsers ask for it on every site)
+FAVICON = "/favicon.ico"
 
 
 class App:
@@ -40,7 +43,8 @@ class App:
         self.templates = Templates(config.templates)
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
-        self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,))
+        self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,),
+                                  readme=not config.no_readme)
         self.cgi = CGIRunner(self)
 
     # -- handling ----------------------------------------------------------------------------
@@ -92,7 +96,24 @@ class App:
             return self.metrics()
         if decoded == "/cgi-bin" or decoded.startswith(CGI_PREFIX):
             return self.cgi.run(request, decoded)
+        if decoded == FAVICON:
+            return self.favicon(request)
         return self.static.serve(request, decoded)
+
+    def favicon(self, request: Request) -> Response:
+        """The root's own favicon.ico, or the built-in one (cacheable for a day, with an ETag)."""
+        try:
+            return self.static.serve(request, FAVICON)
+        except HTTPError as error:
+            if error.status != 404:
+                raise
+        etag = f'"cgibox-favicon-{__version__}"'
+        headers = [("ETag", etag), ("Cache-Control", "public, max-age=86400")]
+        if request.headers.get("if-none-match") == etag:
+            return Response(304, headers, b"")
+        body = favicon_ico()
+        return Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
+                              *headers], body)
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
