@@ -573,7 +573,8 @@ def test_stats_json_and_html(app):
     app.finish(Request("GET", "/x"), 200, 10)
     document = listing_json(app, "/stats", accept="application/json")
     assert set(document) == {"uptime_seconds", "started_at", "requests_total", "responses", "bytes_sent",
-                             "cgi_runs", "front", "version"}
+                             "cgi_runs", "front", "version", "requests_per_minute"}
+    assert len(document["requests_per_minute"]) == 60 and document["requests_per_minute"][-1] >= 1
     assert document["requests_total"] >= 1 and document["responses"]["200"] >= 1
     assert document["bytes_sent"] >= 10 and document["front"] == "threading"
     assert listing_json(app, "/stats?format=json")["version"] == document["version"]

@@ -134,7 +134,9 @@ class App:
         if request.wants_json:
             return self.text(200, json.dumps(document), "application/json")
         html = self.templates.render("stats.html", stats=document,
-                                     responses=sorted(document["responses"].items()))
+                                     responses=sorted(document["responses"].items()),
+                                     started=self.stats.started_at,
+                                     chart=minute_chart(document.get("requests_per_minute", []), time.time()))
         return self.text(200, html, "text/html; charset=utf-8")
 
     def metrics(self) -> Response:
@@ -163,6 +165,25 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+# the /stats chart: one bar per minute in a viewBox this wide and high (the SVG scales to its box)
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 600, 120, 14
+
+
+def minute_chart(series: list[int], now: float) -> dict:
+    """Bars of requests per minute (oldest first) for stats.html, with each bar's minute in UTC."""
+    peak = max(series, default=0)
+    slot = CHART_WIDTH / max(1, len(series))
+    this_minute = int(now // 60) * 60
+    bars = []
+    for index, count in enumerate(series):
+        height = 0.0 if not peak else max(1.5, (CHART_HEIGHT - CHART_TOP) * count / peak) if count else 0.0
+        minute = this_minute - (len(series) - 1 - index) * 60
+        bars.append({"x": round(index * slot + 1, 1), "width": round(slot - 2, 1),
+                     "y": round(CHART_HEIGHT - height, 1), "height": round(height, 1), "count": count,
+                     "minute": time.strftime("%H:%M", time.gmtime(minute))})
+    return {"bars": bars, "peak": peak, "total": sum(series), "width": CHART_WIDTH, "height": CHART_HEIGHT}
 
 
 class _StatsCollector:

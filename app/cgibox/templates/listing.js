@@ -25,23 +25,23 @@
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   if (zone) table.querySelector("th.m").title = "Times in " + zone;
   const names = rows.map((row) => row.cells[0].textContent.toLowerCase());
-  input.hidden = false;
+  input.removeAttribute("hidden");
   const narrow = () => {
     const wanted = input.value.trim().toLowerCase();
     let count = 0;
     rows.forEach((row, i) => {
       const hit = names[i].includes(wanted);
-      row.hidden = !hit;
+      row.toggleAttribute("hidden", !hit);
       count += hit;
     });
     shown.textContent = wanted ? ` · ${count} of ${rows.length} shown` : "";
-    nomatch.hidden = count > 0 || rows.length === 0;
+    nomatch.toggleAttribute("hidden", count > 0 || rows.length === 0);
   };
   input.addEventListener("input", narrow);
   input.addEventListener("keydown", (event) => {
     if (event.key === "Escape") { input.value = ""; narrow(); }
     if (event.key === "Enter") {
-      const first = rows.find((row) => !row.hidden);
+      const first = rows.find((row) => !row.hasAttribute("hidden"));
       if (first) first.querySelector("a").click();
     }
   });
