@@ -154,8 +154,8 @@ def test_axe_finds_no_serious_problem(browser, server, page, scheme):
         "axe.run(document, {resultTypes: ['violations']}).then((r) => done(JSON.stringify(r.violations)),"
         " (e) => done(JSON.stringify([{impact: 'critical', id: 'axe-error', help: String(e), nodes: []}])));")
     serious = [v for v in json.loads(results) if v["impact"] in ("serious", "critical")]
-    assert not serious, "\n".join(
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n.get('target') for n in v['nodes'][:3]]}" for v in serious)
+    assert not serious, "\n".join(f"{v['id']} ({v['impact']}): {v['help']} at "
+                                  f"{[n.get('target') for n in v['nodes'][:3]]}" for v in serious)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

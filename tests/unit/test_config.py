@@ -172,3 +172,16 @@ def test_help_lists_every_flag_with_its_variable(capsys):
     out = capsys.readouterr().out
     for setting in config.SETTINGS:
         assert setting.flag in out and setting.env in out
+
+
+def test_no_readme_is_a_switch(dirs):
+    root, cgi = dirs
+    assert load(base_flags(dirs), {}).no_readme is False
+    for value, expected in (("1", True), ("true", True), ("yes", True), ("0", False), ("off", False)):
+        assert load(base_flags(dirs), {"CGIBOX_NO_README": value}).no_readme is expected
+    with pytest.raises(ConfigError, match="no-readme"):
+        load(base_flags(dirs), {"CGIBOX_NO_README": "maybe"})
+    args = ["--root", str(root), "--cgi-dir", str(cgi)]
+    assert cli.parse_config([*args, "--no-readme"], {}).no_readme is True
+    assert cli.parse_config(args, {"CGIBOX_NO_README": "1"}).no_readme is True
+    assert cli.parse_config([*args, "--no-readme"], {"CGIBOX_NO_README": "0"}).no_readme is True  # flag wins
