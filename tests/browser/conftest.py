@@ -145,6 +145,8 @@ def browser():
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-extensions", "--no-first-run", "--disable-background-networking"):
         options.add_argument(argument)
+    # no speculative connections: an idle one would hold a gunicorn sync worker until its timeout
+    options.add_experimental_option("prefs", {"net.network_prediction_options": 2})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     # the same clock and language on every machine: the screenshots and the time texts are stable

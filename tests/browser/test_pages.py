@@ -53,6 +53,13 @@ def test_no_horizontal_overflow(browser, server, page, width, scheme):
     assert (sum(dark) < 150) == (scheme == "dark"), f"{page}: background {background} in {scheme} mode"
 
 
+@pytest.mark.parametrize("page", ["listing", "deep-listing"])
+def test_listings_fit_the_narrowest_phones(browser, server, page):
+    browser.open(server.url + PAGES[page], 320, "dark")
+    sizes = overflow(browser)
+    assert sizes["scroll"] <= sizes["client"] == 320, sizes
+
+
 def test_long_names_and_deep_paths_wrap_beside_their_icon(browser, server):
     browser.open(server.url + DEEP_PATH, 390, "light")
     link = browser.driver.find_element("link text", LONG_NAME)
