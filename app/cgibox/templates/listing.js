@@ -10,6 +10,7 @@
   const clock = new Intl.DateTimeFormat(undefined, {hour: "2-digit", minute: "2-digit"});
   const exact = new Intl.DateTimeFormat(undefined, {weekday: "long", year: "numeric", month: "long", day: "numeric",
                                                     hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+  for (const icon of document.querySelectorAll("svg:not(.defs)")) icon.setAttribute("aria-hidden", "true");
   const rows = Array.from(table.tBodies[0].rows).filter((row) => row.cells.length === 3 && !row.classList.contains("up"));
   for (const row of rows) {
     const cell = row.cells[2], when = new Date(cell.textContent.trim().replace(" ", "T") + "Z");  // UTC
