@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cgibox {__version__}")
     for setting in SETTINGS:
+        if setting.switch:
+            parser.add_argument(setting.flag, dest=setting.name, action="store_const", const="1",
+                                default=None, help=help_line(setting).replace("%", "%%"))
+            continue
         parser.add_argument(setting.flag, dest=setting.name, metavar=setting.metavar or None,
                             default=None, help=help_line(setting).replace("%", "%%"))
     return parser

@@ -98,6 +98,19 @@ def _text(text: str) -> str:
     return text
 
 
+def _switch(name: str) -> Callable[[str], bool]:
+    """An on/off setting: the bare flag turns it on; its variable takes 1/0, true/false, yes/no, on/off."""
+    def parse(text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError("must be 1 or 0 (true/false, yes/no, on/off)")
+
+    return parse
+
+
 FRONTS = ("threading", "forking", "gunicorn")
 WORKER_CLASSES = ("gthread", "sync")
 LOG_FORMATS = ("combined", "json")
@@ -114,6 +127,7 @@ class Setting:
     metavar: str = ""
     default_text: str = ""  # what a default of None means, for people ("2 per CPU", "built-in")
     if_missing: str = ""  # the way out when the default does not exist here (run outside the checkout)
+    switch: bool = False  # a flag without a value (`--no-readme`); its variable takes 1 or 0
 
     @property
     def flag(self) -> str:
@@ -159,6 +173,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds to finish requests in flight on `SIGTERM`", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined",
             "access-log lines: `combined` (Combined Log Format) or `json`", "NAME"),
+    Setting("no_readme", _switch("no-readme"), "0", "do not show a folder's README under its listing",
+            switch=True, default_text="off"),
 )
 
 
@@ -195,6 +211,7 @@ class Config:
     # template folders searched after --templates and before the built-in pages, which an
     # override can extend as "builtin/NAME"
     extra_templates: tuple[Path, ...] = ()
+    no_readme: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

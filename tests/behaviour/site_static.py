@@ -46,6 +46,8 @@ def build(root: Path, outside: Path) -> None:
     (root / "plain-dir" / "sub" / "deep.txt").write_text("deep\n")
     (root / "plain-dir" / ".secret").write_text("HIDDEN-CONTENT in a folder\n")
     (root / "empty-dir").mkdir()
+    (root / "readme-dir").mkdir()
+    (root / "readme-dir" / "README.md").write_text("# About this folder\n\n<i>raw</i> and [a link](x.txt)\n")
     (root / ".hidden.txt").write_text("HIDDEN-CONTENT\n")
     (root / ".git").mkdir()
     (root / ".git" / "config").write_text("[core]\n")

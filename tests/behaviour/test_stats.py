@@ -3,12 +3,13 @@ and workers included) and uptime runs from the server's start."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
 CONTRACT_KEYS = {"uptime_seconds", "started_at", "requests_total", "responses", "bytes_sent", "cgi_runs",
-                 "front", "version"}
+                 "front", "version", "requests_per_minute"}
 
 
 def wait_for(predicate, timeout: float = 10.0):
@@ -104,3 +105,26 @@ def test_metrics(server):
     assert info.labels["front"] == server.front.split("-")[0]
     stats = server.stats()
     assert stats["requests_total"] >= samples[("cgibox_requests_total", ())]
+
+
+def test_requests_per_minute_counts_every_process(server):
+    """The per-minute series (oldest first) is kept in the shared file too: requests served by
+    forked children and by several workers all land in the last minutes."""
+    before = server.stats()["requests_per_minute"]
+    assert len(before) == 60 and all(isinstance(count, int) for count in before)
+    n = 10
+    for _ in range(n):
+        assert server.get("/hello.txt").status == 200
+    # the minute may turn over meanwhile: compare the whole hour, counting the /stats reads too
+    after = wait_for(lambda: (s := server.stats())["requests_total"] and
+                     sum(s["requests_per_minute"]) >= sum(before) + n and s)
+    assert after, f"the series did not grow by {n}: {server.stats()['requests_per_minute']}"
+    assert after["requests_per_minute"][-1] >= 1
+
+
+def test_stats_page_has_dates_in_words_and_a_chart(server):
+    server.get("/hello.txt")
+    html = server.get("/stats").text
+    assert re.search(r'<time datetime="[^"]+\+00:00" title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">'
+                     r"(just now|\d+ (second|minute|hour|day)s? ago)</time>", html)
+    assert '<svg class="chart"' in html and 'class="bar"' in html

@@ -220,3 +220,16 @@ def test_help_shows_each_settings_one_description(capsys, monkeypatch):
     assert "requests handled at once per process (handler threads, forked children, gthread threads)" \
         in threads
     assert "[default: 64; env CGIBOX_THREADS]" in threads
+
+
+def test_no_readme_is_a_switch(dirs):
+    root, cgi = dirs
+    assert load(base_flags(dirs), {}).no_readme is False
+    for value, expected in (("1", True), ("true", True), ("yes", True), ("0", False), ("off", False)):
+        assert load(base_flags(dirs), {"CGIBOX_NO_README": value}).no_readme is expected
+    with pytest.raises(ConfigError, match="NO_README"):
+        load(base_flags(dirs), {"CGIBOX_NO_README": "maybe"})
+    args = ["--root", str(root), "--cgi-dir", str(cgi)]
+    assert cli.parse_config([*args, "--no-readme"], {}).no_readme is True
+    assert cli.parse_config(args, {"CGIBOX_NO_README": "1"}).no_readme is True
+    assert cli.parse_config([*args, "--no-readme"], {"CGIBOX_NO_README": "0"}).no_readme is True  # flag wins

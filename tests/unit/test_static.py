@@ -13,10 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cgibox.config import Config
 from cgibox.core.conditional import http_date
+from cgibox.core.readme import README_LIMIT
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.router import App
-from cgibox.core.static import NOT_MODIFIED_HEADERS
+from cgibox.core.static import NOT_MODIFIED_HEADERS, file_kind
 from cgibox.core.stats import Stats
 from tests.behaviour.site_static import (
     FIXED_MTIME,
@@ -435,7 +436,7 @@ def test_listing_html(app):
     assert 'title="5 bytes"' in html
     for key in ("name", "size", "mtime"):
         assert f'href="?sort={key}&amp;order=' in html
-    assert "<script" not in html.lower()  # no scripts, no external assets
+    assert "<script src" not in html.lower() and "<link rel=\"stylesheet" not in html  # inline only
     assert "http://" not in html and "https://" not in html
     assert "prefers-color-scheme" in html
     assert 'name="viewport"' in html
@@ -583,7 +584,8 @@ def test_stats_json_and_html(app):
     app.finish(Request("GET", "/x"), 200, 10)
     document = listing_json(app, "/stats", accept="application/json")
     assert set(document) == {"uptime_seconds", "started_at", "requests_total", "responses", "bytes_sent",
-                             "cgi_runs", "front", "version"}
+                             "cgi_runs", "front", "version", "requests_per_minute"}
+    assert len(document["requests_per_minute"]) == 60 and document["requests_per_minute"][-1] >= 1
     assert document["requests_total"] >= 1 and document["responses"]["200"] >= 1
     assert document["bytes_sent"] >= 10 and document["front"] == "threading"
     assert listing_json(app, "/stats?format=json")["version"] == document["version"]
@@ -612,3 +614,142 @@ def test_a_bug_is_a_500_page_not_an_exception(app, monkeypatch, capfd):
     response, body = call(app, "/hello.txt", accept="application/json")
     assert response.status == 500 and json.loads(body)["status"] == 500
     assert "boom" in capfd.readouterr().err
+
+
+# -- the listing page: order, icons, counts, size, README, favicon ----------------------------------
+
+def test_natural_order_in_html_and_json(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    folder = Path(root, "numbered")
+    folder.mkdir()
+    for name in ("n10.txt", "n2.txt", "N1.txt", "n1a.txt", "n01.txt", "a", "b10", "b9"):
+        (folder / name).write_text(name)
+    app = make_app(root, cgi_dir, tmp_path)
+    names = [e["name"] for e in listing_json(app, "/numbered/?format=json")["entries"]]
+    assert names == ["a", "b9", "b10", "N1.txt", "n01.txt", "n1a.txt", "n2.txt", "n10.txt"]
+    descending = [e["name"] for e in listing_json(app, "/numbered/?format=json&order=desc")["entries"]]
+    assert descending == names[::-1]
+    html = call(app, "/numbered/")[1].decode()
+    assert [html.index(f">{name}<") for name in names] == sorted(html.index(f">{name}<") for name in names)
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("notes.txt", "text"), ("README", "text"), ("paper.pdf", "text"), ("photo.JPG", "image"),
+    ("icon.svg", "image"), ("site.tar.gz", "archive"), ("bundle.zip", "archive"), ("song.mp3", "media"),
+    ("clip.mp4", "media"), ("tool.py", "code"), ("page.html", "code"), ("Makefile", "code"),
+    ("blob.weirdext", "other"), ("data.bin", "other"),
+])
+def test_file_kinds(name, kind):
+    assert file_kind(name) == kind
+
+
+def test_icons_are_symbols_defined_once_and_used_per_row(app):
+    html = call(app, "/")[1].decode()
+    defined = re.findall(r'<symbol id="(\w)"', html)
+    assert len(defined) == len(set(defined)) and {"d", "t", "i", "a", "c", "o"} <= set(defined)
+    used = set(re.findall(r'<use href="#(\w)"/>', html))
+    assert used <= set(defined)  # every row's icon is defined on the page
+    assert html.count("<path") < 20  # drawn once, not per row
+    assert '<svg><use href="#d"/></svg><a href="plain-dir/">' in html
+    assert '<svg><use href="#a"/></svg><a href="archive.tar.gz">' in html
+
+
+def test_summary_counts_folders_files_and_bytes(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    folder = Path(root, "counted")
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.bin").write_bytes(b"x" * 1000)
+    (folder / "b.bin").write_bytes(b"x" * 2000)
+    html = call(make_app(root, cgi_dir, tmp_path), "/counted/")[1].decode()
+    assert '1 folder, 2 files, <span title="3000 bytes">2.9 KiB</span> in total' in html
+
+
+def test_a_listing_of_1000_files_stays_under_120_kb(tmp_path):
+    """The bench's folder (file-0000.txt ... file-0999.txt), before compression."""
+    root, cgi_dir = build_tree(tmp_path)
+    folder = Path(root, "listing-1000")
+    folder.mkdir()
+    for number in range(1000):
+        (folder / f"file-{number:04d}.txt").write_bytes(b"x" * (number % 200 + 1))
+    response, body = call(make_app(root, cgi_dir, tmp_path), "/listing-1000/")
+    assert response.status == 200 and body.count(b"<tr><td><svg>") == 1000
+    assert len(body) <= 120_000, f"{len(body):,} bytes"
+
+
+def test_listing_filter_box_is_inline_and_hidden_without_script(app):
+    html = call(app, "/plain-dir/")[1].decode()
+    assert re.search(r'<input type="search" id="filter"[^>]* hidden>', html)  # the script shows it
+    assert html.count("<script>") == 1 and "<script src" not in html
+
+
+def listing_with_readme(tmp_path, files: dict[str, bytes], **settings) -> str:
+    root, cgi_dir = build_tree(tmp_path)
+    folder = Path(root, "documented")
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return call(make_app(root, cgi_dir, tmp_path, **settings), "/documented/")[1].decode()
+
+
+def test_readme_md_is_rendered_without_raw_html(tmp_path):
+    html = listing_with_readme(tmp_path, {"README.md": b"# Title\n\n[a link](x.txt) <b>raw</b>\n\n"
+                                                       b"<script>alert(1)</script>\n\n"
+                                                       b"[bad](javascript:alert(1))\n"})
+    readme = html[html.index('<section class="readme"'):]
+    assert "<h1>Title</h1>" in readme and '<a href="x.txt">a link</a>' in readme
+    assert "&lt;b&gt;raw&lt;/b&gt;" in readme and "&lt;script&gt;alert(1)&lt;/script&gt;" in readme
+    assert "<script>alert" not in html and 'href="javascript:' not in html
+
+
+def test_readme_txt_is_preformatted_and_escaped(tmp_path):
+    html = listing_with_readme(tmp_path, {"readme.txt": b"plain <i>text</i>\n"})
+    assert "<pre>plain &lt;i&gt;text&lt;/i&gt;\n</pre>" in html and "readme.txt</h2>" in html
+
+
+def test_readme_md_wins_over_txt_and_a_huge_one_is_cut(tmp_path):
+    html = listing_with_readme(tmp_path, {"README.md": b"start " + b"x" * (README_LIMIT + 10) + b" END",
+                                          "README.txt": b"the txt"})
+    assert "start x" in html and " END" not in html and "the txt" not in html
+    assert "Only the start is shown" in html and 'href="README.md"' in html
+
+
+def test_no_readme_setting_turns_it_off(tmp_path):
+    html = listing_with_readme(tmp_path, {"README.md": b"# Hidden title\n"}, no_readme=True)
+    assert "Hidden title" not in html and 'class="readme"' not in html
+
+
+def test_a_readme_linked_outside_the_root_is_not_shown(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    folder = Path(root, "linked")
+    folder.mkdir()
+    (folder / "README.txt").symlink_to(tmp_path / "outside" / "secret.txt")
+    html = call(make_app(root, cgi_dir, tmp_path), "/linked/")[1].decode()
+    assert "outside the root" not in html
+
+
+def test_readme_changes_show_after_the_listing_ttl(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    folder = Path(root, "changing")
+    folder.mkdir()
+    readme = folder / "README.txt"
+    readme.write_text("first version")
+    app = make_app(root, cgi_dir, tmp_path)
+    assert "first version" in call(app, "/changing/")[1].decode()
+    readme.write_text("second version")  # rewritten in place: the folder's mtime does not change
+    app.static._rendered.ttl = 0.0  # as if LISTING_TTL had passed
+    assert "second version" in call(app, "/changing/")[1].decode()
+
+
+def test_builtin_favicon_unless_the_root_has_one(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    app = make_app(root, cgi_dir, tmp_path)
+    response, body = call(app, "/favicon.ico")
+    assert response.status == 200 and response.header("Content-Type") == "image/x-icon"
+    assert body[:4] == b"\x00\x00\x01\x00" and b"\x89PNG" in body  # an ICO holding a PNG
+    etag = response.header("ETag")
+    assert call(app, "/favicon.ico", if_none_match=etag)[0].status == 304
+    assert call(app, "/favicon.ico", "HEAD")[1] == b""
+    assert '<link rel="icon" href="/favicon.ico"' in call(app, "/")[1].decode()
+    Path(root, "favicon.ico").write_bytes(b"my own icon")
+    response, body = call(app, "/favicon.ico")
+    assert body == b"my own icon"

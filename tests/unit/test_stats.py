@@ -147,3 +147,53 @@ def test_rows_of_exited_processes_are_reused_with_their_counts(tmp_path):
     assert snapshot["responses"] == {"200": children, "404": 1}
     assert snapshot["bytes_sent"] == children * 10 + 1
     assert stats.cells.get(1) <= 3  # rows in use: the shared row, one child row reused, the parent's
+
+
+# -- requests per minute -------------------------------------------------------------------------
+
+class FakeClock:
+    """time.time() for core.stats, moved by hand: minutes pass without waiting for them."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_requests_per_minute_ring(tmp_path, monkeypatch):
+    clock = FakeClock(1_800_000_000.0)  # on a minute boundary
+    monkeypatch.setattr("cgibox.core.stats.time.time", clock)
+    stats = Stats.create(str(tmp_path / "stats"))
+    for _ in range(3):
+        stats.record(200, 1)
+    clock.now += 60
+    stats.record(404, 1)
+    series = stats.snapshot()["requests_per_minute"]
+    assert len(series) == 60 and series[-2:] == [3, 1] and sum(series) == 4  # oldest first
+    clock.now += 59 * 60  # the first minute is now 60 minutes old: out of the window
+    assert stats.per_minute()[0] == 1 and sum(stats.per_minute()) == 1
+    stats.record(200, 1)  # reuses the ring cell of the minute an hour ago: emptied first
+    assert stats.per_minute()[-1] == 1 and sum(stats.per_minute()) == 2
+    clock.now += 3600
+    assert stats.per_minute() == [0] * 60
+
+
+def test_requests_per_minute_from_forked_children(tmp_path):
+    stats = Stats.create(str(tmp_path / "stats"))
+    pids = []
+    for _ in range(5):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for _ in range(4):
+                    stats.record(200, 1)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    stats.record(200, 1)
+    series = stats.per_minute()
+    # a minute may turn over while the children count: the last two cells hold everything
+    assert sum(series[-2:]) == sum(series) == 21

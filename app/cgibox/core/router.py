@@ -17,6 +17,7 @@ from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.errors import HTTPError, error_response, refuse_method
+from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -27,6 +28,8 @@ from cgibox.core.templates import Templates
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
 RESERVED = ("/healthz", "/stats", "/metrics")
+# served from the root when it has one, else the built-in icon (browsers ask for it on every site)
+FAVICON = "/favicon.ico"
 
 
 class App:
@@ -44,7 +47,8 @@ class App:
         # no script folder is ever served as files, whether its scripts run or not
         self.static = StaticFiles(self.root, self.templates,
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
-                                  index_pages=config.index_pages, content_types=dict(config.content_types))
+                                  index_pages=config.index_pages, content_types=dict(config.content_types),
+                                  readme=not config.no_readme)
         self.cgi = CGIRunner(self)
 
     # -- handling ----------------------------------------------------------------------------
@@ -97,6 +101,8 @@ class App:
         mount = self.cgi_mount_for(decoded)
         if mount is not None and self.config.run_scripts:
             return self.cgi.run(request, decoded, mount)
+        if decoded == FAVICON and self.config.service_routes:
+            return self.favicon(request)
         return self.static.serve(request, decoded)
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
@@ -106,6 +112,21 @@ class App:
             if decoded == prefix or decoded.startswith(prefix + "/"):
                 return prefix, folder
         return None
+
+    def favicon(self, request: Request) -> Response:
+        """The root's own favicon.ico, or the built-in one (cacheable for a day, with an ETag)."""
+        try:
+            return self.static.serve(request, FAVICON)
+        except HTTPError as error:
+            if error.status != 404:
+                raise
+        etag = f'"cgibox-favicon-{__version__}"'
+        headers = [("ETag", etag), ("Cache-Control", "public, max-age=86400")]
+        if request.headers.get("if-none-match") == etag:
+            return Response(304, headers, b"")
+        body = favicon_ico()
+        return Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
+                              *headers], body)
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
@@ -126,7 +147,9 @@ class App:
         if request.wants_json:
             return self.text(200, json.dumps(document), "application/json")
         html = self.templates.render("stats.html", stats=document,
-                                     responses=sorted(document["responses"].items()))
+                                     responses=sorted(document["responses"].items()),
+                                     started=self.stats.started_at,
+                                     chart=minute_chart(document.get("requests_per_minute", []), time.time()))
         return self.text(200, html, "text/html; charset=utf-8")
 
     def metrics(self) -> Response:
@@ -164,6 +187,23 @@ def cgi_mounts(config: Config) -> list[tuple[str, str]]:
     mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
+# the /stats chart: one bar per minute in a viewBox this wide and high (the SVG scales to its box)
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 600, 120, 14
+
+
+def minute_chart(series: list[int], now: float) -> dict:
+    """Bars of requests per minute (oldest first) for stats.html, with each bar's minute in UTC."""
+    peak = max(series, default=0)
+    slot = CHART_WIDTH / max(1, len(series))
+    this_minute = int(now // 60) * 60
+    bars = []
+    for index, count in enumerate(series):
+        height = 0.0 if not peak else max(1.5, (CHART_HEIGHT - CHART_TOP) * count / peak) if count else 0.0
+        minute = this_minute - (len(series) - 1 - index) * 60
+        bars.append({"x": round(index * slot + 1, 1), "width": round(slot - 2, 1),
+                     "y": round(CHART_HEIGHT - height, 1), "height": round(height, 1), "count": count,
+                     "minute": time.strftime("%H:%M", time.gmtime(minute))})
+    return {"bars": bars, "peak": peak, "total": sum(series), "width": CHART_WIDTH, "height": CHART_HEIGHT}
 
 
 class _StatsCollector:

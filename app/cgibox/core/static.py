@@ -6,6 +6,7 @@ import functools
 import json
 import mimetypes
 import os
+import re
 import secrets
 import stat as stat_mod
 import threading
@@ -19,6 +20,7 @@ from urllib.parse import quote, unquote
 from cgibox.core import conditional
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.paths import resolve, resolve_stat
+from cgibox.core.readme import Readmes
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.templates import Templates
@@ -39,6 +41,43 @@ SMALL_FILES_CACHED = 512  # at most 32 MiB
 
 mimetypes.add_type("text/markdown", ".md")
 T = TypeVar("T")
+
+# a listing's icons, one <symbol> per kind (templates/icons.html): kind -> symbol id
+KIND_SYMBOLS = {"folder": "d", "text": "t", "image": "i", "archive": "a", "media": "m", "code": "c",
+                "other": "o"}
+ARCHIVE_SUFFIXES = frozenset(".zip .tar .gz .tgz .bz2 .tbz2 .xz .txz .zst .7z .rar .deb .rpm .jar .whl"
+                             " .apk .iso .dmg .cab .lz .lzma .z".split())
+CODE_SUFFIXES = frozenset(".py .js .mjs .ts .tsx .jsx .c .h .cc .cpp .hpp .rs .go .java .kt .rb .php .pl"
+                          " .sh .bash .zsh .ps1 .lua .swift .cs .scala .sql .html .htm .css .scss .json"
+                          " .xml .yaml .yml .toml .ini .cfg .conf .mk .cmake .gradle .vue .svelte".split())
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Names in the order people count: "n2" before "n10", case folded; the exact name breaks ties."""
+    parts = _DIGITS.split(name.casefold())
+    # split() alternates text and digit runs, so the tuples always compare str with str, int with int
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts)), name
+
+
+@functools.lru_cache(maxsize=4096)
+def file_kind(name: str) -> str:
+    """Which icon a file gets: text, image, archive, media (audio and video), code or other."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in ARCHIVE_SUFFIXES:
+        return "archive"
+    if suffix in CODE_SUFFIXES or name in ("Makefile", "Dockerfile"):
+        return "code"
+    guessed = mimetypes.guess_type(name, strict=False)[0] or ""
+    major = guessed.partition("/")[0]
+    if major == "image":
+        return "image"
+    if major in ("audio", "video"):
+        return "media"
+    if major == "text" or guessed in ("application/pdf", "application/rtf") or not suffix and \
+            name.isupper():  # README, LICENSE, NOTICE
+        return "text"
+    return "other"
 
 
 # a file asked for by its compressed name is sent as what it is: compressed bytes, not its inner type
@@ -137,7 +176,7 @@ class StaticFiles:
 
     def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = (),
                  index_pages: tuple[str, ...] = ("index.html",),
-                 content_types: dict[str, str] | None = None) -> None:
+                 content_types: dict[str, str] | None = None, readme: bool = True) -> None:
         self.root = root
         self.templates = templates
         self.exclude = exclude
@@ -145,6 +184,7 @@ class StaticFiles:
         self.index_pages = index_pages
         # extension -> Content-Type before the mimetypes table (http.server's extensions_map)
         self.content_types = content_types or {}
+        self.readmes = Readmes() if readme else None
         self._scans: StampedCache[list[ListingEntry]] = StampedCache()
         self._sibling_cache: StampedCache[tuple[str, ...]] = StampedCache(4096)
         self._small_files: StampedCache[bytes] = StampedCache(SMALL_FILES_CACHED, ttl=None)
@@ -234,12 +274,46 @@ class StaticFiles:
                              "mtime": int(e.mtime)} for e in entries],
             }
             return "application/json", json.dumps(document).encode()
+        rows = [self._row(e) for e in entries]
         body = self.templates.render(
             "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
-            entries=[self._view(e) for e in entries], sort=sort, order=order,
-            parent=None if decoded_path == "/" else "../", target=target,
+            entries=rows, sort=sort, order=order, parent=None if decoded_path == "/" else "../",
+            target=target,
+            kinds={row["kind"] for row in rows} | ({"u"} if decoded_path != "/" else set()),
+            summary=self._summary(entries), readme=self._readme(decoded_path, entries),
         ).encode("utf-8")
         return "text/html; charset=utf-8", body
+
+    def _row(self, entry: ListingEntry) -> dict:
+        """An entry as a listing row: _view's fields, the icon's symbol and a short UTC time
+        (the page's script shows it in the reader's own time zone, the exact time as a tooltip)."""
+        row = self._view(entry)
+        row["kind"] = KIND_SYMBOLS["folder" if entry.is_dir else file_kind(entry.name)]
+        row["when"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.mtime))
+        return row
+
+    @staticmethod
+    def _summary(entries: list[ListingEntry]) -> dict:
+        files = [e for e in entries if not e.is_dir]
+        return {"folders": len(entries) - len(files), "files": len(files),
+                "bytes": sum(e.size for e in files)}
+
+    def _readme(self, decoded_path: str, entries: list[ListingEntry]):
+        """The folder's README.md or README.txt, rendered (None when there is none, or --no-readme)."""
+        if self.readmes is None:
+            return None
+        names = {e.name.lower(): e.name for e in entries if not e.is_dir}
+        for wanted in self.readmes.NAMES:
+            name = names.get(wanted)
+            if name is None:
+                continue
+            try:  # confined like any file: a README that is a symlink out of the root is not shown
+                real, st = self._find(decoded_path + name)
+            except HTTPError:
+                continue
+            if stat_mod.S_ISREG(st.st_mode):
+                return self.readmes.render(real, name, st)
+        return None
 
     def _entries(self, real: str, st: os.stat_result) -> list[ListingEntry]:
         """The folder's visible entries, cached by the folder's mtime (and at most LISTING_TTL)."""
@@ -284,7 +358,7 @@ class StaticFiles:
     @staticmethod
     def _sorted(entries: list[ListingEntry], sort: str, descending: bool) -> list[ListingEntry]:
         """Folders first, then by the chosen column; names break ties."""
-        by_name = sorted(entries, key=lambda e: (e.name.casefold(), e.name), reverse=descending)
+        by_name = sorted(entries, key=lambda e: natural_key(e.name), reverse=descending)
         if sort == "size":
             by_name.sort(key=lambda e: e.size, reverse=descending)
         elif sort == "mtime":

@@ -11,6 +11,7 @@ import os
 import struct
 import threading
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from cgibox.core.shared import SharedCells, process_alive
@@ -26,7 +27,11 @@ _BYTES_SENT = 2
 _CGI_RUNS = 3
 _STATUS_BASE = 4  # one cell for each status 100..599
 _STATUS_COUNT = 500
-ROW = _STATUS_BASE + _STATUS_COUNT
+# requests per minute over the last hour: a ring of cells, each beside the minute it counts
+_MINUTES = 60
+_MINUTE_COUNTS = _STATUS_BASE + _STATUS_COUNT
+_MINUTE_STAMPS = _MINUTE_COUNTS + _MINUTES  # minutes since the epoch
+ROW = _MINUTE_STAMPS + _MINUTES
 # row 0 is shared (updated under the file lock) by processes that find every other row taken
 ROWS = 256
 CELLS = _HEADER + ROWS * ROW
@@ -90,8 +95,36 @@ class Stats:
                 increments[base + _STATUS_BASE + status - 100] = 1
             if cgi_run:
                 increments[base + _CGI_RUNS] = 1
+            increments[base + _MINUTE_COUNTS + self._minute_cell(base)] = 1
             # row 0 is shared with other processes; every other row is this process's alone
             self.cells.add_many(increments, exclusive=self._row == 0)
+
+    def _minute_cell(self, base: int) -> int:
+        """This minute's cell of the row at `base`, emptied first if it still counts an older minute.
+        Only ever moves a cell forward, so a late writer cannot wipe a newer minute."""
+        minute = int(time.time() // 60)
+        cell = minute % _MINUTES
+        stamp = base + _MINUTE_STAMPS + cell
+        if self.cells.get(stamp) < minute:
+            with self.cells.locked() if self._row == 0 else nullcontext():
+                if self.cells.get(stamp) < minute:
+                    # count first, then stamp: a reader never sees the new minute with old counts
+                    self.cells.set(base + _MINUTE_COUNTS + cell, 0)
+                    self.cells.set(stamp, minute)
+        return cell
+
+    def per_minute(self, now: float | None = None) -> list[int]:
+        """Requests in each of the last 60 minutes, oldest first, the current minute last."""
+        minute = int((time.time() if now is None else now) // 60)
+        series = [0] * _MINUTES
+        used = max(1, self.cells.get(_ROWS_USED))
+        for row in range(used):
+            values = self.cells.row(_HEADER + row * ROW, _ROW_FORMAT)
+            for cell in range(_MINUTES):
+                age = minute - values[_MINUTE_STAMPS + cell]
+                if 0 <= age < _MINUTES:
+                    series[_MINUTES - 1 - age] += values[_MINUTE_COUNTS + cell]
+        return series
 
     def totals(self) -> list[int]:
         """Every counter summed over the rows in use (the owner column is meaningless here)."""
@@ -114,4 +147,5 @@ class Stats:
             "responses": responses,
             "bytes_sent": values[_BYTES_SENT],
             "cgi_runs": values[_CGI_RUNS],
+            "requests_per_minute": self.per_minute(now),
         }

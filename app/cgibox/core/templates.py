@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,23 @@ def uptime_words(seconds: float) -> str:
     return ", ".join(parts)
 
 
+def time_ago(seconds: float) -> str:
+    """3725 -> 'about 1 hour ago': the largest unit only, for a date in words."""
+    seconds = max(0, int(seconds))
+    if seconds < 10:
+        return "just now"
+    for name, span in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count = seconds // span
+        if count:
+            return f"{count} {name}{'' if count == 1 else 's'} ago"
+    return "just now"
+
+
+def utc_text(timestamp: float) -> str:
+    """1764615849 -> '2025-12-01 19:04:09 UTC': an exact time for a tooltip."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
 class Templates:
     """Renders the named templates; compiled once and cached by Jinja, never per request."""
 
@@ -49,6 +67,8 @@ class Templates:
         )
         self.env.filters["human_size"] = human_size
         self.env.filters["uptime_words"] = uptime_words
+        self.env.filters["time_ago"] = time_ago
+        self.env.filters["utc_text"] = utc_text
         self.env.globals["version"] = __version__
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 - one Templates per process, lives as long
