@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: run test lint clean bench image up down
+.PHONY: run test fuzz lint clean bench image up down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# the hypothesis suites with many more examples than `make test` gives them (a few minutes)
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check app tests
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # `make bench`: every front and `python -m http.server` under wrk -> docs/benchmarks.md + docs/benchmarks.png
 # (a few minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,

@@ -210,3 +210,23 @@ def test_a_loop_of_symlinks_answers_the_same_for_files_and_scripts(app):
     file_status = handle(app, Request("GET", "/loop")).status
     script_status = handle(app, Request("GET", "/cgi-bin/loop")).status
     assert file_status == script_status == 404
+
+
+# -- found by the raw-socket fuzz run (tests/behaviour/test_raw_fuzz.py) ---------------------
+
+class GunicornChunkedBody:
+    """gunicorn's body stream for `zz\\r\\n` as a chunk size: it raises its own exception."""
+
+    def read(self, size: int = -1) -> bytes:
+        from gunicorn.http.errors import InvalidChunkSize
+        raise InvalidChunkSize(b"zz")
+
+
+@pytest.mark.parametrize("length", [None, 5])
+def test_a_body_stream_that_raises_its_own_exception_is_400_not_500(app, length):
+    """On gunicorn, `Transfer-Encoding: chunked` with a chunk size `zz` gave a 500."""
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Content-Length", "5")] if length else []),
+                      body=GunicornChunkedBody(), body_length=length)  # type: ignore[arg-type]
+    response = handle(app, request)
+    assert response.status == 400 and response.close_connection
+    assert_no_slot_taken(app)

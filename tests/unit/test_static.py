@@ -468,6 +468,7 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     with open(os.path.join(os.fsencode(folder), b"sub\xe9", b"in\xfe"), "wb") as f:
         f.write(b"deeper")
     Path(folder, "good.txt").write_text("g")
+    Path(folder, "back\\slash.txt").write_text("b")  # no URL reaches it ("\\" is refused): not listed
     Path(folder, "family \U0001f468\u200d\U0001f469\u200d\U0001f467.txt").write_text("f")  # ZWJ: still listed
     app = make_app(root, cgi_dir, tmp_path)
     response, body = call(app, "/mixed/")
@@ -475,6 +476,7 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     html = body.decode("utf-8")
     assert 'href="bad%FF.txt"' in html and "bad\\xff.txt" in html
     assert 'href="sub%E9/"' in html and "good.txt" in html and "family" in html
+    assert "slash" not in html
     document = listing_json(app, "/mixed/?format=json")
     assert {"bad\\xff.txt", "sub\\xe9", "good.txt"} <= {e["name"] for e in document["entries"]}
     response, body = call(app, "/mixed/bad%FF.txt")

@@ -451,6 +451,19 @@ class ScriptRun:
 
 # -- the runner ----------------------------------------------------------------------------------
 
+def read_request_body(request: Request, size: int) -> bytes:
+    """Up to `size` bytes of the request body. The body stream is the front's: gunicorn's raises
+    its own exceptions for a broken chunked body (InvalidChunkSize, NoMoreData...), so whatever
+    it raises is the client's broken body, 400 and the connection closed, never a 500."""
+    try:
+        return request.body.read(size)
+    except HTTPError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a front's body stream may raise anything
+        raise HTTPError(400, f"the request body could not be read: {type(error).__name__}",
+                        close_connection=True) from None
+
+
 _redirects = threading.local()
 
 
@@ -536,7 +549,7 @@ class CGIRunner:
             return self._spool(request)
         if length == 0:
             return None, (0 if "content-length" in request.headers else None), b"", None
-        first = request.body.read(min(READ_SIZE, length))
+        first = read_request_body(request, min(READ_SIZE, length))
         return request.body, length, first, None
 
     def _spool(self, request: Request) -> tuple[BinaryIO | None, int, bytes, BinaryIO | None]:
@@ -545,7 +558,7 @@ class CGIRunner:
         total = 0
         try:
             while True:
-                data = request.body.read(READ_SIZE)
+                data = read_request_body(request, READ_SIZE)
                 if not data:
                     break
                 total += len(data)

@@ -237,8 +237,8 @@ class StaticFiles:
         return entries
 
     def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
-        if item.name.startswith("."):
-            return None
+        if item.name.startswith(".") or "\\" in item.name:
+            return None  # hidden; or a name no URL reaches ("\\" is refused in every path)
         path = os.path.join(folder, item.name)
         try:
             if item.is_symlink():
