@@ -230,3 +230,14 @@ def test_a_body_stream_that_raises_its_own_exception_is_400_not_500(app, length)
     response = handle(app, request)
     assert response.status == 400 and response.close_connection
     assert_no_slot_taken(app)
+
+
+def test_a_folder_gone_between_its_stat_and_its_listing_is_404(app, tmp_path):
+    """os.scandir's FileNotFoundError (the folder removed after its stat) was a 500."""
+    folder = Path(app.root) / "vanishing"
+    folder.mkdir()
+    st = os.stat(folder)
+    folder.rmdir()
+    with pytest.raises(HTTPError) as caught:
+        app.static.listing(Request("GET", "/vanishing/"), "/vanishing/", str(folder), st)
+    assert caught.value.status == 404

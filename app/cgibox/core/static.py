@@ -231,8 +231,8 @@ class StaticFiles:
                     entry = self._entry(real, item)
                     if entry is not None:
                         entries.append(entry)
-        except PermissionError:
-            raise HTTPError(403) from None
+        except OSError as error:  # unreadable, or gone since its stat: what a file would answer
+            raise HTTPError(stat_error_status(error)) from None
         self._scans.put(real, st.st_mtime_ns, entries)
         return entries
 
