@@ -16,7 +16,7 @@ PIP := $(BIN)/python -m pip install -q
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: install run test lint docs clean bench image up down
+.PHONY: install run test fuzz lint docs clean bench image up down
 
 $(SERVE_STAMP): pyproject.toml
 	@echo "make: installing cgibox into $(VENV) (on the first run, and after pyproject.toml changes)"
@@ -38,6 +38,10 @@ run: $(SERVE_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# the hypothesis suites with many more examples than `make test` gives them (a few minutes)
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check app tests
 	$(BIN)/mypy
@@ -47,7 +51,7 @@ docs: $(SERVE_STAMP)
 	$(BIN)/python -m cgibox.docs README.md
 
 clean:
-	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # `make bench`: every front and `python -m http.server` under wrk -> docs/benchmarks.md + docs/benchmarks.png
 # (a few minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
-from cgibox.core.paths import decode_path, is_within, resolve, safe_segments
+from cgibox.core.paths import (
+    decode_path,
+    display_name,
+    is_within,
+    resolve,
+    safe_segments,
+    stat_error_status,
+    url_segment,
+)
 from tests.unit.tree import build_tree
 
 CORPUS = Path(__file__).with_name("traversal_corpus.txt")
@@ -23,7 +31,8 @@ def load_corpus() -> list[tuple[str, str | None]]:
         columns = line.split()
         assert len(columns) >= 2, f"{CORPUS.name}:{number}: needs a path and an expectation"
         path, expected = columns[0], columns[1]
-        cases.append((path, None if expected == "-" else unquote(expected)))
+        # the expectation's bytes, as a file name (percent-encoded bytes that are not UTF-8 included)
+        cases.append((path, None if expected == "-" else os.fsdecode(unquote_to_bytes(expected))))
     return cases
 
 
@@ -72,11 +81,57 @@ def test_decode_path_refusals():
     assert decode_path("/a%5Cb") is None
     assert decode_path("/a\\b") is None
     assert decode_path("/a%00") is None
-    assert decode_path("/%c0%ae") is None
-    assert decode_path("/%ff") is None
     assert decode_path("/caf%C3%A9") == "/café"
     assert decode_path("/%25") == "/%"
     assert decode_path("/a%zz") == "/a%zz"  # not an escape: kept as it is
+
+
+def test_decode_path_keeps_bytes_that_are_not_utf8_as_surrogate_escapes():
+    """Was None (strict UTF-8): a file whose name is not UTF-8 could never be asked for."""
+    assert decode_path("/%ff") == "/\udcff"
+    assert os.fsencode(decode_path("/%c0%ae")) == b"/\xc0\xae"  # an overlong "." is a plain name
+    assert os.fsencode(decode_path("/caf%e9.txt")) == b"/caf\xe9.txt"
+
+
+def test_decode_path_refuses_a_lone_surrogate_no_wire_can_carry():
+    """Was returned unchanged, and then resolve() raised UnicodeEncodeError."""
+    for raw in ("/\ud800", "/a\udcff", "/\u0100"):
+        assert decode_path(raw) is None, repr(raw)
+
+
+def test_resolve_never_raises_on_a_path_with_no_bytes(tree):
+    """resolve("/\ud800") raised UnicodeEncodeError from os.lstat: now the path names nothing."""
+    root, _ = tree
+    assert resolve(root, "/\ud800") is None
+    assert resolve(root, "/dir/\udfff/x") is None
+    assert resolve(root, "/a\x00b") is None
+
+
+def test_a_name_that_is_not_utf8_round_trips_through_a_url(tmp_path):
+    root = os.path.realpath(tmp_path)
+    with open(os.path.join(os.fsencode(root), b"bad\xff name.txt"), "wb") as f:
+        f.write(b"x")
+    (name,) = os.listdir(root)
+    decoded = decode_path("/" + url_segment(name))
+    assert resolve(root, decoded) == os.path.join(root, name)
+    assert display_name(name) == "bad\\xff name.txt"
+
+
+def test_display_name_escapes_what_cannot_be_shown():
+    assert display_name("plain é \U0001f600") == "plain é \U0001f600"
+    assert display_name("a\nb\x7f") == "a\\x0ab\\x7f"
+    assert display_name("\ud800") == "\\ud800"
+    display_name("\udcff\ud800\x00").encode("utf-8")  # always encodable
+
+
+def test_one_stat_to_status_mapping():
+    import errno
+    assert stat_error_status(FileNotFoundError(errno.ENOENT, "x")) == 404
+    assert stat_error_status(OSError(errno.ENAMETOOLONG, "x")) == 404
+    assert stat_error_status(OSError(errno.ELOOP, "x")) == 404
+    assert stat_error_status(NotADirectoryError(errno.ENOTDIR, "x")) == 404
+    assert stat_error_status(PermissionError(errno.EACCES, "x")) == 403
+    assert stat_error_status(OSError(errno.EIO, "x")) == 404
 
 
 def test_safe_segments():

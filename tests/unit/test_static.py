@@ -466,22 +466,37 @@ def test_empty_listing(app):
     assert response.status == 200 and b"empty" in body
 
 
-def test_listing_skips_names_that_are_not_utf8(tmp_path):
-    """A file whose name is not UTF-8 cannot be requested, so it is not listed, and it must not
-    turn the whole listing into a 500."""
+def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
+    """Such names used to be left out of listings and unreachable (/%FF was a 404): now the href
+    percent-encodes their raw bytes, which decode back to the same name, and the shown name
+    escapes the bytes that cannot be displayed; the page stays valid UTF-8."""
     root, cgi_dir = build_tree(tmp_path)
     folder = os.path.join(root, "mixed")
     os.mkdir(folder)
     with open(os.path.join(os.fsencode(folder), b"bad\xff.txt"), "wb") as f:
-        f.write(b"x")
+        f.write(b"latin")
+    os.mkdir(os.path.join(os.fsencode(folder), b"sub\xe9"))
+    with open(os.path.join(os.fsencode(folder), b"sub\xe9", b"in\xfe"), "wb") as f:
+        f.write(b"deeper")
     Path(folder, "good.txt").write_text("g")
+    Path(folder, "back\\slash.txt").write_text("b")  # no URL reaches it ("\\" is refused): not listed
     Path(folder, "family \U0001f468\u200d\U0001f469\u200d\U0001f467.txt").write_text("f")  # ZWJ: still listed
     app = make_app(root, cgi_dir, tmp_path)
-    for query in ("", "?format=json"):
-        response, body = call(app, "/mixed/" + query)
-        assert response.status == 200, body[:300]
-        assert b"good.txt" in body and b"bad" not in body
-        assert b"family" in body
+    response, body = call(app, "/mixed/")
+    assert response.status == 200, body[:300]
+    html = body.decode("utf-8")
+    assert 'href="bad%FF.txt"' in html and "bad\\xff.txt" in html
+    assert 'href="sub%E9/"' in html and "good.txt" in html and "family" in html
+    assert "slash" not in html
+    document = listing_json(app, "/mixed/?format=json")
+    assert {"bad\\xff.txt", "sub\\xe9", "good.txt"} <= {e["name"] for e in document["entries"]}
+    response, body = call(app, "/mixed/bad%FF.txt")
+    assert (response.status, body) == (200, b"latin")
+    response, body = call(app, "/mixed/sub%E9/in%FE")
+    assert (response.status, body) == (200, b"deeper")
+    response, body = call(app, "/mixed/sub%E9/")
+    assert response.status == 200 and 'href="in%FE"' in body.decode("utf-8")
+    assert "sub\\xe9" in body.decode("utf-8")  # the breadcrumb shows the folder's escaped name
 
 
 def test_listing_sees_new_files(tmp_path):

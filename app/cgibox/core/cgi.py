@@ -28,13 +28,14 @@ from cgibox.core.cgi_protocol import (
     NO_BODY_STATUSES,
     MalformedHead,
     build_environ,
+    check_environ,
     head_end,
     parse_head,
     parse_nph_head,
     query_argv,
 )
 from cgibox.core.errors import HTTPError
-from cgibox.core.paths import resolve, safe_segments
+from cgibox.core.paths import resolve, safe_segments, stat_error_status
 from cgibox.core.request import EMPTY_BODY, Headers, Request
 from cgibox.core.response import ConnectionCut, Response
 from cgibox.core.shared import SharedCells, process_alive
@@ -162,6 +163,19 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _end_unowned(process: subprocess.Popen) -> None:
+    """A script started but never handed to a ScriptRun: its group killed, reaped, pipes closed."""
+    if process.returncode is None:  # not reaped yet, so its pid (the group id) is still its own
+        _killpg(process.pid, signal.SIGKILL)
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 class ScriptRun:
     """One running script: its process (leader of its own session and process group), the thread
     that feeds its stdin (when there is a body), its stdout read against the deadline together
@@ -207,8 +221,13 @@ class ScriptRun:
                                                   daemon=True, name=f"cgi-stdin-{process.pid}"))
         with _RUNNING_LOCK:
             _RUNNING.add(self)
-        for thread in self._threads:
-            thread.start()
+        try:
+            for thread in self._threads:
+                thread.start()
+        except BaseException:  # e.g. "can't start new thread": the run must still end
+            self._threads = [thread for thread in self._threads if thread.ident is not None]
+            self.stop("its stdin could not be fed")
+            raise
 
     @property
     def tag(self) -> str:
@@ -432,6 +451,19 @@ class ScriptRun:
 
 # -- the runner ----------------------------------------------------------------------------------
 
+def read_request_body(request: Request, size: int) -> bytes:
+    """Up to `size` bytes of the request body. The body stream is the front's: gunicorn's raises
+    its own exceptions for a broken chunked body (InvalidChunkSize, NoMoreData...), so whatever
+    it raises is the client's broken body, 400 and the connection closed, never a 500."""
+    try:
+        return request.body.read(size)
+    except HTTPError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a front's body stream may raise anything
+        raise HTTPError(400, f"the request body could not be read: {type(error).__name__}",
+                        close_connection=True) from None
+
+
 _redirects = threading.local()
 
 
@@ -458,7 +490,8 @@ class CGIRunner:
         given) that is a file is the script, the rest PATH_INFO.
 
         Missing (or unreachable: hidden, `..`, symlinked out) is 404; the cgi dir itself, a folder,
-        a non-regular or a non-executable file is 403. Confinement is core.paths' one function.
+        a non-regular or a non-executable file is 403; a failed stat answers what it answers for
+        files (paths.stat_error_status). Confinement is core.paths' one function.
         """
         prefix, folder = mount or (CGI_ROOT, self.app.cgi_dir)
         rest = decoded_path[len(prefix):]
@@ -472,10 +505,8 @@ class CGIRunner:
                 raise HTTPError(404)
             try:
                 st = os.stat(real)
-            except (FileNotFoundError, NotADirectoryError):
-                raise HTTPError(404) from None
-            except OSError:
-                raise HTTPError(403) from None
+            except OSError as error:
+                raise HTTPError(stat_error_status(error)) from None
             if stat.S_ISDIR(st.st_mode):
                 continue
             if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111 or not os.access(real, os.X_OK):
@@ -521,7 +552,7 @@ class CGIRunner:
             return self._spool(request)
         if length == 0:
             return None, (0 if "content-length" in request.headers else None), b"", None
-        first = request.body.read(min(READ_SIZE, length))
+        first = read_request_body(request, min(READ_SIZE, length))
         return request.body, length, first, None
 
     def _spool(self, request: Request) -> tuple[BinaryIO | None, int, bytes, BinaryIO | None]:
@@ -530,7 +561,7 @@ class CGIRunner:
         total = 0
         try:
             while True:
-                data = request.body.read(READ_SIZE)
+                data = read_request_body(request, READ_SIZE)
                 if not data:
                     break
                 total += len(data)
@@ -547,14 +578,20 @@ class CGIRunner:
         return spool, total, b"", spool  # type: ignore[return-value]
 
     def environ(self, request: Request, script: Script, content_length: int | None) -> dict[str, str]:
+        """The script's environment, checked (400) before any slot or process is taken."""
         translated = resolve(self.app.root, script.path_info) if script.path_info else None
-        return build_environ(request, script_name=script.name, path_info=script.path_info,
-                             script_filename=script.filename, document_root=self.app.root,
-                             path_translated=translated, content_length=content_length,
-                             server_software=SERVER)
+        env = build_environ(request, script_name=script.name, path_info=script.path_info,
+                            script_filename=script.filename, document_root=self.app.root,
+                            path_translated=translated, content_length=content_length,
+                            server_software=SERVER)
+        return check_environ(env)
 
     def _start(self, script: Script, argv: list[str], env: dict[str, str], reserved: tuple[int, int],
                source: BinaryIO | None, first: bytes, spool: BinaryIO | None) -> ScriptRun:
+        """Spawn the script in the slot `reserved` for it. The slot is this call's until a
+        ScriptRun owns it (and frees it in stop()): on every way out before that, exceptions of
+        any kind included (Popen refuses an environment with ValueError, not OSError), the slot is
+        released and a process already started is ended."""
         slot, marker = reserved
         try:
             process = subprocess.Popen(
@@ -568,9 +605,18 @@ class CGIRunner:
             if isinstance(error, PermissionError):
                 raise HTTPError(403, "the script cannot be executed") from None
             raise HTTPError(502, "the script could not be started") from None
-        holder = self.slots.assign(slot, marker, process.pid)
-        return ScriptRun(script, process, self.slots, slot, holder, self.config.cgi_timeout,
-                         source, first, spool)
+        except BaseException:
+            self.slots.release(slot, marker)
+            raise
+        holder = marker
+        try:
+            holder = self.slots.assign(slot, marker, process.pid)
+            return ScriptRun(script, process, self.slots, slot, holder, self.config.cgi_timeout,
+                             source, first, spool)
+        except BaseException:
+            _end_unowned(process)
+            self.slots.release(slot, holder)
+            raise
 
     def _respond(self, request: Request, run: ScriptRun) -> Response:
         """The script's head decides the response before anything is sent."""

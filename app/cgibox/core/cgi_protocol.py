@@ -5,6 +5,7 @@ headers. core/cgi.py does the processes and the streaming around these.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
@@ -26,14 +27,20 @@ HIDDEN_HEADERS = frozenset({
 })
 # letters, digits and "-" only: a name with "_" (or any other token character) could pose as
 # another header once "-" becomes "_" (X-Forwarded-For vs X_Forwarded_For)
-_HEADER_NAME_FOR_ENV = re.compile(r"^[A-Za-z0-9-]+$")
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$")
+# (every pattern here is used with fullmatch: "$" would also match before a final newline)
+_HEADER_NAME_FOR_ENV = re.compile(r"[A-Za-z0-9-]+")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+# an environment variable's name as a shell and execve take it
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# what no environment value may hold: NUL ends it early (execve), CR and LF split lines in
+# scripts that write variables out into headers or logs
+_ENV_VALUE_FORBIDDEN = re.compile(r"[\x00\r\n]")
 
 # the head a script writes: at most this many bytes before its blank line
 MAX_HEAD = 64 * 1024
-_STATUS = re.compile(r"^([1-5][0-9][0-9])(?:[ \t]+(.*))?$")
-_NPH_STATUS_LINE = re.compile(rb"^HTTP/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: .*)?$")
-_LOCAL_LOCATION = re.compile(r"^/(?!/)[\x21-\x7e]*$")
+_STATUS = re.compile(r"([1-5][0-9][0-9])(?:[ \t]+(.*))?")
+_NPH_STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: .*)?")
+_LOCAL_LOCATION = re.compile(r"/(?!/)[\x21-\x7e]*")
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -55,7 +62,7 @@ def wire_text(value: str) -> str:
 def server_name(request: Request) -> str:
     """SERVER_NAME (RFC 3875 4.1.14): the host the client addressed (Host), else the bound address."""
     host = (request.headers.get("host") or "").strip()
-    match = _HOST.match(host)
+    match = _HOST.fullmatch(host)
     if match:
         return match.group(1)
     name = request.server_name
@@ -102,12 +109,32 @@ def build_environ(request: Request, *, script_name: str, path_info: str, script_
     if content_type is not None:
         env["CONTENT_TYPE"] = wire_text(content_type)
     for name in request.headers.names():
-        if name in HIDDEN_HEADERS or not _HEADER_NAME_FOR_ENV.match(name):
+        if name in HIDDEN_HEADERS or not _HEADER_NAME_FOR_ENV.fullmatch(name):
             continue
         values = request.headers.get_all(name)
         # repeated fields are joined with ", " (RFC 3875 4.1.18), cookies with "; " (RFC 6265 5.4)
         joined = ("; " if name == "cookie" else ", ").join(values)
         env["HTTP_" + name.upper().replace("-", "_")] = wire_text(joined)
+    return env
+
+
+def check_environ(env: dict[str, str]) -> dict[str, str]:
+    """`env` when every name is a plain variable name and every value can reach a script intact;
+    else HTTPError 400 (the request asks for what a script cannot be given, e.g. a PATH_INFO
+    with an encoded CR, LF or NUL), before a process or a --cgi-max slot is taken.
+
+    The last word on every script environment, whatever built it: values must hold no NUL, CR
+    or LF and be encodable as the OS encodes environment strings (a lone surrogate is not).
+    """
+    for name, value in env.items():
+        if not ENV_NAME.fullmatch(name):
+            raise HTTPError(400, "a request field cannot be passed to a script")
+        if _ENV_VALUE_FORBIDDEN.search(value):
+            raise HTTPError(400, f"{name} would hold a control character")
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            raise HTTPError(400, f"{name} would hold characters with no bytes") from None
     return env
 
 
@@ -176,7 +203,7 @@ class ScriptHead:
     def local_redirect(self) -> bool:
         """`Location: /path` without a Status: served by the server itself as a GET (RFC 3875 6.2.2)."""
         return self.location is not None and not self.status_given and \
-            bool(_LOCAL_LOCATION.match(self.location))
+            bool(_LOCAL_LOCATION.fullmatch(self.location))
 
 
 def parse_head(head: bytes) -> ScriptHead:
@@ -192,7 +219,7 @@ def parse_head(head: bytes) -> ScriptHead:
         name, value = _field(line)
         lname = name.lower()
         if lname == "status":
-            match = _STATUS.match(value)
+            match = _STATUS.fullmatch(value)
             if result.status_given or not match or int(match.group(1)) < 200:
                 raise MalformedHead(f"bad Status field: {value[:80]!r}")
             result.status = int(match.group(1))
@@ -230,7 +257,7 @@ def parse_nph_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
     """An nph- script's status line and header fields (sent on untouched; parsed for the access log
     and for fronts that cannot write raw bytes). Lines that are not fields are skipped."""
     lines = _header_lines(head)
-    match = _NPH_STATUS_LINE.match(lines[0]) if lines else None
+    match = _NPH_STATUS_LINE.fullmatch(lines[0]) if lines else None
     if match is None:
         raise MalformedHead("an nph- script must start with an HTTP status line")
     headers = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
+from cgibox.core.accesslog import server_log
+from cgibox.core.paths import display_name
 from cgibox.core.request import Request
 from cgibox.core.response import Response
 from cgibox.core.templates import Templates
@@ -46,16 +48,25 @@ def reason(status: int) -> str:
 
 def error_response(templates: Templates, request: Request | None, status: int, detail: str = "",
                    headers: list[tuple[str, str]] | None = None, close_connection: bool = False) -> Response:
-    """A 4xx/5xx page: `404.html` or `error.html`, or JSON when the client asked for JSON."""
-    path = request.raw_path if request is not None else ""
+    """A 4xx/5xx page: `404.html` or `error.html`, or JSON when the client asked for JSON.
+
+    Never raises: the path is shown with what cannot be displayed escaped (a front may hand in
+    anything, even lone surrogates), and a template that fails to render gives a plain-text page.
+    """
+    path = display_name(request.raw_path) if request is not None else ""
     if request is not None and request.wants_json:
         body = json.dumps({"status": status, "error": reason(status), "path": path}).encode()
         content_type = "application/json"
     else:
         name = "404.html" if status == 404 else "error.html"
-        body = templates.render(name, status=status, reason=reason(status), detail=detail,
-                                path=path).encode("utf-8")
-        content_type = "text/html; charset=utf-8"
+        try:
+            body = templates.render(name, status=status, reason=reason(status), detail=detail,
+                                    path=path).encode("utf-8", "replace")
+            content_type = "text/html; charset=utf-8"
+        except Exception as error:  # noqa: BLE001 - e.g. a broken --templates override
+            server_log(f"cgibox: the {name} template failed: {error!r}")
+            body = f"{status} {reason(status)}\n".encode()
+            content_type = "text/plain; charset=utf-8"
     all_headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
                    ("Cache-Control", "no-store")]
     all_headers.extend(headers or [])

@@ -1,31 +1,86 @@
-"""The one place that maps a URL path to a file and confines it to a root folder.
+"""The one place that maps a URL path to a file and confines it to a root folder, and the one
+mapping from a failed stat to an HTTP status.
 
 Decode first, refuse every trick (.., hidden names, encoded slashes, backslashes, NUL, empty
 segments), then resolve symlinks with realpath and check the result is still under the root.
+A URL path's bytes are a file name's bytes: they are decoded like the OS decodes file names
+(UTF-8 with surrogateescape), so a name that is not UTF-8 is reached by its percent-encoded bytes,
+and listing hrefs and shown names go the other way (url_segment, display_name).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import stat
-from urllib.parse import unquote
+from urllib.parse import quote, unquote_to_bytes
 
 # encoded "/" and "\" would let one URL segment become two path segments after decoding
 _ENCODED_SEPARATORS = ("%2f", "%5c")
+# what a page shows escaped: control characters (C0, DEL, C1) and surrogates (those from
+# surrogateescape stand for bytes that are not UTF-8; no other can be encoded at all)
+_UNDISPLAYABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def decode_path(raw_path: str) -> str | None:
-    """Percent-decode a URL path as UTF-8; None when it is not valid or holds NUL or '\\'."""
+    """Percent-decode a URL path into the file-name string its bytes spell; None when it holds NUL,
+    '\\' or an encoded separator, or characters no request line can carry (above U+00FF).
+
+    `raw_path` is the request's text as the fronts give it, one character per byte (latin-1).
+    Bytes that are not UTF-8 become surrogate escapes (U+DC80..U+DCFF), exactly as os.listdir
+    spells such a name, so `%FF` reaches the file system as the byte 0xFF.
+    """
     lowered = raw_path.lower()
     if any(sep in lowered for sep in _ENCODED_SEPARATORS):
         return None
     try:
-        decoded = unquote(raw_path, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        return None
+        raw = raw_path.encode("latin-1")
+    except UnicodeEncodeError:
+        return None  # e.g. a lone surrogate handed in by a front: no byte on the wire is that
+    decoded = os.fsdecode(unquote_to_bytes(raw))
     if "\x00" in decoded or "\\" in decoded:
         return None
     return decoded
+
+
+def fs_name(decoded_path: str) -> bytes | None:
+    """The bytes the OS gets for `decoded_path`, None when it has none (a lone surrogate that is
+    not a surrogate escape, or NUL): such a path names no file."""
+    if "\x00" in decoded_path:
+        return None
+    try:
+        return os.fsencode(decoded_path)
+    except UnicodeEncodeError:
+        return None
+
+
+def url_segment(name: str) -> str:
+    """A file name as one percent-encoded URL segment: its raw bytes, so decode_path gives it back."""
+    return quote(os.fsencode(name), safe="")
+
+
+def display_name(name: str) -> str:
+    """A file name (or decoded path) as text a page can show: bytes that are not UTF-8 and control
+    characters are written as \\xHH, everything else as it is."""
+    if not _UNDISPLAYABLE.search(name):
+        return name
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"  # the byte it escapes
+        return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
+    return _UNDISPLAYABLE.sub(escape, name)
+
+
+def stat_error_status(error: OSError) -> int:
+    """The one answer, for files and scripts alike, to a stat or open that failed with `error`:
+    403 when permission is refused; 404 for everything else (missing, ENOTDIR, ENAMETOOLONG,
+    ELOOP, EIO...), which tells a client nothing about what exists."""
+    if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM):
+        return 403
+    return 404
 
 
 def safe_segments(decoded_path: str) -> list[str] | None:
@@ -88,7 +143,7 @@ def resolve_stat(root: str, decoded_path: str,
     """resolve(), and the path's lstat when it was looked at on the way (None when it is missing
     or was reached through a symlink): a file served straight away needs no second stat."""
     segments = safe_segments(decoded_path)
-    if segments is None:
+    if segments is None or fs_name(decoded_path) is None:
         return None
     real, st = _real_below(root, segments)
     if not is_within(real, root):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -110,3 +111,39 @@ class Request:
     @property
     def http11(self) -> bool:
         return self.protocol == "HTTP/1.1"
+
+
+# -- the core's door: what no HTTP client can send -------------------------------------------------
+
+# RFC 9110 5.6.2 token (methods, header names); fullmatch, since "$" would also match before a
+# final newline ("Proxy\n")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_PROTOCOL = re.compile(r"HTTP/[0-9]\.[0-9]")
+# a request-target is visible ASCII (RFC 9112 3.2): no space, control character or anything above
+_TARGET = re.compile(r"[\x21-\x7e]+")
+# field values: visible characters, obs-text (one byte each, latin-1), space and tab; no NUL,
+# CR, LF or other control character, and nothing above U+00FF (no byte on the wire is that)
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def request_problem(request: Request) -> str | None:
+    """Why no HTTP client could have sent `request`, or None when it could have.
+
+    Fronts give the core text with one character per byte received; a front built on another
+    parser (gunicorn, http.server) may let through what ours refuses. App.handle answers a
+    request with a problem 400 before anything else looks at it, so no part of the core has to
+    guard against NUL, CR, LF or lone surrogates in a method, target or header field again.
+    """
+    if not _TOKEN.fullmatch(request.method):
+        return "malformed method"
+    if not _TARGET.fullmatch(request.target) or not (
+            request.target.startswith("/") or request.target == "*" or "://" in request.target):
+        return "malformed request target"
+    if not _PROTOCOL.fullmatch(request.protocol):
+        return "malformed HTTP version"
+    for name, value in request.headers:
+        if not _TOKEN.fullmatch(name):
+            return "malformed header field"
+        if not _FIELD_VALUE.fullmatch(value):
+            return "malformed header value"
+    return None

@@ -19,7 +19,7 @@ from cgibox.core.cgi import CGIRunner
 from cgibox.core.errors import HTTPError, error_response, refuse_method
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
-from cgibox.core.request import Request
+from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
@@ -57,6 +57,9 @@ class App:
         """Answer one request; never raises (errors become templated pages)."""
         try:
             wire.check_limits(request)
+            problem = request_problem(request)
+            if problem is not None:
+                raise HTTPError(400, problem, close_connection=True)
             response = self.route(request)
         except HTTPError as error:
             response = self.error(request, error.status, error.detail, error.headers,

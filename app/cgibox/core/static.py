@@ -15,11 +15,11 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import BinaryIO, Generic, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from cgibox.core import conditional
 from cgibox.core.errors import HTTPError, refuse_method
-from cgibox.core.paths import resolve, resolve_stat
+from cgibox.core.paths import display_name, resolve, resolve_stat, stat_error_status, url_segment
 from cgibox.core.readme import Readmes
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
@@ -126,14 +126,6 @@ def accepted_codings(header: str | None) -> set[str]:
     return accepted
 
 
-def _undecodable(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 class StampedCache(Generic[T]):
     """A small cache of values that stay valid while their stamp is unchanged, and at most `ttl`
     seconds (listings: a file growing in place changes no folder's mtime); the oldest entry
@@ -213,12 +205,8 @@ class StaticFiles:
         if st is None:  # reached through a symlink, or missing
             try:
                 st = os.stat(real)
-            except (FileNotFoundError, NotADirectoryError):
-                raise HTTPError(404) from None
-            except PermissionError:
-                raise HTTPError(403) from None
-            except OSError:
-                raise HTTPError(404) from None
+            except OSError as error:
+                raise HTTPError(stat_error_status(error)) from None
         return real, st
 
     # -- directories ---------------------------------------------------------------------------
@@ -269,14 +257,14 @@ class StaticFiles:
         entries = self._sorted(self._entries(real, st), sort, order == "desc")
         if as_json:
             document = {
-                "path": decoded_path,
-                "entries": [{"name": e.name, "type": "dir" if e.is_dir else "file", "size": e.size,
-                             "mtime": int(e.mtime)} for e in entries],
+                "path": display_name(decoded_path),
+                "entries": [{"name": display_name(e.name), "type": "dir" if e.is_dir else "file",
+                             "size": e.size, "mtime": int(e.mtime)} for e in entries],
             }
             return "application/json", json.dumps(document).encode()
         rows = [self._row(e) for e in entries]
         body = self.templates.render(
-            "listing.html", path=decoded_path, breadcrumbs=self._breadcrumbs(decoded_path),
+            "listing.html", path=display_name(decoded_path), breadcrumbs=self._breadcrumbs(decoded_path),
             entries=rows, sort=sort, order=order, parent=None if decoded_path == "/" else "../",
             target=target,
             kinds={row["kind"] for row in rows} | ({"u"} if decoded_path != "/" else set()),
@@ -327,18 +315,14 @@ class StaticFiles:
                     entry = self._entry(real, item)
                     if entry is not None:
                         entries.append(entry)
-        except PermissionError:
-            raise HTTPError(403) from None
+        except OSError as error:  # unreadable, or gone since its stat: what a file would answer
+            raise HTTPError(stat_error_status(error)) from None
         self._scans.put(real, st.st_mtime_ns, entries)
         return entries
 
     def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
-        if item.name.startswith("."):
-            return None
-        if _undecodable(item.name):
-            # a name that is not UTF-8 (surrogate-escaped by os.scandir) cannot be asked for in
-            # a URL, and would break the page's encoding: it is not listed
-            return None
+        if item.name.startswith(".") or "\\" in item.name:
+            return None  # hidden; or a name no URL reaches ("\\" is refused in every path)
         path = os.path.join(folder, item.name)
         try:
             if item.is_symlink():
@@ -368,9 +352,11 @@ class StaticFiles:
 
     @staticmethod
     def _view(entry: ListingEntry) -> dict:
-        href = quote(entry.name) + ("/" if entry.is_dir else "")
+        """An entry as the template shows it: the href spells the name's raw bytes (a name that
+        is not UTF-8 included), the shown name escapes what cannot be displayed."""
+        href = url_segment(entry.name) + ("/" if entry.is_dir else "")
         return {
-            "name": entry.name, "href": href, "is_dir": entry.is_dir, "size": entry.size,
+            "name": display_name(entry.name), "href": href, "is_dir": entry.is_dir, "size": entry.size,
             "mtime": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime)),
             "mtime_iso": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(entry.mtime)),
         }
@@ -380,8 +366,8 @@ class StaticFiles:
         crumbs = [("/", "/")]
         href = "/"
         for segment in [s for s in decoded_path.split("/") if s]:
-            href += quote(segment) + "/"
-            crumbs.append((segment, href))
+            href += url_segment(segment) + "/"
+            crumbs.append((display_name(segment), href))
         return crumbs
 
     # -- files -----------------------------------------------------------------------------------
@@ -439,10 +425,8 @@ class StaticFiles:
             # O_NOFOLLOW: `real` is already resolved, so a symlink here was swapped in since
             # O_NONBLOCK: opening a FIFO swapped in must not hang the request
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except PermissionError:
-            raise HTTPError(403) from None
-        except OSError:
-            raise HTTPError(404) from None
+        except OSError as error:
+            raise HTTPError(stat_error_status(error)) from None
         file = os.fdopen(fd, "rb")
         try:
             st = os.fstat(fd)

@@ -61,7 +61,7 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
     if len(parts) != 3 or not all(parts):
         raise HTTPError(400, "malformed request line", close_connection=True)
     method, target, version = parts
-    if not _TOKEN.match(method.encode()):
+    if not _TOKEN.fullmatch(method.encode()):
         raise HTTPError(400, "malformed method", close_connection=True)
     match = _VERSION.match(version)
     if not match:
@@ -80,7 +80,7 @@ def parse_header_line(line: bytes) -> tuple[str, str]:
     if line[:1] in (b" ", b"\t"):
         raise HTTPError(400, "obsolete header line folding", close_connection=True)
     name, colon, value = line.partition(b":")
-    if not colon or not _TOKEN.match(name):
+    if not colon or not _TOKEN.fullmatch(name):
         raise HTTPError(400, "malformed header field", close_connection=True)
     value = value.strip(b" \t")
     if _BAD_VALUE.search(value):

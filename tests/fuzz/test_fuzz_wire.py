@@ -1,0 +1,214 @@
+"""core.wire's parsing functions under hypothesis: request heads (valid ones split at any byte,
+and any bytes at all), header lines, Content-Length/Transfer-Encoding and chunked bodies.
+
+The properties: parsing only ever fails with an HTTPError of the contract's statuses; what it
+accepts, the core's door accepts too; a body read in any pieces is the body that was sent."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from cgibox.core import wire
+from cgibox.core.errors import HTTPError
+from cgibox.core.request import Headers, Request, request_problem
+
+HEAD_STATUSES = {400, 414, 431, 505}
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+tokens = st.text(TOKEN_CHARS, min_size=1, max_size=12)
+field_values = st.binary(max_size=40).map(
+    lambda b: bytes(c for c in b if c == 9 or 32 <= c < 127 or c >= 128).strip(b" \t"))
+targets = st.builds(lambda parts, query: "/" + "/".join(parts) + (f"?{query}" if query else ""),
+                    st.lists(st.text("abcXYZ09-._~%!$&'()*+,;=:@", max_size=8), max_size=4),
+                    st.text("abc=&%+", max_size=8))
+
+
+class Trickle(io.RawIOBase):
+    """A stream that hands out its bytes in the pieces given: a socket's recv() at any split."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = [p for p in pieces if p]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.pieces:
+            return 0
+        piece = self.pieces.pop(0)
+        n = min(len(buffer), len(piece))
+        buffer[:n] = piece[:n]
+        if n < len(piece):
+            self.pieces.insert(0, piece[n:])
+        return n
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces, last = [], 0
+    for point in points:
+        pieces.append(data[last:point])
+        last = point
+    pieces.append(data[last:])
+    return pieces
+
+
+def parse_head(stream) -> wire.HeadParser:
+    """Read a head the way the socket front does: line by line, with the same read limits."""
+    head = wire.HeadParser(stream.readline(wire.REQUEST_LINE_READ))
+    while not head.feed(stream.readline(wire.HEADER_LINE_READ)):
+        pass
+    return head
+
+
+@given(method=tokens, target=targets, version=st.sampled_from(["HTTP/1.0", "HTTP/1.1"]),
+       fields=st.lists(st.tuples(tokens, field_values), max_size=8),
+       line_end=st.sampled_from([b"\r\n", b"\n"]), cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_a_valid_head_split_at_any_byte_parses_the_same(method, target, version, fields, line_end, cuts):
+    lines = [f"{method} {target} {version}".encode()] + [name.encode() + b": " + value
+                                                        for name, value in fields]
+    data = line_end.join(lines) + line_end + line_end + b"BODY"
+    stream = io.BufferedReader(Trickle(split_at(data, cuts)), buffer_size=7)
+    head = parse_head(stream)
+    assert (head.method, head.target, head.protocol) == (method, target, version)
+    assert [(k, v.encode("latin-1")) for k, v in head.headers] == [(k, v) for k, v in fields]
+    assert stream.read() == b"BODY"  # not one byte of what follows the head was taken
+
+
+@given(data=st.binary(max_size=300))
+@example(data=b"GET / HTTP/1.1\r\nProxy\n: x\r\n\r\n")
+@example(data=b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n")
+@example(data=b"G\x00T / HTTP/1.1\r\n\r\n")
+@example(data=b"GET /\xff HTTP/1.1\r\n\r\n")
+@example(data=b"GET / HTTP/2.0\r\n\r\n")
+@example(data=b"GET / HTTP/1.1\r\n folded\r\n\r\n")
+def test_any_head_is_parsed_or_refused_with_a_contract_status(data):
+    check_head(data)
+
+
+def check_head(data: bytes) -> None:
+    stream = io.BufferedReader(io.BytesIO(data))
+    try:
+        head = parse_head(stream)
+    except HTTPError as error:
+        assert error.status in HEAD_STATUSES
+        assert error.close_connection
+        return
+    # whatever wire accepts, the core's door accepts: the fronts and the core agree
+    request = Request(head.method, head.target, head.protocol, head.headers)
+    assert request_problem(request) is None
+
+
+@st.composite
+def mutated_heads(draw) -> bytes:
+    """A valid head with a few bytes replaced or inserted: the space where parsers slip."""
+    data = bytearray(b"GET /a/b?c=d HTTP/1.1\r\nHost: example\r\nX-Name: value\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data)))
+        byte = draw(st.sampled_from(b"\x00\r\n\t \x7f\x80\xff:;/%_-\x0b\x0c"))
+        if draw(st.booleans()):
+            data.insert(position, byte)
+        elif position < len(data):
+            data[position] = byte
+    return bytes(data)
+
+
+@given(data=mutated_heads())
+def test_a_mutated_head_is_parsed_or_refused_with_a_contract_status(data):
+    check_head(data)
+
+
+@given(line=st.binary(max_size=80))
+@example(line=b"Proxy\n: x")
+@example(line=b"X-A\n: 1")
+@example(line=b"Name:\x00")
+def test_a_header_line_is_a_token_and_a_clean_value_or_400(line):
+    try:
+        name, value = wire.parse_header_line(line)
+    except HTTPError as error:
+        assert error.status == 400
+        return
+    assert name and all(c in TOKEN_CHARS for c in name)
+    assert not any(c in value for c in "\x00\r\n")
+    assert value == value.strip(" \t")
+
+
+@given(line=st.binary(max_size=120))
+@example(line=b"GET\n / HTTP/1.1")
+@example(line=b"GET /\n HTTP/1.1")
+def test_a_request_line_is_three_clean_parts_or_an_error(line):
+    try:
+        method, target, protocol = wire.parse_request_line(line)
+    except HTTPError as error:
+        assert error.status in HEAD_STATUSES
+        return
+    assert all(c in TOKEN_CHARS for c in method)
+    assert all(0x21 <= ord(c) < 0x7F for c in target)
+    assert protocol in ("HTTP/1.0", "HTTP/1.1")
+
+
+def encode_chunked(body: bytes, sizes: list[int], extension: bytes, trailers: list[bytes]) -> bytes:
+    out, position = b"", 0
+    for size in sizes:
+        piece = body[position:position + size]
+        if not piece:
+            break
+        out += b"%x%s\r\n%s\r\n" % (len(piece), extension, piece)
+        position += len(piece)
+    if position < len(body):
+        rest = body[position:]
+        out += b"%X\r\n%s\r\n" % (len(rest), rest)
+    return out + b"0\r\n" + b"".join(t + b"\r\n" for t in trailers) + b"\r\n"
+
+
+@given(body=st.binary(max_size=2000), sizes=st.lists(st.integers(1, 300), max_size=10),
+       extension=st.sampled_from([b"", b";name=value", b" ;x", b"\t;y=\"z\""]),
+       trailers=st.lists(st.sampled_from([b"X-Trailer: 1", b"Expires: never"]), max_size=2),
+       cuts=st.lists(st.integers(0, 10_000), max_size=12), read_size=st.integers(1, 700))
+def test_a_chunked_body_read_in_any_pieces_is_the_body(body, sizes, extension, trailers, cuts, read_size):
+    data = encode_chunked(body, sizes, extension, trailers) + b"NEXT"
+    source = io.BufferedReader(Trickle(split_at(data, cuts)), buffer_size=5)
+    reader, length = wire.body_reader(Headers([("Transfer-Encoding", "chunked")]), source, 10_000)
+    assert length is None
+    received = b"".join(iter(lambda: reader.read(read_size), b""))
+    assert received == body and reader.finished and reader.total == len(body)
+    assert source.read() == b"NEXT"
+
+
+@given(data=st.binary(max_size=400), max_body=st.integers(0, 500), read_size=st.integers(-1, 100))
+@example(data=b"5\r\nhello\r\n0\r\n\r\n", max_body=4, read_size=-1)
+@example(data=b"ffffffffffffffffffffffffffffffff\r\n", max_body=10, read_size=10)
+@example(data=b"1;\r\nx\r\n0\r\n\r\n", max_body=10, read_size=-1)
+def test_any_chunked_bytes_give_at_most_max_body_or_an_error(data, max_body, read_size):
+    reader, _ = wire.body_reader(Headers([("Transfer-Encoding", "chunked")]), io.BytesIO(data), max_body)
+    received = b""
+    try:
+        while chunk := reader.read(read_size):
+            received += chunk
+    except HTTPError as error:
+        assert error.status in (400, 413, 431)
+    assert len(received) <= max_body
+
+
+@given(lengths=st.lists(st.text(max_size=12), min_size=1, max_size=3),
+       transfer_encoding=st.none() | st.text(max_size=12), max_body=st.integers(0, 1000))
+@example(lengths=["²"], transfer_encoding=None, max_body=10)
+@example(lengths=["1" * 40], transfer_encoding=None, max_body=10)
+@example(lengths=["5, 5"], transfer_encoding=None, max_body=10)
+def test_framing_headers_choose_a_reader_or_refuse(lengths, transfer_encoding, max_body):
+    fields = Headers([("Content-Length", value) for value in lengths])
+    if transfer_encoding is not None:
+        fields.add("Transfer-Encoding", transfer_encoding)
+    body = io.BytesIO(b"x" * 2000)
+    try:
+        reader, length = wire.body_reader(fields, body, max_body)
+    except HTTPError as error:
+        assert error.status in (400, 413, 501)
+        return
+    assert transfer_encoding is None
+    assert length is not None and 0 <= length <= max_body
+    assert len(reader.read()) == length
