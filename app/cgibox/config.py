@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,17 @@ def _directory(name: str) -> Callable[[str], Path]:
     return parse
 
 
+def _web_url(name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() \
+                or " " in text:
+            raise ConfigError(f"{name} must be an http:// or https:// URL, not {text!r}")
+        return text
+
+    return parse
+
+
 def _text(text: str) -> str:
     return text
 
@@ -138,6 +150,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
             "seconds to finish requests in flight on SIGTERM", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
+    Setting("fleet_url", _web_url("fleet-url"), None,
+            "where /stats links for the whole fleet's view (e.g. a Prometheus or Grafana page)", "URL"),
 )
 
 
@@ -161,6 +175,7 @@ class Config:
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
+    fleet_url: str | None = None
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -87,6 +87,8 @@ def test_environment_root_and_empty_variables(dirs):
     ("cgi_timeout", "inf"), ("header_timeout", "0"), ("graceful_timeout", "x"),
     ("log_format", "apache"), ("log_format", "JSON"),
     ("root", "/no/such/folder"), ("cgi_dir", "/no/such/folder"), ("templates", "/no/such/folder"),
+    ("fleet_url", "prometheus:9090"), ("fleet_url", "javascript:alert(1)"), ("fleet_url", "http://"),
+    ("fleet_url", "http://a b/"),
 ])
 def test_bad_values(dirs, name, value):
     flags = {**base_flags(dirs), name: value}
@@ -172,3 +174,9 @@ def test_help_lists_every_flag_with_its_variable(capsys):
     out = capsys.readouterr().out
     for setting in config.SETTINGS:
         assert setting.flag in out and setting.env in out
+
+
+def test_fleet_url_from_the_environment(dirs):
+    assert load(base_flags(dirs), {}).fleet_url is None
+    url = "https://grafana.example/d/cgibox?var-job=cgibox"
+    assert load(base_flags(dirs), {"CGIBOX_FLEET_URL": url}).fleet_url == url

@@ -17,6 +17,7 @@ from typing import BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 from cgibox.core import conditional
+from cgibox.core.durations import LISTING
 from cgibox.core.errors import HTTPError
 from cgibox.core.paths import resolve, resolve_stat
 from cgibox.core.request import Request
@@ -213,7 +214,7 @@ class StaticFiles:
             self._rendered.put(key, st.st_mtime_ns, rendered)
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "no-cache")], body)
+                              ("Cache-Control", "no-cache")], body, route_kind=LISTING)
 
     def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
                         as_json: bool) -> tuple[str, bytes]:
