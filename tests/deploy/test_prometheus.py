@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from tests.behaviour import site
-from tests.servers import REPO, start_server
 from tests.container.dockerctl import free_port
+from tests.servers import REPO, start_server
 
 PROMETHEUS = REPO / "deploy" / "prometheus"
 CONFIG, RULES = PROMETHEUS / "prometheus.yml", PROMETHEUS / "rules.yml"
