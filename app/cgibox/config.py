@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,17 @@ def _directory(name: str) -> Callable[[str], Path]:
         if not path.is_dir():
             raise ConfigError("not a folder" if path.exists() else "no such folder")
         return path.resolve()
+
+    return parse
+
+
+def _web_url(name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() \
+                or " " in text:
+            raise ConfigError("not an http:// or https:// URL")
+        return text
 
     return parse
 
@@ -175,6 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
             "access-log lines: `combined` (Combined Log Format) or `json`", "NAME"),
     Setting("no_readme", _switch("no-readme"), "0", "do not show a folder's README under its listing",
             switch=True, default_text="off"),
+    Setting("fleet_url", _web_url("fleet-url"), None,
+            "where `/stats` links for the whole fleet's view (e.g. a Prometheus or Grafana page)", "URL"),
 )
 
 
@@ -212,6 +226,7 @@ class Config:
     # override can extend as "builtin/NAME"
     extra_templates: tuple[Path, ...] = ()
     no_readme: bool = False
+    fleet_url: str | None = None
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

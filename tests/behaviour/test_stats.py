@@ -128,3 +128,46 @@ def test_stats_page_has_dates_in_words_and_a_chart(server):
     assert re.search(r'<time datetime="[^"]+\+00:00" title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">'
                      r"(just now|\d+ (second|minute|hour|day)s? ago)</time>", html)
     assert '<svg class="chart"' in html and 'class="bar"' in html
+
+
+def duration_counts(server) -> dict[str, float]:
+    families = {f.name: f for f in text_string_to_metric_families(server.get("/metrics").text)}
+    return {s.labels["route"]: s.value for s in families["cgibox_request_duration_seconds"].samples
+            if s.name == "cgibox_request_duration_seconds_count"}
+
+
+def test_metrics_time_requests_by_route_kind(make_server):
+    """Each route kind counts what answered, in whichever process (child, worker) answered it."""
+    server = make_server()
+    sent = {"file": ["/hello.txt", "/index-dir/"], "listing": ["/plain-dir/", "/plain-dir/?format=json"],
+            "cgi": ["/cgi-bin/hello"], "error": ["/missing", "/cgi-bin/no-such-script"],
+            "internal": ["/healthz", "/stats"]}
+    for paths in sent.values():
+        for path in paths:
+            assert server.get(path).status in (200, 404)
+    # counted once each response is over; /metrics polls add to "internal" after they answer
+    timed = ("file", "listing", "cgi", "error")
+    want = {kind: len(sent[kind]) for kind in timed}
+    counts = wait_for(lambda: (c := duration_counts(server)) and {k: c[k] for k in timed} == want and c)
+    assert counts, (duration_counts(server), want)
+    assert counts["internal"] >= len(sent["internal"])
+
+    families = {f.name: f for f in text_string_to_metric_families(server.get("/metrics").text)}
+    buckets = [s for s in families["cgibox_request_duration_seconds"].samples
+               if s.name.endswith("_bucket") and s.labels["route"] == "cgi"]
+    assert [s.labels["le"] for s in buckets][-1] == "+Inf" and buckets[-1].value == 1
+    assert all(a.value <= b.value for a, b in zip(buckets, buckets[1:], strict=False))  # cumulative
+    build = families["cgibox_build_info"].samples[0]
+    assert build.labels["front"] == server.front.split("-")[0] and build.labels["version"]
+    started = families["process_start_time_seconds"].samples[0].value
+    assert abs(started - (time.time() - server.stats()["uptime_seconds"])) < 5
+
+
+def test_stats_page_names_one_instance_and_links_to_the_fleet(make_server):
+    plain = make_server()
+    assert "one instance" in plain.get("/stats").text and "fleet" not in plain.get("/stats").text
+    url = "https://grafana.example/d/cgibox?var-job=cgibox&x=<y>"
+    linked = make_server(["--fleet-url", url])
+    page = linked.get("/stats").text
+    assert "one instance" in page
+    assert 'href="https://grafana.example/d/cgibox?var-job=cgibox&amp;x=&lt;y&gt;"' in page

@@ -87,6 +87,8 @@ BAD_VALUES = [
     ("cgi_timeout", "inf"), ("header_timeout", "0"), ("graceful_timeout", "x"),
     ("log_format", "apache"), ("log_format", "JSON"), ("port", "8000\nX"),
     ("root", "/no/such/folder"), ("cgi_dir", "/no/such/folder"), ("templates", "/no/such/folder"),
+    ("fleet_url", "prometheus:9090"), ("fleet_url", "javascript:alert(1)"), ("fleet_url", "http://"),
+    ("fleet_url", "http://a b/"),
 ]
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -233,3 +235,9 @@ def test_no_readme_is_a_switch(dirs):
     assert cli.parse_config([*args, "--no-readme"], {}).no_readme is True
     assert cli.parse_config(args, {"CGIBOX_NO_README": "1"}).no_readme is True
     assert cli.parse_config([*args, "--no-readme"], {"CGIBOX_NO_README": "0"}).no_readme is True  # flag wins
+
+
+def test_fleet_url_from_the_environment(dirs):
+    assert load(base_flags(dirs), {}).fleet_url is None
+    url = "https://grafana.example/d/cgibox?var-job=cgibox"
+    assert load(base_flags(dirs), {"CGIBOX_FLEET_URL": url}).fleet_url == url

@@ -55,6 +55,8 @@ class Response:
     omit_body: bool = False
     # a CGI script ran to produce this response (counted in /stats)
     cgi_run: bool = False
+    # what answered (core/durations.py's ROUTE_KINDS), set by the router; fronts pass it to App.finish
+    route_kind: str = ""
     # an nph- script's own status line and header block, to be sent as they are: the body then
     # follows unframed and the connection closes after it (fronts that cannot write raw bytes
     # use `status` and `headers`, which hold the same head parsed)

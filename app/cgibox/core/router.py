@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 import traceback
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from cgibox import __version__
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
+from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
 from cgibox.core.errors import HTTPError, error_response, refuse_method
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
@@ -64,10 +67,12 @@ class App:
         except HTTPError as error:
             response = self.error(request, error.status, error.detail, error.headers,
                                   error.close_connection)
+            response.route_kind = ERROR
         except Exception:  # noqa: BLE001 - a bug answers 500, it never takes the server down
             server_log(f"cgibox: error handling {request.method} {request.target}:\n"
                        + traceback.format_exc().rstrip())
             response = self.error(request, 500)
+            response.route_kind = ERROR
         if request.method == "HEAD":
             self._drop_body(response)
         return response
@@ -90,6 +95,12 @@ class App:
                 pass
 
     def route(self, request: Request) -> Response:
+        """The response, its route kind set: what answered, for the duration histograms."""
+        response, kind = self._dispatch(request)
+        response.route_kind = response.route_kind or kind  # a listing names itself
+        return response
+
+    def _dispatch(self, request: Request) -> tuple[Response, str]:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
@@ -97,16 +108,16 @@ class App:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
             if decoded == "/healthz":
-                return self.text(200, "ok\n", "text/plain; charset=utf-8")
+                return self.text(200, "ok\n", "text/plain; charset=utf-8"), INTERNAL
             if decoded == "/stats":
-                return self.stats_page(request)
-            return self.metrics()
+                return self.stats_page(request), INTERNAL
+            return self.metrics(), INTERNAL
         mount = self.cgi_mount_for(decoded)
         if mount is not None and self.config.run_scripts:
-            return self.cgi.run(request, decoded, mount)
+            return self.cgi.run(request, decoded, mount), CGI
         if decoded == FAVICON and self.config.service_routes:
-            return self.favicon(request)
-        return self.static.serve(request, decoded)
+            return self.favicon(request), FILE
+        return self.static.serve(request, decoded), FILE
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
         """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
@@ -152,13 +163,15 @@ class App:
         html = self.templates.render("stats.html", stats=document,
                                      responses=sorted(document["responses"].items()),
                                      started=self.stats.started_at,
-                                     chart=minute_chart(document.get("requests_per_minute", []), time.time()))
+                                     chart=minute_chart(document.get("requests_per_minute", []), time.time()),
+                                     instance=os.uname().nodename, fleet_url=self.config.fleet_url)
         return self.text(200, html, "text/html; charset=utf-8")
 
     def metrics(self) -> Response:
         document = self.stats_document()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_StatsCollector(document))
+        registry.register(_FleetCollector(document, self.stats))
         body = generate_latest(registry).decode("utf-8")
         return self.text(200, body, "text/plain; version=0.0.4; charset=utf-8")
 
@@ -166,18 +179,22 @@ class App:
 
     def finish(self, request: Request | None, status: int, bytes_sent: int, *,
                request_line: str | None = None, remote_addr: str | None = None,
-               cgi_run: bool = False) -> None:
-        """Count and log one finished exchange; `bytes_sent` counts body bytes actually written."""
-        self.stats.record(status, bytes_sent, cgi_run)
+               cgi_run: bool = False, route_kind: str = ERROR) -> None:
+        """Count and log one finished exchange; `bytes_sent` counts body bytes actually written.
+        `route_kind` is the response's (the router's decision); an exchange without a request
+        (an early error of the front) is counted but not timed."""
         if request is not None:
+            duration = time.time() - request.received_at
+            self.stats.record(status, bytes_sent, cgi_run, route_kind, duration)
             line = request_line or f"{request.method} {request.target} {request.protocol}"
             self.access_log.log(
                 remote_addr=request.remote_addr, request_line=line, status=status,
                 bytes_sent=bytes_sent, referer=request.headers.get("referer"),
                 user_agent=request.headers.get("user-agent"),
-                duration=time.time() - request.received_at, method=request.method,
+                duration=duration, method=request.method,
                 path=request.raw_path)
         else:
+            self.stats.record(status, bytes_sent, cgi_run)
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
@@ -229,3 +246,29 @@ class _StatsCollector:
         yield responses
         yield CounterMetricFamily("cgibox_sent_bytes", "Body bytes sent", value=doc["bytes_sent"])
         yield CounterMetricFamily("cgibox_cgi_runs", "CGI scripts run", value=doc["cgi_runs"])
+
+
+class _FleetCollector:
+    """What a fleet's Prometheus needs beyond the counters: build info, start time and the
+    request-duration histograms by route kind (the `instance` label comes from the scrape)."""
+
+    def __init__(self, document: dict, stats: Stats) -> None:
+        self.document = document
+        self.stats = stats
+
+    def collect(self):
+        doc = self.document
+        build = GaugeMetricFamily("cgibox_build_info", "cgibox build: version, front and Python",
+                                  labels=["version", "front", "python"])
+        build.add_metric([doc["version"], doc["front"], platform.python_version()], 1)
+        yield build
+        yield GaugeMetricFamily("process_start_time_seconds",
+                                "Start time of the server (its first process) in Unix seconds",
+                                value=self.stats.started_at)
+        histogram = HistogramMetricFamily("cgibox_request_duration_seconds",
+                                          "Seconds from a request's arrival to its response's end, by route",
+                                          labels=["route"])
+        for kind, data in self.stats.duration_histograms().items():
+            buckets = [(floatToGoString(bound), count) for bound, count in data["buckets"]]
+            histogram.add_metric([kind], buckets, sum_value=data["sum"])
+        yield histogram

@@ -18,6 +18,7 @@ from typing import BinaryIO, Generic, TypeVar
 from urllib.parse import unquote
 
 from cgibox.core import conditional
+from cgibox.core.durations import LISTING
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.paths import display_name, resolve, resolve_stat, stat_error_status, url_segment
 from cgibox.core.readme import Readmes
@@ -249,7 +250,7 @@ class StaticFiles:
             self._rendered.put(key, st.st_mtime_ns, rendered)
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "no-cache")], body)
+                              ("Cache-Control", "no-cache")], body, route_kind=LISTING)
 
     def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
                         as_json: bool, target: str = "") -> tuple[str, bytes]:

@@ -14,6 +14,7 @@ import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
 
+from cgibox.core import durations
 from cgibox.core.shared import SharedCells, process_alive
 
 # the file: a header, then ROWS rows of ROW cells
@@ -31,7 +32,10 @@ _STATUS_COUNT = 500
 _MINUTES = 60
 _MINUTE_COUNTS = _STATUS_BASE + _STATUS_COUNT
 _MINUTE_STAMPS = _MINUTE_COUNTS + _MINUTES  # minutes since the epoch
-ROW = _MINUTE_STAMPS + _MINUTES
+# request-duration histograms by route kind (core/durations.py lays out these cells)
+_DURATIONS_BASE = _MINUTE_STAMPS + _MINUTES
+_DURATIONS_END = _DURATIONS_BASE + durations.CELLS
+ROW = _DURATIONS_END
 # row 0 is shared (updated under the file lock) by processes that find every other row taken
 ROWS = 256
 CELLS = _HEADER + ROWS * ROW
@@ -85,7 +89,8 @@ class Stats:
                 cells.set(_HEADER + row * ROW + _OWNER, pid)
         return row
 
-    def record(self, status: int, bytes_sent: int, cgi_run: bool = False) -> None:
+    def record(self, status: int, bytes_sent: int, cgi_run: bool = False,
+               route_kind: str | None = None, duration: float | None = None) -> None:
         with self._lock:
             if self._row is None:
                 self._row = self._claim_row(os.getpid())
@@ -96,6 +101,8 @@ class Stats:
             if cgi_run:
                 increments[base + _CGI_RUNS] = 1
             increments[base + _MINUTE_COUNTS + self._minute_cell(base)] = 1
+            if route_kind is not None and duration is not None:
+                increments.update(durations.increments(base + _DURATIONS_BASE, route_kind, duration))
             # row 0 is shared with other processes; every other row is this process's alone
             self.cells.add_many(increments, exclusive=self._row == 0)
 
@@ -131,6 +138,11 @@ class Stats:
         used = max(1, self.cells.get(_ROWS_USED))
         rows = [self.cells.row(_HEADER + row * ROW, _ROW_FORMAT) for row in range(used)]
         return [sum(column) for column in zip(*rows, strict=True)]
+
+    def duration_histograms(self, values: list[int] | None = None) -> dict[str, dict]:
+        """The request-duration histograms by route kind, summed over every process."""
+        values = self.totals() if values is None else values
+        return durations.histograms(values[_DURATIONS_BASE:_DURATIONS_END])
 
     def snapshot(self) -> dict:
         values = self.totals()

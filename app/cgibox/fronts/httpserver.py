@@ -276,7 +276,8 @@ class Handler(BaseHTTPRequestHandler):
         if completed and close and unread:
             self._linger()
         self.close_connection = close or unread
-        app.finish(request, response.status, sent, cgi_run=response.cgi_run)
+        app.finish(request, response.status, sent, cgi_run=response.cgi_run,
+                   route_kind=response.route_kind)
 
     def _write_body(self, head: bytes, response: Response, chunked: bool) -> int:
         """Send head and body; returns body bytes written. The head leaves with the first bytes."""

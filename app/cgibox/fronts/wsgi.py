@@ -87,7 +87,8 @@ class ResponseBody:
             return
         self._closed = True
         self.response.close()
-        self.app.finish(self.request, self.response.status, self.sent, cgi_run=self.response.cgi_run)
+        self.app.finish(self.request, self.response.status, self.sent, cgi_run=self.response.cgi_run,
+                        route_kind=self.response.route_kind)
 
 
 class WSGIApplication:
