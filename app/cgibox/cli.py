@@ -16,7 +16,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one line on stderr and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"cgibox: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 
 

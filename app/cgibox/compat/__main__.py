@@ -15,18 +15,11 @@ import sys
 from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
 
+from cgibox.cli import OneLineParser
 from cgibox.compat.handlers import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
 
 DEFAULT_BIND = "127.0.0.1"
 _PROTOCOL = re.compile(r"^HTTP/1\.[01]$")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """A bad command line is one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
