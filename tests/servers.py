@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STARTUP = re.compile(r"^cgibox \S+ \((\w+)\) serving .* on (http://\S+)/$", re.M)
+STARTUP = re.compile(r"^cgibox \S+ \((\w+)\) serving .* on (https?://\S+)/$", re.M)
 
 # every front the behaviour suite runs on: (test id, cgibox flags)
 ALL_FRONTS = {
@@ -173,6 +173,9 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
             if host == "::":
                 connect_host = "::1"
             server = Server(front, process, connect_host, port, log_path, err_path, root, cgi_dir, args)
+            if url.startswith("https:"):
+                _wait_listening(server, deadline)  # plain-HTTP /healthz cannot answer there
+                return server
             _wait_healthy(server, deadline)
             return server
         if process.poll() is not None:
@@ -191,6 +194,16 @@ def serving(front: str, site_dirs: tuple[Path, Path], tmp: Path,
         yield running
     finally:
         running.stop()
+
+
+def _wait_listening(server: Server, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((server.host, server.port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("cgibox never accepted a connection")
 
 
 def _wait_healthy(server: Server, deadline: float) -> None:

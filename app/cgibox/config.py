@@ -92,9 +92,76 @@ def _text(text: str) -> str:
     return text
 
 
+def _existing_file(name: str) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{name} {text!r} is not a readable file")
+        return path.resolve()
+
+    return parse
+
+
+# -- the settings of issue 12 (logins, script environment and limits, extra headers, TLS) --------
+
+def _globs(values: list[str]) -> tuple[str, ...]:
+    for glob in values:
+        if not glob.startswith("/"):
+            raise ConfigError(f"public: a URL-path glob starts with '/', not {glob!r}")
+    return tuple(values)
+
+
+def _cgi_env(values: list[str]) -> tuple[tuple[str, str], ...]:
+    from cgibox.core.cgi_protocol import check_configured_name
+
+    pairs = []
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"cgi-env: expected NAME=VALUE, not {item!r}")
+        problem = check_configured_name(name) or _env_value_problem(value)
+        if problem:
+            raise ConfigError(f"cgi-env {name!r}: {problem}")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def _env_value_problem(value: str) -> str | None:
+    return "the value must not contain a NUL byte" if "\x00" in value else None
+
+
+def _cgi_pass_env(values: list[str]) -> tuple[str, ...]:
+    from cgibox.core.cgi_protocol import check_configured_name
+
+    for name in values:
+        problem = check_configured_name(name)
+        if problem:
+            raise ConfigError(f"cgi-pass-env {name!r}: {problem}")
+    return tuple(values)
+
+
+def _cgi_limits(text: str) -> tuple[tuple[str, int], ...]:
+    from cgibox.core.limits import parse_limits
+
+    try:
+        return parse_limits(text)
+    except ValueError as error:
+        raise ConfigError(f"cgi-limits: {error}") from None
+
+
+def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
+    from cgibox.core.extra_headers import parse_extra_header
+
+    try:
+        return tuple(parse_extra_header(item) for item in values)
+    except ValueError as error:
+        raise ConfigError(f"header: {error}") from None
+
+
 FRONTS = ("threading", "forking", "gunicorn")
 WORKER_CLASSES = ("gthread", "sync")
 LOG_FORMATS = ("combined", "json")
+AUTH_SCOPES = ("all", "scripts")
 
 
 @dataclass(frozen=True)
@@ -106,6 +173,8 @@ class Setting:
     default: str | None
     help: str
     metavar: str = ""
+    # a repeatable flag: its parser takes the list of values; the variable holds them joined by this
+    repeat: str | None = None
 
     @property
     def flag(self) -> str:
@@ -138,6 +207,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
             "seconds to finish requests in flight on SIGTERM", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
+    Setting("auth_file", _existing_file("auth-file"), None,
+            "htpasswd file (bcrypt, as `htpasswd -B` writes it): every path needs a login", "FILE"),
+    Setting("public", _globs, None, "URL-path glob served without a login (repeatable)", "GLOB", ","),
+    Setting("auth_scope", _choice("auth-scope", AUTH_SCOPES), "all",
+            "all, or scripts (only /cgi-bin/ needs a login)", "SCOPE"),
+    Setting("cgi_env", _cgi_env, None, "NAME=VALUE added to every script's environment (repeatable; "
+            "the variable: one per line)", "NAME=VALUE", "\n"),
+    Setting("cgi_pass_env", _cgi_pass_env, None,
+            "a variable of the server's environment passed to scripts (repeatable)", "NAME", ","),
+    Setting("cgi_limits", _cgi_limits, None,
+            "cpu=SECONDS,memory=BYTES,processes=N,file-size=BYTES: resource limits of every script",
+            "LIMITS"),
+    Setting("header", _headers, None, "'NAME: VALUE' added to every response (repeatable; "
+            "the variable: one per line)", "'NAME: VALUE'", "\n"),
+    Setting("tls_cert", _existing_file("tls-cert"), None, "PEM certificate (chain): HTTPS", "FILE"),
+    Setting("tls_key", _existing_file("tls-key"), None, "PEM private key of --tls-cert", "FILE"),
 )
 
 
@@ -161,6 +246,16 @@ class Config:
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
+    auth_file: Path | None = None
+    public: tuple[str, ...] = ()
+    auth_scope: str = "all"
+    cgi_env: tuple[tuple[str, str], ...] = ()
+    # (name, value) copied from the server's environment when the settings were loaded
+    cgi_pass_env: tuple[tuple[str, str], ...] = ()
+    cgi_limits: tuple[tuple[str, int], ...] = ()
+    header: tuple[tuple[str, str], ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -177,6 +272,9 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
     """
     values: dict[str, Any] = {}
     for setting in SETTINGS:
+        if setting.repeat is not None:
+            values[setting.name] = _load_repeated(setting, flags.get(setting.name), environ)
+            continue
         raw = flags.get(setting.name)
         if raw is None:
             raw = environ.get(setting.env) or None
@@ -185,4 +283,30 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
         values[setting.name] = None if raw is None else setting.parse(raw)
     if values["cgi_max"] is None:
         values["cgi_max"] = default_cgi_max()
+    for name in ("cgi_limits", "header"):
+        if values[name] is None:
+            values[name] = ()
+    values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ)
+    _check_tls_pair(values)
     return Config(**values)
+
+
+def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> tuple:
+    """A repeatable flag's values (a list from argparse, or one string), else its variable's."""
+    if isinstance(given, str):
+        given = [given]
+    if not given:
+        given = [item.strip() for item in environ.get(setting.env, "").split(setting.repeat)]
+    return setting.parse([item for item in given if item])
+
+
+def _passed_values(names: tuple[str, ...], environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    missing = [name for name in names if name not in environ]
+    if missing:
+        raise ConfigError(f"cgi-pass-env: the server's environment has no {missing[0]}")
+    return tuple((name, environ[name]) for name in names)
+
+
+def _check_tls_pair(values: dict[str, Any]) -> None:
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        raise ConfigError("tls-cert and tls-key go together: give both or neither")

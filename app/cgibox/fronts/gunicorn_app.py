@@ -100,7 +100,7 @@ class CoreErrorPages:
     head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
 
     def arm_head_deadline(self, sock: socket.socket) -> None:
-        if type(sock) is socket.socket:
+        if type(sock) is socket.socket and not self.cfg.is_ssl:
             sock.__class__ = DeadlineSocket
         _head.deadline = time.monotonic() + self.wsgi.app.config.header_timeout
         _head.seen = b""
@@ -201,6 +201,36 @@ WORKER_CLASSES = {
 }
 
 
+class _HandshakeDeadline:
+    """What gunicorn's ssl_context hook returns: the shared context, whose wrap_socket first
+    bounds the socket by --header-timeout, so a client that never finishes its handshake cannot
+    hold a worker thread (gunicorn itself handshakes on a blocking socket without a timeout)."""
+
+    def __init__(self, context, timeout: float) -> None:
+        self.context = context
+        self.timeout = timeout
+
+    def wrap_socket(self, sock, **kwargs):
+        sock.settimeout(self.timeout)
+        return self.context.wrap_socket(sock, **kwargs)
+
+
+def ssl_context_hook(config: Config):
+    """gunicorn's ssl_context setting. gunicorn asks for a context per connection: this builds
+    one (cgibox/tls.py, shared with the other fronts) once per process and hands out that one."""
+    built: list[_HandshakeDeadline] = []
+
+    def ssl_context(conf, default_factory):
+        if not built:
+            from cgibox.tls import server_context
+
+            built.append(_HandshakeDeadline(server_context(config.tls_cert, config.tls_key),
+                                            config.header_timeout))
+        return built[0]
+
+    return ssl_context
+
+
 class GracefulArbiter(Arbiter):
     """SIGINT stops as gracefully as SIGTERM (the contract treats them alike)."""
 
@@ -237,6 +267,10 @@ class CgiboxGunicorn(BaseApplication):
             "proc_name": "cgibox",
             "when_ready": self.when_ready,
         }
+        if config.tls_cert is not None:
+            # gunicorn's own TLS, with the context every front shares (cgibox/tls.py)
+            settings.update(certfile=str(config.tls_cert), keyfile=str(config.tls_key),
+                            ssl_context=ssl_context_hook(config))
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 25 opens a control socket under $HOME: read-only in the container, and
             # scripts run as the server's uid could use it to stop or reload the server
