@@ -149,7 +149,7 @@ def cgibox_command(*args: str) -> list[str]:
 
 def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[str] | None = None,
                  env: dict[str, str] | None = None, host: str = "127.0.0.1",
-                 timeout: float = 30.0) -> Server:
+                 timeout: float = 30.0, prefix: list[str] | None = None) -> Server:
     """Run `cgibox` for `front` on port 0 and wait for its start-up line."""
     tmp.mkdir(parents=True, exist_ok=True)
     stamp = f"{front}-{time.monotonic_ns()}"
@@ -159,7 +159,8 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
     child_env.update(env or {})
     with open(log_path, "wb") as out, open(err_path, "wb") as err:
-        process = subprocess.Popen(cgibox_command(*args), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+        # `prefix`: a command to run cgibox under (e.g. setpriv, to serve as another user)
+        process = subprocess.Popen([*(prefix or []), *cgibox_command(*args)], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                    env=child_env, cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
