@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -46,6 +47,14 @@ class HeadTimeout(Exception):
 
 class TLSOnPlainPort(Exception):
     """The connection opened with a TLS ClientHello: HTTPS was tried on this plain-HTTP port."""
+
+
+class PlainOnTLSPort(Exception):
+    """The connection to the HTTPS port opened with something other than a TLS handshake."""
+
+
+PLAIN_ON_TLS_PORT = "This port speaks HTTPS; plain HTTP was tried."
+PLAIN_LOG = "cgibox: {peer} sent plain HTTP to this HTTPS port"
 
 
 # per thread: the request head being read (its deadline and first bytes); deadline None while
@@ -88,7 +97,7 @@ class DeadlineSocket(socket.socket):
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, HeadTimeout):
         return 408
-    if isinstance(exc, TLSOnPlainPort):
+    if isinstance(exc, (TLSOnPlainPort, PlainOnTLSPort)):
         return 400
     if isinstance(exc, gunicorn_errors.ParseException):
         return PARSE_ERROR_STATUS.get(type(exc).__name__, 400)
@@ -128,9 +137,16 @@ class CoreErrorPages:
         status = status_for(exc)
         addr = addr or ("-", 0)
         detail = ""
+        if isinstance(exc, ssl.SSLError):
+            # nothing can be said in a TLS session that never started: a log line, and close
+            server_log(f"cgibox: TLS handshake with {addr[0]} failed: {exc.reason or exc}")
+            return
         if isinstance(exc, TLSOnPlainPort):
             server_log(wire.TLS_LOG.format(peer=addr[0]))
             detail = wire.TLS_ON_PLAIN_PORT
+        elif isinstance(exc, PlainOnTLSPort):
+            server_log(PLAIN_LOG.format(peer=addr[0]))
+            detail = PLAIN_ON_TLS_PORT
         elif status == 500:
             self.log.exception("Error handling request")
         response = app.error(None, status, detail, close_connection=True)
@@ -144,6 +160,8 @@ class CoreErrorPages:
             line = f"{req.method} {req.uri} HTTP/{req.version[0]}.{req.version[1]}"
         elif isinstance(exc, TLSOnPlainPort):
             line = "<TLS handshake>"
+        elif isinstance(exc, PlainOnTLSPort):
+            line = "<plain HTTP on the HTTPS port>"
         else:
             line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         app.finish(None, status, len(body), request_line=line, remote_addr=str(addr[0]))
@@ -202,9 +220,10 @@ WORKER_CLASSES = {
 
 
 class _HandshakeDeadline:
-    """What gunicorn's ssl_context hook returns: the shared context, whose wrap_socket first
-    bounds the socket by --header-timeout, so a client that never finishes its handshake cannot
-    hold a worker thread (gunicorn itself handshakes on a blocking socket without a timeout)."""
+    """What gunicorn's ssl_context hook returns: the shared context, whose wrap_socket does the
+    handshake under --header-timeout (gunicorn's own is on a blocking socket without one, so a
+    client that stalls would hold a worker), answers plain HTTP with the core's 400 page, and
+    turns a stalled handshake into the 408 of any late head."""
 
     def __init__(self, context, timeout: float) -> None:
         self.context = context
@@ -212,7 +231,20 @@ class _HandshakeDeadline:
 
     def wrap_socket(self, sock, **kwargs):
         sock.settimeout(self.timeout)
-        return self.context.wrap_socket(sock, **kwargs)
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            raise HeadTimeout from None
+        if first and not wire.looks_like_tls(first):
+            raise PlainOnTLSPort
+        kwargs["do_handshake_on_connect"] = False
+        wrapped = self.context.wrap_socket(sock, **kwargs)
+        try:
+            wrapped.do_handshake()
+        except TimeoutError:
+            wrapped.close()
+            raise HeadTimeout from None
+        return wrapped
 
 
 def ssl_context_hook(config: Config):
