@@ -160,8 +160,8 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
     child_env.update(env or {})
     with open(log_path, "wb") as out, open(err_path, "wb") as err:
         # `prefix`: a command to run cgibox under (e.g. setpriv, to serve as another user)
-        process = subprocess.Popen([*(prefix or []), *cgibox_command(*args)], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   env=child_env, cwd=REPO, start_new_session=True)
+        process = subprocess.Popen([*(prefix or []), *cgibox_command(*args)], stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL, env=child_env, cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         match = STARTUP.search(log_path.read_text("utf-8", "replace"))

@@ -132,7 +132,8 @@ class Rules:
     def needs_login(self, decoded_path: str) -> bool:
         if decoded_path == "/healthz":
             return False
-        if self.scope == "scripts" and not (decoded_path == "/cgi-bin" or decoded_path.startswith("/cgi-bin/")):
+        in_scripts = decoded_path == "/cgi-bin" or decoded_path.startswith("/cgi-bin/")
+        if self.scope == "scripts" and not in_scripts:
             return False
         return not any(fnmatch.fnmatchcase(decoded_path, glob) for glob in self.public)
 

@@ -433,7 +433,8 @@ class ScriptRun:
         """One log line naming the --cgi-limits limit that ended a failed run, when one did."""
         name = limit_reached(self.limits, self.process.returncode, self._cpu_seconds, self._stderr_tail)
         if name is not None:
-            server_log(f"{self.tag}: stopped by its {name} limit (--cgi-limits {describe(name, self.limits)})")
+            server_log(f"{self.tag}: stopped by its {name} limit "
+                       f"(--cgi-limits {describe(name, self.limits)})")
 
     def _release_slot(self) -> None:
         if not self._slot_released:
@@ -599,7 +600,8 @@ class CGIRunner:
         try:
             # with --cgi-limits the wrapper sets them and execs the script (same pid, same session)
             process = subprocess.Popen(
-                self.wrapper + argv, executable=self.wrapper[0] if self.wrapper else script.filename, env=env, cwd=os.path.dirname(script.filename),
+                self.wrapper + argv, executable=self.wrapper[0] if self.wrapper else script.filename,
+                env=env, cwd=os.path.dirname(script.filename),
                 stdin=subprocess.PIPE if source is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
                 close_fds=True, start_new_session=True)

@@ -39,8 +39,10 @@ def parse_limits(text: str) -> tuple[tuple[str, int], ...]:
         if not sep or name not in OPTIONS:
             raise ValueError(f"expected NAME=NUMBER with NAME one of {', '.join(OPTIONS)}, not {item!r}")
         match = _AMOUNT.match(amount.strip())
-        if not match or (name in ("cpu", "processes") and match.group(2)):
-            raise ValueError(f"{name} must be a whole number{'' if name in ('cpu', 'processes') else ' (k, m, g allowed)'}, not {amount!r}")
+        counted = name in ("cpu", "processes")
+        if not match or (counted and match.group(2)):
+            units = "" if counted else " (k, m, g allowed)"
+            raise ValueError(f"{name} must be a whole number{units}, not {amount!r}")
         value = int(match.group(1)) * _UNITS[match.group(2).lower()]
         if value < 1:
             raise ValueError(f"{name} must be at least 1")
