@@ -294,5 +294,4 @@ def add_login_environ(env: dict[str, str], request: Request) -> None:
     """AUTH_TYPE and REMOTE_USER (RFC 3875 4.1.1, 4.1.11) after a login; never the password."""
     if request.remote_user is not None:
         env["AUTH_TYPE"] = "Basic"
-        env["REMOTE_USER"] = wire_text(request.remote_user.encode("utf-8", "surrogateescape")
-                                       .decode("latin-1"))
+        env["REMOTE_USER"] = request.remote_user
