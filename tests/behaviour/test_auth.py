@@ -149,34 +149,37 @@ def test_access_log_shows_the_user(locked):
     assert anonymous.split(" ")[2] == "-"
 
 
-def test_json_log_has_the_user(make_server, passwd):
-    running = make_server(["--auth-file", str(passwd), "--log-format", "json"])
+def test_json_log_and_public_globs_from_the_environment(make_server, passwd):
+    running = make_server(["--auth-file", str(passwd), "--log-format", "json"],
+                          env={"CGIBOX_PUBLIC": "/hello.txt,/plain-dir/*"})
     tag = marker()
-    assert get(running, f"/hello.txt?{tag}", basic("bob", USERS["bob"])).status == 200
+    assert get(running, f"/empty.txt?{tag}", basic("bob", USERS["bob"])).status == 200
     (line,) = lines_with(running, tag)
     assert json.loads(line)["user"] == "bob"
+    assert get(running, "/hello.txt").status == 200
+    assert get(running, "/plain-dir/a.txt").status == 200
+    assert get(running, "/empty.txt").status == 401
 
 
 # -- scope, throttle, changes to the file ---------------------------------------------------------------
 
-def test_scope_scripts_protects_only_cgi_bin(make_server, passwd):
+def test_scope_scripts_then_repeated_failures_get_429(make_server, passwd):
+    """--auth-scope scripts protects /cgi-bin/ only; then failed logins, each on a connection of its
+    own (forked children and gunicorn workers share the count), block the address."""
     running = make_server(["--auth-file", str(passwd), "--auth-scope", "scripts"])
     assert get(running, "/hello.txt").status == 200
     assert get(running, "/stats?format=json").status == 200
     assert get(running, "/cgi-bin/dump").status == 401
     assert get(running, "/cgi-bin/dump", basic("alice", USERS["alice"])).status == 200
 
-
-def test_repeated_failures_get_429_across_connections(make_server, passwd):
-    """Each attempt on a connection of its own: forked children and gunicorn workers share the count."""
-    running = make_server(["--auth-file", str(passwd)])
-    statuses = [get(running, "/hello.txt", basic("alice", f"guess{n}")).status for n in range(12)]
+    statuses = [get(running, "/cgi-bin/dump", basic("alice", f"guess{n}")).status for n in range(12)]
     assert statuses[:9] == [401] * 9
     assert statuses[-1] == 429
-    blocked = get(running, "/hello.txt", basic("alice", USERS["alice"]))  # even the right one
+    blocked = get(running, "/cgi-bin/dump", basic("alice", USERS["alice"]))  # even the right one
     assert blocked.status == 429
     assert 0 < int(blocked.header("Retry-After")) <= 60
     assert get(running, "/healthz").status == 200  # the probe goes on
+    assert get(running, "/hello.txt").status == 200  # and what needs no login
 
 
 def test_a_changed_file_applies_without_restart(make_server, tmp_path):
@@ -228,9 +231,3 @@ def test_public_glob_must_be_a_path(site_dirs):
     result = run_cgibox("--root", str(root), "--cgi-dir", str(cgi_dir), "--public", "pub/*")
     assert_one_line_error(result, "public")
 
-
-def test_public_from_the_environment_is_a_list(make_server, passwd):
-    running = make_server(["--auth-file", str(passwd)], env={"CGIBOX_PUBLIC": "/hello.txt,/plain-dir/*"})
-    assert get(running, "/hello.txt").status == 200
-    assert get(running, "/plain-dir/a.txt").status == 200
-    assert get(running, "/empty.txt").status == 401

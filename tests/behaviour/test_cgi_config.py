@@ -3,19 +3,54 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.behaviour.test_cli import assert_one_line_error, run_cgibox
+from tests.servers import start_server
+
+REASONS = {
+    "nope": "Nope",
+    "spaced": "Not Here  At All",
+    "latin": "caf\xe9",  # not ASCII: the standard phrase
+    "long": "x" * 200,  # not of reasonable length
+    "empty": "",
+}
 
 
-@pytest.fixture
-def configured(make_server):
-    return make_server(
+@pytest.fixture(scope="module")
+def configured(front, site_dirs, tmp_path_factory):
+    root, cgi_dir = site_dirs
+    running = start_server(
+        front, root, cgi_dir, tmp_path_factory.mktemp("logs"),
         ["--cgi-env", "APP_MODE=test", "--cgi-env", "DATABASE_URL=postgres://db/app?x=1,y=2",
          "--cgi-pass-env", "CGIBOX_TEST_SECRET_SOURCE",
          "--header", "Strict-Transport-Security: max-age=63072000",
-         "--header", "X-Frame-Options: DENY"],
+         "--header", "X-Frame-Options: DENY", "--header", "X-Script: from the operator"],
         env={"CGIBOX_TEST_SECRET_SOURCE": "from the server", "NOT_PASSED": "stays home"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def from_environment(front, site_dirs, tmp_path_factory):
+    """Settings from CGIBOX_* variables only, and scripts writing their own reason phrases."""
+    _, site_cgi = site_dirs
+    base = tmp_path_factory.mktemp("reasons")
+    cgi_dir = base / "cgi"
+    cgi_dir.mkdir()
+    shutil.copy2(site_cgi / "dump", cgi_dir / "dump")
+    for name, reason in REASONS.items():
+        script = cgi_dir / name
+        script.write_bytes(b"#!/bin/sh\nprintf 'Status: 404 " + reason.encode("latin-1")
+                           + b"\\nContent-Type: text/plain\\n\\nbody\\n'\n")
+        script.chmod(0o755)
+    running = start_server(front, site_dirs[0], cgi_dir, base / "logs",
+                           env={"CGIBOX_CGI_ENV": "ONE=1\nTWO=a,b", "CGIBOX_CGI_PASS_ENV": "HOME_A,HOME_B",
+                                "HOME_A": "a", "HOME_B": "b"})
+    yield running
+    running.stop()
 
 
 def test_configured_variables_reach_scripts(configured):
@@ -27,10 +62,8 @@ def test_configured_variables_reach_scripts(configured):
     assert env["GATEWAY_INTERFACE"] == "CGI/1.1"
 
 
-def test_variables_from_the_environment(make_server):
-    running = make_server(env={"CGIBOX_CGI_ENV": "ONE=1\nTWO=a,b", "CGIBOX_CGI_PASS_ENV": "HOME_A,HOME_B",
-                               "HOME_A": "a", "HOME_B": "b"})
-    env = running.get("/cgi-bin/dump").json()["env"]
+def test_variables_from_the_environment(from_environment):
+    env = from_environment.get("/cgi-bin/dump").json()["env"]
     assert (env["ONE"], env["TWO"], env["HOME_A"], env["HOME_B"]) == ("1", "a,b", "a", "b")
 
 
@@ -43,9 +76,8 @@ def test_extra_headers_on_every_kind_of_response(configured):
         assert reply.header("X-Frame-Options") == "DENY", path
 
 
-def test_a_configured_header_replaces_the_scripts_own(make_server):
-    running = make_server(["--header", "X-Script: from the operator"])
-    reply = running.get("/cgi-bin/status")
+def test_a_configured_header_replaces_the_scripts_own(configured):
+    reply = configured.get("/cgi-bin/status")
     assert reply.headers.get_all("X-Script") == ["from the operator"]
 
 
@@ -54,22 +86,13 @@ def test_script_reason_phrase_goes_out(server):
     assert (reply.status, reply.reason) == (418, "I am a teapot")
 
 
-@pytest.mark.parametrize(("reason", "sent"), [
-    ("Nope", "Nope"),
-    ("Not Here  At All", "Not Here  At All"),
-    ("caf\xe9", "Not Found"),  # not ASCII: the standard phrase
-    ("x" * 200, "Not Found"),  # not of reasonable length
-    ("", "Not Found"),
+@pytest.mark.parametrize(("name", "sent"), [
+    ("nope", "Nope"), ("spaced", "Not Here  At All"), ("latin", "Not Found"), ("long", "Not Found"),
+    ("empty", "Not Found"),
 ])
-def test_reason_phrase_rules(make_server, tmp_path, reason, sent):
-    cgi_dir = tmp_path / "cgi"
-    cgi_dir.mkdir()
-    script = cgi_dir / "reason"
-    script.write_bytes(b"#!/bin/sh\nprintf 'Status: 404 " + reason.encode("latin-1")
-                       + b"\\nContent-Type: text/plain\\n\\nbody\\n'\n")
-    script.chmod(0o755)
-    reply = make_server(cgi_dir=cgi_dir).get("/cgi-bin/reason")
-    assert (reply.status, reply.reason) == (404, sent)
+def test_reason_phrase_rules(from_environment, name, sent):
+    reply = from_environment.get(f"/cgi-bin/{name}")
+    assert (reply.status, reply.reason, reply.body) == (404, sent, b"body\n")
 
 
 # -- refused at start-up ---------------------------------------------------------------------------
