@@ -130,6 +130,23 @@ def test_a_broken_handshake_is_one_log_line(https, pair):
     test_python_ssl_keep_alive_alpn_and_version(https, pair)
 
 
+def test_a_head_that_stalls_over_tls_gets_408(https, pair):
+    """After the handshake, and again on a kept-alive connection, the head has --header-timeout."""
+    cert, _ = pair
+    with socket.create_connection((https.host, https.port), timeout=15) as raw:
+        with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+            if https.front == "gunicorn-gthread":
+                sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer, _ = read_from(sock, until=b"hello, world\n", timeout=10)
+                assert answer.startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            sock.sendall(b"GET /hello.txt HTTP/1.1\r\n")  # and nothing more
+            answer, closed = read_from(sock, timeout=12)
+            assert closed and time.monotonic() - started < 12
+            assert answer.startswith(b"HTTP/1.1 408 ")
+    test_python_ssl_keep_alive_alpn_and_version(https, pair)
+
+
 def test_plain_http_on_the_tls_port_gets_a_clear_answer(https, pair):
     answer = https.raw(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
     assert answer.startswith(b"HTTP/1.1 400 ")

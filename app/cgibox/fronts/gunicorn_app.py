@@ -94,6 +94,27 @@ class DeadlineSocket(socket.socket):
         return data
 
 
+class DeadlineSSLSocket(ssl.SSLSocket):
+    """DeadlineSocket's head deadline for HTTPS connections (every request of a keep-alive one):
+    the SSLSocket that the TLS context makes is switched to this class (same layout)."""
+
+    def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
+        deadline = getattr(_head, "deadline", None)
+        if deadline is None:
+            return super().recv(bufsize, flags)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise HeadTimeout
+        self.settimeout(remaining)
+        try:
+            data = super().recv(bufsize, flags)
+        except TimeoutError:
+            raise HeadTimeout from None
+        if len(_head.seen) < HEAD_KEPT:
+            _head.seen += data[:HEAD_KEPT - len(_head.seen)]
+        return data
+
+
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, HeadTimeout):
         return 408
@@ -244,6 +265,8 @@ class _HandshakeDeadline:
         except TimeoutError:
             wrapped.close()
             raise HeadTimeout from None
+        if type(wrapped) is ssl.SSLSocket:
+            wrapped.__class__ = DeadlineSSLSocket
         return wrapped
 
 
