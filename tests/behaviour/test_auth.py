@@ -84,8 +84,7 @@ def test_every_user_logs_in(locked, user):
     "Bearer abc",
 ])
 def test_a_bad_login_is_401(locked, auth):
-    # from an address of their own so that the throttle test below is not disturbed: none here;
-    # a handful of failures stays well under the throttle's limit
+    # seven failures in all: under the throttle's ten, so the other tests of this server go on
     reply = get(locked, "/hello.txt", auth)
     assert reply.status == 401
     assert "WWW-Authenticate" in reply.headers
