@@ -16,7 +16,7 @@ PIP := $(BIN)/python -m pip install -q
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: install run test fuzz lint docs clean bench image up down
+.PHONY: install run test fuzz lint docs clean bench image up down cert
 
 $(SERVE_STAMP): pyproject.toml
 	@echo "make: installing cgibox into $(VENV) (on the first run, and after pyproject.toml changes)"
@@ -74,6 +74,22 @@ bench: $(STAMP) $(BENCH_STAMP)
 	    echo "bench: wrk is not installed; install it with: sudo apt-get install wrk" >&2; exit 1; \
 	  fi; }
 	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
+
+# `make cert`: a self-signed pair for local HTTPS, certs/cert.pem and certs/key.pem (localhost and
+# 127.0.0.1, 30 days; CERT_NAMES adds names, e.g. CERT_NAMES=DNS:myhost,IP:192.168.1.20). The key is
+# made readable by all so that the container's uid 10001 can read it: fine for a throw-away local
+# pair, never for a real key (chown that one to 10001 and chmod 400).
+CERT_DIR ?= certs
+CERT_NAMES ?=
+cert:
+	@command -v openssl >/dev/null || { echo "cert: openssl is not installed" >&2; exit 1; }
+	mkdir -p $(CERT_DIR)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1$(if $(CERT_NAMES),$(comma)$(CERT_NAMES))" \
+		-keyout $(CERT_DIR)/key.pem -out $(CERT_DIR)/cert.pem 2>/dev/null
+	chmod 644 $(CERT_DIR)/key.pem $(CERT_DIR)/cert.pem
+	@echo "cert: wrote $(CERT_DIR)/cert.pem and $(CERT_DIR)/key.pem (self-signed; clients need --cacert $(CERT_DIR)/cert.pem)"
+comma := ,
 
 # -- container: `make image`, `make up` (detached, waits until healthy), `make down`
 # COMPOSE_PROFILES=gunicorn make up  also starts the gunicorn front on :8001

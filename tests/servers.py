@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STARTUP = re.compile(r"^cgibox \S+ \((\w+)\) serving .* on (http://\S+)/$", re.M)
+STARTUP = re.compile(r"^cgibox \S+ \((\w+)\) serving .* on (https?://\S+)/$", re.M)
 
 # every front the behaviour suite runs on: (test id, cgibox flags)
 ALL_FRONTS = {
@@ -149,7 +149,7 @@ def cgibox_command(*args: str) -> list[str]:
 
 def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[str] | None = None,
                  env: dict[str, str] | None = None, host: str = "127.0.0.1",
-                 timeout: float = 30.0) -> Server:
+                 timeout: float = 30.0, prefix: list[str] | None = None) -> Server:
     """Run `cgibox` for `front` on port 0 and wait for its start-up line."""
     tmp.mkdir(parents=True, exist_ok=True)
     stamp = f"{front}-{time.monotonic_ns()}"
@@ -159,8 +159,9 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
     child_env.update(env or {})
     with open(log_path, "wb") as out, open(err_path, "wb") as err:
-        process = subprocess.Popen(cgibox_command(*args), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   env=child_env, cwd=REPO, start_new_session=True)
+        # `prefix`: a command to run cgibox under (e.g. setpriv, to serve as another user)
+        process = subprocess.Popen([*(prefix or []), *cgibox_command(*args)], stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL, env=child_env, cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         match = STARTUP.search(log_path.read_text("utf-8", "replace"))
@@ -173,6 +174,9 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
             if host == "::":
                 connect_host = "::1"
             server = Server(front, process, connect_host, port, log_path, err_path, root, cgi_dir, args)
+            if url.startswith("https:"):
+                _wait_listening(server, deadline)  # plain-HTTP /healthz cannot answer there
+                return server
             _wait_healthy(server, deadline)
             return server
         if process.poll() is not None:
@@ -191,6 +195,16 @@ def serving(front: str, site_dirs: tuple[Path, Path], tmp: Path,
         yield running
     finally:
         running.stop()
+
+
+def _wait_listening(server: Server, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((server.host, server.port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("cgibox never accepted a connection")
 
 
 def _wait_healthy(server: Server, deadline: float) -> None:

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 default=None, help=help_line(setting).replace("%", "%%"))
             continue
         parser.add_argument(setting.flag, dest=setting.name, metavar=setting.metavar or None,
-                            default=None, help=help_line(setting).replace("%", "%%"))
+                            default=None, help=help_line(setting).replace("%", "%%"),
+                            action="append" if setting.repeat is not None else "store")
     return parser
 
 
@@ -55,17 +56,34 @@ def parse_config(argv: Sequence[str] | None, environ: dict[str, str] | os._Envir
         raise SystemExit(2) from None
 
 
+def check_startup(config: Config) -> None:
+    """Settings that need more than a parser (files, tools, the front's abilities): exit 2 or warn."""
+    from cgibox.startup import StartupError, check
+
+    try:
+        warnings = check(config)
+    except StartupError as error:
+        sys.stderr.write(f"cgibox: error: {error}\n")
+        raise SystemExit(2) from None
+    for line in warnings:
+        sys.stderr.write(line + "\n")
+
+
 def url_for(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
 
 
 def startup_line(config: Config, port: int) -> str:
-    return f"cgibox {__version__} ({config.front}) serving {config.root} on {url_for(config.host, port)}"
+    url = url_for(config.host, port)
+    if config.tls_cert is not None:
+        url = "https" + url[len("http"):]
+    return f"cgibox {__version__} ({config.front}) serving {config.root} on {url}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv, os.environ)
+    check_startup(config)
     if config.front == "gunicorn":
         from cgibox.fronts.gunicorn_app import run_gunicorn
         return run_gunicorn(config)

@@ -123,9 +123,76 @@ def _switch(name: str) -> Callable[[str], bool]:
     return parse
 
 
+def _existing_file(name: str) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ConfigError("no such file" if not path.exists() else "not a file")
+        return path.resolve()
+
+    return parse
+
+
+# -- the settings of issue 12 (logins, script environment and limits, extra headers, TLS) --------
+
+def _globs(values: list[str]) -> tuple[str, ...]:
+    for glob in values:
+        if not glob.startswith("/"):
+            raise ConfigError(f"a URL-path glob starts with '/', not {glob!r}")
+    return tuple(values)
+
+
+def _cgi_env(values: list[str]) -> tuple[tuple[str, str], ...]:
+    from cgibox.core.cgi_protocol import check_configured_name
+
+    pairs = []
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"expected NAME=VALUE, not {item!r}")
+        problem = check_configured_name(name) or _env_value_problem(value)
+        if problem:
+            raise ConfigError(f"{name!r}: {problem}")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def _env_value_problem(value: str) -> str | None:
+    return "the value must not contain a NUL byte" if "\x00" in value else None
+
+
+def _cgi_pass_env(values: list[str]) -> tuple[str, ...]:
+    from cgibox.core.cgi_protocol import check_configured_name
+
+    for name in values:
+        problem = check_configured_name(name)
+        if problem:
+            raise ConfigError(f"{name!r}: {problem}")
+    return tuple(values)
+
+
+def _cgi_limits(text: str) -> tuple[tuple[str, int], ...]:
+    from cgibox.core.limits import parse_limits
+
+    try:
+        return parse_limits(text)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
+    from cgibox.core.extra_headers import parse_extra_header
+
+    try:
+        return tuple(parse_extra_header(item) for item in values)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 FRONTS = ("threading", "forking", "gunicorn")
 WORKER_CLASSES = ("gthread", "sync")
 LOG_FORMATS = ("combined", "json")
+AUTH_SCOPES = ("all", "scripts")
 
 
 @dataclass(frozen=True)
@@ -140,6 +207,8 @@ class Setting:
     default_text: str = ""  # what a default of None means, for people ("2 per CPU", "built-in")
     if_missing: str = ""  # the way out when the default does not exist here (run outside the checkout)
     switch: bool = False  # a flag without a value (`--no-readme`); its variable takes 1 or 0
+    # a repeatable flag: its parser takes the list of values; the variable holds them joined by this
+    repeat: str | None = None
 
     @property
     def flag(self) -> str:
@@ -189,6 +258,29 @@ SETTINGS: tuple[Setting, ...] = (
             switch=True, default_text="off"),
     Setting("fleet_url", _web_url("fleet-url"), None,
             "where `/stats` links for the whole fleet's view (e.g. a Prometheus or Grafana page)", "URL"),
+    Setting("auth_file", _existing_file("auth-file"), None,
+            "htpasswd file of bcrypt entries (`htpasswd -B`): every path needs a login but `/healthz` "
+            "and `--public` ones", "FILE"),
+    Setting("public", _globs, None,
+            "URL-path glob served without a login, e.g. `/pub/*` (repeatable; the variable: comma-separated)",
+            "GLOB", repeat=","),
+    Setting("auth_scope", _choice("auth-scope", AUTH_SCOPES), "all",
+            "`all`, or `scripts`: only `/cgi-bin/` needs a login", "SCOPE"),
+    Setting("cgi_env", _cgi_env, None,
+            "`NAME=VALUE` added to every script's environment (repeatable; the variable: one per line)",
+            "NAME=VALUE", repeat="\n"),
+    Setting("cgi_pass_env", _cgi_pass_env, None,
+            "a variable of the server's environment passed to scripts (repeatable; the variable: "
+            "comma-separated)", "NAME", repeat=","),
+    Setting("cgi_limits", _cgi_limits, None,
+            "`cpu=SECONDS,memory=BYTES,processes=N,file-size=BYTES`, resource limits of every script "
+            "(each optional; `k`, `m`, `g` for bytes)", "LIMITS"),
+    Setting("header", _headers, None,
+            "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
+            "'NAME: VALUE'", repeat="\n"),
+    Setting("tls_cert", _existing_file("tls-cert"), None,
+            "PEM certificate (chain): HTTPS on the same port (gunicorn front for now)", "FILE"),
+    Setting("tls_key", _existing_file("tls-key"), None, "PEM private key of `--tls-cert`", "FILE"),
 )
 
 
@@ -227,6 +319,16 @@ class Config:
     extra_templates: tuple[Path, ...] = ()
     no_readme: bool = False
     fleet_url: str | None = None
+    auth_file: Path | None = None
+    public: tuple[str, ...] = ()
+    auth_scope: str = "all"
+    cgi_env: tuple[tuple[str, str], ...] = ()
+    # (name, value) copied from the server's environment when the settings were loaded
+    cgi_pass_env: tuple[tuple[str, str], ...] = ()
+    cgi_limits: tuple[tuple[str, int], ...] = ()
+    header: tuple[tuple[str, str], ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -243,6 +345,13 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
     """
     values: dict[str, Any] = {}
     for setting in SETTINGS:
+        if setting.repeat is not None:
+            given = flags.get(setting.name)
+            try:
+                values[setting.name] = _load_repeated(setting, given, environ)
+            except ConfigError as problem:
+                raise ConfigError(f"{setting.flag if given else setting.env}: {problem}") from None
+            continue
         raw, origin = _raw_value(setting, flags, environ)
         try:
             values[setting.name] = None if raw is None else setting.parse(raw)
@@ -250,6 +359,11 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
             raise ConfigError(_blame(setting, raw, origin, problem)) from None
     if values["cgi_max"] is None:
         values["cgi_max"] = default_cgi_max()
+    for name in ("cgi_limits", "header"):
+        if values[name] is None:
+            values[name] = ()
+    values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ)
+    _check_tls_pair(values)
     return Config(**values)
 
 
@@ -272,3 +386,24 @@ def _blame(setting: Setting, raw: Any, origin: str, problem: ConfigError) -> str
     if setting.if_missing:
         return f"no {raw} here; {setting.if_missing}"
     return f"{setting.flag} (default {raw!r}): {problem}"
+
+
+def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> tuple:
+    """A repeatable flag's values (a list from argparse, or one string), else its variable's."""
+    if isinstance(given, str):
+        given = [given]
+    if not given:
+        given = [item.strip() for item in environ.get(setting.env, "").split(setting.repeat)]
+    return setting.parse([item for item in given if item])
+
+
+def _passed_values(names: tuple[str, ...], environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    missing = [name for name in names if name not in environ]
+    if missing:
+        raise ConfigError(f"--cgi-pass-env {missing[0]}: the server's environment has no such variable")
+    return tuple((name, environ[name]) for name in names)
+
+
+def _check_tls_pair(values: dict[str, Any]) -> None:
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")

@@ -43,19 +43,21 @@ class AccessLog:
 
     def log(self, *, remote_addr: str, request_line: str, status: int, bytes_sent: int,
             referer: str | None, user_agent: str | None, duration: float, method: str = "",
-            path: str = "") -> None:
+            path: str = "", user: str | None = None) -> None:
         if self.format == "json":
             record = {
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote_addr": remote_addr,
                 "request": request_line, "method": method, "path": path, "status": status,
                 "bytes": bytes_sent, "referer": referer, "user_agent": user_agent,
-                "duration_ms": round(duration * 1000, 3),
+                "duration_ms": round(duration * 1000, 3), "user": user,
             }
             # json.dumps escapes every control character itself
             _write(json.dumps(record, ensure_ascii=True))
             return
         stamp = _clf_time(int(time.time()))
-        _write(f'{_escape(remote_addr)} - - [{stamp}] "{_escape(request_line)}" {status} '
+        # the third field is the user a login proved (Combined Log Format's authuser)
+        shown_user = _escape(user).replace(" ", "\\x20") if user else "-"
+        _write(f'{_escape(remote_addr)} - {shown_user} [{stamp}] "{_escape(request_line)}" {status} '
                f'{bytes_sent if bytes_sent else "-"} "{_escape(referer or "-")}" '
                f'"{_escape(user_agent or "-")}"')
 

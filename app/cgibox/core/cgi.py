@@ -27,6 +27,8 @@ from cgibox.core.cgi_protocol import (
     MAX_HEAD,
     NO_BODY_STATUSES,
     MalformedHead,
+    add_configured_environ,
+    add_login_environ,
     build_environ,
     check_environ,
     head_end,
@@ -35,6 +37,7 @@ from cgibox.core.cgi_protocol import (
     query_argv,
 )
 from cgibox.core.errors import HTTPError
+from cgibox.core.limits import describe, find_prlimit, limit_reached, wrapper_argv
 from cgibox.core.paths import resolve, safe_segments, stat_error_status
 from cgibox.core.request import EMPTY_BODY, Headers, Request
 from cgibox.core.response import ConnectionCut, Response
@@ -59,6 +62,8 @@ STDERR_DRAIN = 0.2
 MAX_LOCAL_REDIRECTS = 8
 RETRY_AFTER = "1"
 MAX_LOG_LINE = 4096
+# the end of a script's stderr kept to tell which --cgi-limits limit stopped it
+STDERR_TAIL = 2048
 # request headers a local redirect's GET does not inherit: it has no body
 _BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding", "expect"})
 
@@ -188,8 +193,11 @@ class ScriptRun:
 
     def __init__(self, script: Script, process: subprocess.Popen, slots: ScriptSlots, slot: int,
                  holder: int, timeout: float, stdin_source: BinaryIO | None, first: bytes,
-                 spool: BinaryIO | None) -> None:
+                 spool: BinaryIO | None, limits: dict[str, int] | None = None) -> None:
         self.script = script
+        self.limits = limits or {}
+        self._stderr_tail = ""
+        self._cpu_seconds = 0.0
         self.process = process
         self.owner = os.getpid()
         self.slots = slots
@@ -306,6 +314,8 @@ class ScriptRun:
     def _log_line(self, line: bytes) -> None:
         text = line.rstrip(b"\r").decode("utf-8", "replace")
         server_log(f"{self.tag}: {text}")
+        if self.limits:
+            self._stderr_tail = (self._stderr_tail + text + "\n")[-STDERR_TAIL:]
 
     # -- stdout ----------------------------------------------------------------------------------
 
@@ -417,12 +427,33 @@ class ScriptRun:
                 self._wait_exit(TERM_GRACE)
                 _killpg(pid, signal.SIGKILL)
             self._release_slot()  # before reaping: an unreaped script still holds it
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                server_log(f"{self.tag}: did not exit after SIGKILL")
+            self._reap(5)
         finally:
             self._release()
+
+    def _reap(self, timeout: float) -> None:
+        """Wait for the leader with wait4, which also gives its CPU time (for --cgi-limits)."""
+        if self._pidfd is not None:
+            select.select([self._pidfd], [], [], timeout)
+        try:
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid = 0
+        if pid:
+            self.process.returncode = os.waitstatus_to_exitcode(status)
+            self._cpu_seconds = usage.ru_utime + usage.ru_stime
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server_log(f"{self.tag}: did not exit after SIGKILL")
+
+    def _report_limit(self) -> None:
+        """One log line naming the --cgi-limits limit that ended a failed run, when one did."""
+        name = limit_reached(self.limits, self.process.returncode, self._cpu_seconds, self._stderr_tail)
+        if name is not None:
+            server_log(f"{self.tag}: stopped by its {name} limit "
+                       f"(--cgi-limits {describe(name, self.limits)})")
 
     def _release_slot(self) -> None:
         if not self._slot_released:
@@ -431,6 +462,8 @@ class ScriptRun:
 
     def _release(self) -> None:
         self._drain_stderr(STDERR_DRAIN)
+        if self.limits:
+            self._report_limit()
         try:
             self._poll.unregister(self._stdout_fd)
         except (KeyError, ValueError):
@@ -474,6 +507,14 @@ class CGIRunner:
         self.app = app
         self.config = app.config
         self.slots = ScriptSlots(self._slots_path(app), app.config.cgi_max)
+        self.configured_env = app.config.cgi_env + app.config.cgi_pass_env
+        self.limits = dict(app.config.cgi_limits)
+        self.wrapper: list[str] = []
+        if self.limits:
+            prlimit = find_prlimit()
+            if prlimit is None:
+                raise RuntimeError("--cgi-limits needs util-linux's prlimit, which is not installed")
+            self.wrapper = wrapper_argv(prlimit, app.config.cgi_limits)
 
     @staticmethod
     def _slots_path(app: App) -> str:
@@ -584,6 +625,8 @@ class CGIRunner:
                             script_filename=script.filename, document_root=self.app.root,
                             path_translated=translated, content_length=content_length,
                             server_software=SERVER)
+        add_login_environ(env, request)
+        add_configured_environ(env, self.configured_env)
         return check_environ(env)
 
     def _start(self, script: Script, argv: list[str], env: dict[str, str], reserved: tuple[int, int],
@@ -594,8 +637,10 @@ class CGIRunner:
         released and a process already started is ended."""
         slot, marker = reserved
         try:
+            # with --cgi-limits the wrapper sets them and execs the script (same pid, same session)
             process = subprocess.Popen(
-                argv, executable=script.filename, env=env, cwd=os.path.dirname(script.filename),
+                self.wrapper + argv, executable=self.wrapper[0] if self.wrapper else script.filename,
+                env=env, cwd=os.path.dirname(script.filename),
                 stdin=subprocess.PIPE if source is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
                 close_fds=True, start_new_session=True)
@@ -612,7 +657,7 @@ class CGIRunner:
         try:
             holder = self.slots.assign(slot, marker, process.pid)
             return ScriptRun(script, process, self.slots, slot, holder, self.config.cgi_timeout,
-                             source, first, spool)
+                             source, first, spool, self.limits)
         except BaseException:
             _end_unowned(process)
             self.slots.release(slot, holder)
@@ -645,7 +690,8 @@ class CGIRunner:
                 assert parsed.location is not None
                 return self._local_redirect(request, parsed.location)
             emit = parsed.status not in NO_BODY_STATUSES
-            response = Response(parsed.status, parsed.headers, run.body(rest, parsed.content_length, emit))
+            response = Response(parsed.status, parsed.headers, run.body(rest, parsed.content_length, emit),
+                                reason=parsed.reason)
         response.cleanups.append(run.stop)
         response.cgi_run = True
         return response

@@ -41,6 +41,8 @@ MAX_HEAD = 64 * 1024
 _STATUS = re.compile(r"([1-5][0-9][0-9])(?:[ \t]+(.*))?")
 _NPH_STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: .*)?")
 _LOCAL_LOCATION = re.compile(r"/(?!/)[\x21-\x7e]*")
+# a script's own reason phrase goes out only as plain visible ASCII of reasonable length
+_REASON = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,62}[\x21-\x7e])?")
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -198,6 +200,7 @@ class ScriptHead:
     location: str | None = None
     status_given: bool = False
     content_length: int | None = None
+    reason: str | None = None
 
     @property
     def local_redirect(self) -> bool:
@@ -224,6 +227,7 @@ def parse_head(head: bytes) -> ScriptHead:
                 raise MalformedHead(f"bad Status field: {value[:80]!r}")
             result.status = int(match.group(1))
             result.status_given = True
+            result.reason = script_reason(match.group(2))
             seen_cgi_field = True
             continue
         if lname in HOP_BY_HOP:  # the server's business, not the script's (RFC 3875 6.3.4)
@@ -253,6 +257,15 @@ def parse_head(head: bytes) -> ScriptHead:
     return result
 
 
+def script_reason(text: str | None) -> str | None:
+    """The reason phrase as the script wrote it, or None (the standard one) when it is not plain
+    visible ASCII of at most 64 characters."""
+    if text is None:
+        return None
+    text = text.strip()
+    return text if _REASON.fullmatch(text) else None
+
+
 def parse_nph_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
     """An nph- script's status line and header fields (sent on untouched; parsed for the access log
     and for fronts that cannot write raw bytes). Lines that are not fields are skipped."""
@@ -267,3 +280,45 @@ def parse_nph_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
         except MalformedHead:
             continue
     return int(match.group(1)), headers
+
+
+# -- variables the operator configures (--cgi-env, --cgi-pass-env) and the login -----------------
+
+# RFC 3875's meta-variables, and the names cgibox itself sets for every script (extensions most
+# servers give, and PATH: the safe one above, so that scripts never run what a setting put first)
+RFC3875_NAMES = frozenset({
+    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "PATH_INFO",
+    "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT", "REMOTE_USER",
+    "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SOFTWARE",
+})
+SERVER_SET_NAMES = frozenset({
+    "PATH", "REMOTE_PORT", "REQUEST_URI", "REQUEST_SCHEME", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "HTTPS",
+})
+# whole families a request (HTTP_*) or a server (SERVER_*, REQUEST_*, ...) fills in
+RESERVED_PREFIXES = ("HTTP_", "SERVER_", "REQUEST_", "REMOTE_", "SCRIPT_", "CONTENT_", "GATEWAY_")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_configured_name(name: str) -> str | None:
+    """Why `name` cannot be set from the configuration, or None when it can."""
+    if not _ENV_NAME.match(name):
+        return "a variable name is letters, digits and '_', not starting with a digit"
+    upper = name.upper()
+    if upper in RFC3875_NAMES or upper.startswith(RESERVED_PREFIXES):
+        return "a CGI meta-variable (RFC 3875) or HTTP_* name is the request's, not the configuration's"
+    if upper in SERVER_SET_NAMES:
+        return "the server sets this variable itself for every script"
+    return None
+
+
+def add_configured_environ(env: dict[str, str], configured: tuple[tuple[str, str], ...]) -> None:
+    """The operator's variables, under the request's: one never replaces a meta-variable."""
+    for name, value in configured:
+        env.setdefault(name, value)
+
+
+def add_login_environ(env: dict[str, str], request: Request) -> None:
+    """AUTH_TYPE and REMOTE_USER (RFC 3875 4.1.1, 4.1.11) after a login; never the password."""
+    if request.remote_user is not None:
+        env["AUTH_TYPE"] = "Basic"
+        env["REMOTE_USER"] = request.remote_user

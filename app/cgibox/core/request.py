@@ -74,6 +74,8 @@ class Request:
     server_port: int = 0
     scheme: str = "http"
     received_at: float = field(default_factory=time.time)
+    # the user a login proved (core/auth.py); None without one
+    remote_user: str | None = None
 
     @property
     def raw_path(self) -> str:

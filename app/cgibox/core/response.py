@@ -61,6 +61,8 @@ class Response:
     # follows unframed and the connection closes after it (fronts that cannot write raw bytes
     # use `status` and `headers`, which hold the same head parsed)
     raw_head: bytes | None = None
+    # a reason phrase of the response's own (a script's `Status: 404 Nope`); None: the standard one
+    reason: str | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

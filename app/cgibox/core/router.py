@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 import traceback
 
@@ -17,9 +18,11 @@ from cgibox import __version__
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
+from cgibox.core.auth import Auth
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
 from cgibox.core.errors import HTTPError, error_response, refuse_method
+from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request, request_problem
@@ -53,6 +56,16 @@ class App:
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
                                   readme=not config.no_readme)
         self.cgi = CGIRunner(self)
+        self.auth = self._auth(config, stats)
+
+    @staticmethod
+    def _auth(config: Config, stats: Stats) -> Auth | None:
+        """The login step (--auth-file); its failure table sits beside the shared stats file."""
+        if config.auth_file is None:
+            return None
+        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
+            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+        return Auth(str(config.auth_file), config.public, config.auth_scope, base + ".auth")
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -75,11 +88,14 @@ class App:
             response.route_kind = ERROR
         if request.method == "HEAD":
             self._drop_body(response)
+        apply_extra_headers(response, self.config.header)
         return response
 
     def error(self, request: Request | None, status: int, detail: str = "",
               headers: list[tuple[str, str]] | None = None, close_connection: bool = False) -> Response:
-        return error_response(self.templates, request, status, detail, headers, close_connection)
+        response = error_response(self.templates, request, status, detail, headers, close_connection)
+        apply_extra_headers(response, self.config.header)  # early errors of the fronts come here
+        return response
 
     @staticmethod
     def _drop_body(response: Response) -> None:
@@ -104,6 +120,9 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
+        if self.auth is not None:
+            # here rather than in handle: a script's local redirect is routed again, and checked again
+            self.auth.check(request, decoded)
         if decoded in RESERVED and self.config.service_routes:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
@@ -189,7 +208,7 @@ class App:
             line = request_line or f"{request.method} {request.target} {request.protocol}"
             self.access_log.log(
                 remote_addr=request.remote_addr, request_line=line, status=status,
-                bytes_sent=bytes_sent, referer=request.headers.get("referer"),
+                bytes_sent=bytes_sent, referer=request.headers.get("referer"), user=request.remote_user,
                 user_agent=request.headers.get("user-agent"),
                 duration=duration, method=request.method,
                 path=request.raw_path)

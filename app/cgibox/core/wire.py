@@ -327,7 +327,7 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
         headers.append(("Connection", "close"))
     elif protocol == "HTTP/1.0":
         headers.append(("Connection", "keep-alive"))
-    lines = [f"{protocol} {response.status} {reason(response.status)}"]
+    lines = [f"{protocol} {response.status} {response.reason or reason(response.status)}"]
     lines += [f"{name}: {value}" for name, value in headers]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
     return head, chunked, close

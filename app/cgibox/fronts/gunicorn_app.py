@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -48,6 +49,14 @@ class TLSOnPlainPort(Exception):
     """The connection opened with a TLS ClientHello: HTTPS was tried on this plain-HTTP port."""
 
 
+class PlainOnTLSPort(Exception):
+    """The connection to the HTTPS port opened with something other than a TLS handshake."""
+
+
+PLAIN_ON_TLS_PORT = "This port speaks HTTPS; plain HTTP was tried."
+PLAIN_LOG = "cgibox: {peer} sent plain HTTP to this HTTPS port"
+
+
 # per thread: the request head being read (its deadline and first bytes); deadline None while
 # the application runs
 _head = threading.local()
@@ -85,10 +94,31 @@ class DeadlineSocket(socket.socket):
         return data
 
 
+class DeadlineSSLSocket(ssl.SSLSocket):
+    """DeadlineSocket's head deadline for HTTPS connections (every request of a keep-alive one):
+    the SSLSocket that the TLS context makes is switched to this class (same layout)."""
+
+    def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
+        deadline = getattr(_head, "deadline", None)
+        if deadline is None:
+            return super().recv(bufsize, flags)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise HeadTimeout
+        self.settimeout(remaining)
+        try:
+            data = super().recv(bufsize, flags)
+        except TimeoutError:
+            raise HeadTimeout from None
+        if len(_head.seen) < HEAD_KEPT:
+            _head.seen += data[:HEAD_KEPT - len(_head.seen)]
+        return data
+
+
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, HeadTimeout):
         return 408
-    if isinstance(exc, TLSOnPlainPort):
+    if isinstance(exc, (TLSOnPlainPort, PlainOnTLSPort)):
         return 400
     if isinstance(exc, gunicorn_errors.ParseException):
         return PARSE_ERROR_STATUS.get(type(exc).__name__, 400)
@@ -100,7 +130,7 @@ class CoreErrorPages:
     head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
 
     def arm_head_deadline(self, sock: socket.socket) -> None:
-        if type(sock) is socket.socket:
+        if type(sock) is socket.socket and not self.cfg.is_ssl:
             sock.__class__ = DeadlineSocket
         _head.deadline = time.monotonic() + self.wsgi.app.config.header_timeout
         _head.seen = b""
@@ -128,9 +158,16 @@ class CoreErrorPages:
         status = status_for(exc)
         addr = addr or ("-", 0)
         detail = ""
+        if isinstance(exc, ssl.SSLError):
+            # nothing can be said in a TLS session that never started: a log line, and close
+            server_log(f"cgibox: TLS handshake with {addr[0]} failed: {exc.reason or exc}")
+            return
         if isinstance(exc, TLSOnPlainPort):
             server_log(wire.TLS_LOG.format(peer=addr[0]))
             detail = wire.TLS_ON_PLAIN_PORT
+        elif isinstance(exc, PlainOnTLSPort):
+            server_log(PLAIN_LOG.format(peer=addr[0]))
+            detail = PLAIN_ON_TLS_PORT
         elif status == 500:
             self.log.exception("Error handling request")
         response = app.error(None, status, detail, close_connection=True)
@@ -144,6 +181,8 @@ class CoreErrorPages:
             line = f"{req.method} {req.uri} HTTP/{req.version[0]}.{req.version[1]}"
         elif isinstance(exc, TLSOnPlainPort):
             line = "<TLS handshake>"
+        elif isinstance(exc, PlainOnTLSPort):
+            line = "<plain HTTP on the HTTPS port>"
         else:
             line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         app.finish(None, status, len(body), request_line=line, remote_addr=str(addr[0]))
@@ -201,6 +240,52 @@ WORKER_CLASSES = {
 }
 
 
+class _HandshakeDeadline:
+    """What gunicorn's ssl_context hook returns: the shared context, whose wrap_socket does the
+    handshake under --header-timeout (gunicorn's own is on a blocking socket without one, so a
+    client that stalls would hold a worker), answers plain HTTP with the core's 400 page, and
+    turns a stalled handshake into the 408 of any late head."""
+
+    def __init__(self, context, timeout: float) -> None:
+        self.context = context
+        self.timeout = timeout
+
+    def wrap_socket(self, sock, **kwargs):
+        sock.settimeout(self.timeout)
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            raise HeadTimeout from None
+        if first and not wire.looks_like_tls(first):
+            raise PlainOnTLSPort
+        kwargs["do_handshake_on_connect"] = False
+        wrapped = self.context.wrap_socket(sock, **kwargs)
+        try:
+            wrapped.do_handshake()
+        except TimeoutError:
+            wrapped.close()
+            raise HeadTimeout from None
+        if type(wrapped) is ssl.SSLSocket:
+            wrapped.__class__ = DeadlineSSLSocket
+        return wrapped
+
+
+def ssl_context_hook(config: Config):
+    """gunicorn's ssl_context setting. gunicorn asks for a context per connection: this builds
+    one (cgibox/tls.py, shared with the other fronts) once per process and hands out that one."""
+    built: list[_HandshakeDeadline] = []
+
+    def ssl_context(conf, default_factory):
+        if not built:
+            from cgibox.tls import server_context
+
+            built.append(_HandshakeDeadline(server_context(config.tls_cert, config.tls_key),
+                                            config.header_timeout))
+        return built[0]
+
+    return ssl_context
+
+
 class GracefulArbiter(Arbiter):
     """SIGINT stops as gracefully as SIGTERM (the contract treats them alike)."""
 
@@ -237,6 +322,10 @@ class CgiboxGunicorn(BaseApplication):
             "proc_name": "cgibox",
             "when_ready": self.when_ready,
         }
+        if config.tls_cert is not None:
+            # gunicorn's own TLS, with the context every front shares (cgibox/tls.py)
+            settings.update(certfile=str(config.tls_cert), keyfile=str(config.tls_key),
+                            ssl_context=ssl_context_hook(config))
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 25 opens a control socket under $HOME: read-only in the container, and
             # scripts run as the server's uid could use it to stop or reload the server

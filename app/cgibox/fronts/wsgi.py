@@ -101,7 +101,7 @@ class WSGIApplication:
         request = request_from_environ(environ)
         response = self.app.handle(request)
         headers = [(k, v) for k, v in response.headers if k.lower() not in wire.HOP_BY_HOP]
-        start_response(f"{response.status} {reason(response.status)}", headers)
+        start_response(f"{response.status} {response.reason or reason(response.status)}", headers)
         body = response.body
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(body, FileRegion) and file_wrapper is not None:

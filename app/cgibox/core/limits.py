@@ -1,0 +1,92 @@
+"""--cgi-limits: resource limits every script runs under from its first instruction.
+
+Scripts are started through util-linux `prlimit`, which sets the limits on itself and then
+execs the script: subprocess keeps its fast vfork/posix_spawn path (a `preexec_fn` would lose it,
+and is unsafe in a threaded server), and there is no window in which the script runs unlimited
+(as with prlimit(2) on a running pid). After a failed run, `limit_reached` reads the evidence
+(signal, CPU time, what the script wrote to stderr) to name the limit in the server log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+
+# name in --cgi-limits -> prlimit's option
+OPTIONS = {"cpu": "--cpu", "memory": "--as", "processes": "--nproc", "file-size": "--fsize"}
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+_AMOUNT = re.compile(r"^([0-9]+)([kmg]?)$", re.I)
+# what scripts (any language, through the C library's strerror or their runtime) write when a
+# limit refuses them something
+_STDERR_SIGNS = {
+    "memory": re.compile(r"MemoryError|Cannot allocate memory|out of memory", re.I),
+    "processes": re.compile(r"Resource temporarily unavailable|fork: retry", re.I),
+    "file-size": re.compile(r"File too large", re.I),
+}
+
+
+def parse_limits(text: str) -> tuple[tuple[str, int], ...]:
+    """'cpu=2,memory=256m' -> (('cpu', 2), ('memory', 268435456)); ValueError names the problem."""
+    limits: dict[str, int] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, amount = item.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in OPTIONS:
+            raise ValueError(f"expected NAME=NUMBER with NAME one of {', '.join(OPTIONS)}, not {item!r}")
+        match = _AMOUNT.match(amount.strip())
+        counted = name in ("cpu", "processes")
+        if not match or (counted and match.group(2)):
+            units = "" if counted else " (k, m, g allowed)"
+            raise ValueError(f"{name} must be a whole number{units}, not {amount!r}")
+        value = int(match.group(1)) * _UNITS[match.group(2).lower()]
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1")
+        limits[name] = value
+    return tuple(limits.items())
+
+
+def find_prlimit() -> str | None:
+    return shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def wrapper_argv(prlimit: str, limits: tuple[tuple[str, int], ...]) -> list[str]:
+    """The command line that sets `limits` and then execs what follows it."""
+    argv = [prlimit]
+    for name, value in limits:
+        if name == "cpu":
+            # soft first: SIGXCPU at the limit, SIGKILL one second later for a script ignoring it
+            argv.append(f"--cpu={value}:{value + 1}")
+        else:
+            argv.append(f"{OPTIONS[name]}={value}:{value}")
+    argv.append("--")
+    return argv
+
+
+def limit_reached(limits: dict[str, int], returncode: int | None, cpu_seconds: float,
+                  stderr_text: str) -> str | None:
+    """Which configured limit most likely ended a failed run, or None."""
+    if returncode is None or returncode == 0:
+        return None
+    if "cpu" in limits and (returncode == -signal.SIGXCPU or
+                            (returncode == -signal.SIGKILL and cpu_seconds >= limits["cpu"] - 0.05)):
+        return "cpu"
+    if "file-size" in limits and returncode == -signal.SIGXFSZ:
+        return "file-size"
+    for name, sign in _STDERR_SIGNS.items():
+        if name in limits and sign.search(stderr_text):
+            return name
+    return None
+
+
+def describe(name: str, limits: dict[str, int]) -> str:
+    return f"{name}={limits[name]}"
+
+
+def process_limit_holds() -> bool:
+    """RLIMIT_NPROC counts a user's processes, and the kernel does not apply it to root."""
+    return os.geteuid() != 0

@@ -1,0 +1,204 @@
+"""--tls-cert / --tls-key: HTTPS on the gunicorn fronts (curl --cacert and Python's ssl, with a
+certificate made here by openssl), the pair checked at start-up, and a clear refusal on the
+http.server fronts, which get TLS with the connection engine."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from tests.behaviour.test_cli import assert_one_line_error, run_cgibox
+from tests.servers import read_from, start_server
+
+HTTPSERVER_FRONTS = ("threading", "forking")
+
+
+def make_pair(folder, name: str = "localhost"):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return make_pair(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def https(front, site_dirs, pair, tmp_path_factory):
+    if front in HTTPSERVER_FRONTS:
+        pytest.skip(f"no TLS on the {front} front until the connection engine (refusal tested below)")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path_factory.mktemp("logs"),
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--header-timeout", "2"])
+    yield running
+    running.stop()
+
+
+def client_context(cert) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(cert))
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def test_start_up_line_says_https(https):
+    assert f"on https://127.0.0.1:{https.port}/" in https.log()
+
+
+def test_curl_with_the_ca_certificate(https, pair):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    cert, _ = pair
+    result = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-w", "\\n%{http_code} %{scheme}",
+                             f"https://127.0.0.1:{https.port}/hello.txt"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello, world\n\n200 HTTPS"
+
+
+def test_python_ssl_keep_alive_alpn_and_version(https, pair):
+    cert, _ = pair
+    conn = http.client.HTTPSConnection("127.0.0.1", https.port, context=client_context(cert), timeout=10)
+    try:
+        conn.connect()
+        assert conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert conn.sock.selected_alpn_protocol() == "http/1.1"
+        for _ in range(3):  # on the same connection where the front keeps it (sync closes)
+            conn.request("GET", "/hello.txt")
+            reply = conn.getresponse()
+            assert (reply.status, reply.read()) == (200, b"hello, world\n")
+    finally:
+        conn.close()
+
+
+def test_scripts_know_they_run_over_https(https, pair):
+    cert, _ = pair
+    conn = http.client.HTTPSConnection("127.0.0.1", https.port, context=client_context(cert), timeout=10)
+    try:
+        conn.request("GET", "/cgi-bin/dump")
+        env = json.loads(conn.getresponse().read())["env"]
+    finally:
+        conn.close()
+    assert (env["HTTPS"], env["REQUEST_SCHEME"]) == ("on", "https")
+
+
+def test_a_large_file_over_tls(https, pair):
+    cert, _ = pair
+    conn = http.client.HTTPSConnection("127.0.0.1", https.port, context=client_context(cert), timeout=30)
+    try:
+        conn.request("GET", "/range.bin")
+        reply = conn.getresponse()
+        body = reply.read()
+        assert reply.status == 200 and len(body) == int(reply.getheader("Content-Length"))
+    finally:
+        conn.close()
+
+
+def test_an_unfinished_handshake_is_dropped(https, pair):
+    """A client that starts a handshake and stalls holds no worker past --header-timeout."""
+    with socket.create_connection((https.host, https.port), timeout=15) as sock:
+        started = time.monotonic()
+        sock.sendall(b"\x16\x03\x01\x00\x80")  # a TLS record header, then nothing
+        _, closed = read_from(sock, timeout=12)
+        assert closed and time.monotonic() - started < 12
+    assert "Traceback" not in https.errors()
+    test_python_ssl_keep_alive_alpn_and_version(https, pair)
+
+
+def test_a_broken_handshake_is_one_log_line(https, pair):
+    with socket.create_connection((https.host, https.port), timeout=10) as sock:
+        sock.sendall(b"\x16\x03\x01\x00\x05hello" + b"\x00" * 64)  # a record that is no ClientHello
+        read_from(sock, timeout=5)
+    deadline = time.monotonic() + 5
+    while "TLS handshake with 127.0.0.1 failed" not in https.errors():
+        assert time.monotonic() < deadline, https.errors()
+        time.sleep(0.1)
+    assert "Traceback" not in https.errors()
+    test_python_ssl_keep_alive_alpn_and_version(https, pair)
+
+
+def test_a_head_that_stalls_over_tls_gets_408(https, pair):
+    """After the handshake, and again on a kept-alive connection, the head has --header-timeout."""
+    cert, _ = pair
+    with socket.create_connection((https.host, https.port), timeout=15) as raw:
+        with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+            if https.front == "gunicorn-gthread":
+                sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer, _ = read_from(sock, until=b"hello, world\n", timeout=10)
+                assert answer.startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            sock.sendall(b"GET /hello.txt HTTP/1.1\r\n")  # and nothing more
+            answer, closed = read_from(sock, timeout=12)
+            assert closed and time.monotonic() - started < 12
+            assert answer.startswith(b"HTTP/1.1 408 ")
+    test_python_ssl_keep_alive_alpn_and_version(https, pair)
+
+
+def test_plain_http_on_the_tls_port_gets_a_clear_answer(https, pair):
+    answer = https.raw(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"This port speaks HTTPS" in answer and b"hello, world" not in answer
+    deadline = time.monotonic() + 5
+    while "sent plain HTTP to this HTTPS port" not in https.errors():
+        assert time.monotonic() < deadline, https.errors()
+        time.sleep(0.1)
+    assert https.alive()
+    test_python_ssl_keep_alive_alpn_and_version(https, pair)
+
+
+# -- start-up -----------------------------------------------------------------------------------------
+
+def test_httpserver_fronts_refuse_tls_for_now(front, site_dirs, pair):
+    if front not in HTTPSERVER_FRONTS:
+        pytest.skip("the gunicorn fronts serve TLS (tested above)")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    result = run_cgibox("--front", front, "--root", str(root), "--cgi-dir", str(cgi_dir),
+                        "--tls-cert", str(cert), "--tls-key", str(key))
+    assert_one_line_error(result, f"TLS is not available yet on the {front} front")
+
+
+def gunicorn_args(site_dirs) -> list[str]:
+    root, cgi_dir = site_dirs
+    return ["--front", "gunicorn", "--root", str(root), "--cgi-dir", str(cgi_dir), "--port", "0"]
+
+
+def test_cert_without_key_is_refused(site_dirs, pair):
+    cert, _ = pair
+    result = run_cgibox(*gunicorn_args(site_dirs), "--tls-cert", str(cert))
+    assert_one_line_error(result, "both or neither")
+
+
+def test_a_key_that_does_not_match_is_refused(site_dirs, pair, tmp_path):
+    cert, _ = pair
+    _, other_key = make_pair(tmp_path, "other")
+    result = run_cgibox(*gunicorn_args(site_dirs), "--tls-cert", str(cert), "--tls-key", str(other_key))
+    assert_one_line_error(result, "cannot be used")
+
+
+def test_a_file_that_is_no_certificate_is_refused(site_dirs, pair, tmp_path):
+    _, key = pair
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    result = run_cgibox(*gunicorn_args(site_dirs), "--tls-cert", str(junk), "--tls-key", str(key))
+    assert_one_line_error(result, "cannot be used")
+
+
+def test_tls_from_the_environment(site_dirs, pair):
+    cert, _ = pair
+    result = run_cgibox(*gunicorn_args(site_dirs), env={"CGIBOX_TLS_CERT": str(cert),
+                                                        "CGIBOX_TLS_KEY": str(cert) + ".missing"})
+    assert_one_line_error(result, "CGIBOX_TLS_KEY=")
