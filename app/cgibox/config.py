@@ -138,6 +138,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
             "seconds to finish requests in flight on SIGTERM", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
+    Setting("keepalive_timeout", _seconds("keepalive-timeout"), None,
+            "seconds an idle keep-alive connection is kept (default: 15, gunicorn: its own 2)", "SECONDS"),
+    Setting("max_connections", _positive_int("max-connections"), "10000",
+            "open connections per process; past it the server stops accepting until one closes", "N"),
+    Setting("processes", _positive_int("processes"), None,
+            "serving processes of the threading front, sharing one listening socket (default: CPUs)", "N"),
 )
 
 
@@ -161,6 +167,9 @@ class Config:
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
+    keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
+    max_connections: int = 10000
+    processes: int | None = None  # None: one per CPU (threading front)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

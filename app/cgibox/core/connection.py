@@ -271,6 +271,16 @@ class Connection:
             self._move(DATA)  # a pipelined request already waits
         return keep, linger
 
+    def resume(self, served: int, buffered: bytes) -> None:
+        """Take up the state another process left this connection in (the forking front's child
+        hands back how many responses it finished and the bytes it read past them)."""
+        self.served = served
+        self.buffer = bytearray(buffered)
+        self.eof = False
+        self._request = None
+        self._reset_head()
+        self.state = HEAD if buffered else IDLE
+
     def early_error_answered(self) -> None:
         """After an EarlyError was written: nothing more on this connection."""
         self.state = MUST_CLOSE

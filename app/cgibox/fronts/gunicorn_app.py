@@ -26,6 +26,11 @@ from cgibox.core.accesslog import server_log
 from cgibox.core.stats import Stats
 from cgibox.fronts.wsgi import WSGIApplication, build
 
+try:  # gunicorn >= 24 waits for a new connection's first bytes in a thread, then defers it
+    from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT
+except ImportError:  # older ones park a new connection in the poller under the keepalive timeout
+    _DEFER, DEFAULT_WORKER_DATA_TIMEOUT = None, 5.0
+
 # gunicorn's parse exceptions -> the status the contract gives them (by class name: the set of
 # classes differs between gunicorn releases); every other ParseException is a 400
 PARSE_ERROR_STATUS = {
@@ -99,10 +104,10 @@ class CoreErrorPages:
     """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, a
     head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
 
-    def arm_head_deadline(self, sock: socket.socket) -> None:
+    def arm_head_deadline(self, sock: socket.socket, deadline: float | None = None) -> None:
         if type(sock) is socket.socket:
             sock.__class__ = DeadlineSocket
-        _head.deadline = time.monotonic() + self.wsgi.app.config.header_timeout
+        _head.deadline = deadline or time.monotonic() + self.wsgi.app.config.header_timeout
         _head.seen = b""
 
     @staticmethod
@@ -133,11 +138,9 @@ class CoreErrorPages:
             detail = wire.TLS_ON_PLAIN_PORT
         elif status == 500:
             self.log.exception("Error handling request")
-        response = app.error(None, status, detail, close_connection=True)
-        head, _, _ = wire.frame_response("GET", "HTTP/1.1", False, response)
-        body = response.body if isinstance(response.body, bytes) else b""
+        data, length = wire.early_answer(app.templates, status, detail)
         try:
-            client.sendall(head + body)
+            client.sendall(data)
         except OSError:
             pass
         if req is not None:
@@ -146,18 +149,39 @@ class CoreErrorPages:
             line = "<TLS handshake>"
         else:
             line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
-        app.finish(None, status, len(body), request_line=line, remote_addr=str(addr[0]))
+        app.finish(None, status, length, request_line=line, remote_addr=str(addr[0]))
 
 
 class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
-    """gthread: a thread pool per worker, keep-alive connections parked in a poller."""
+    """gthread: a thread pool per worker, keep-alive connections parked in a poller.
+
+    A new connection waits for its first bytes in a thread for up to DEFAULT_WORKER_DATA_TIMEOUT
+    and is then parked ("pending") under gunicorn's keepalive timeout, with no 408 and no regard
+    for --header-timeout: here the wait in the thread is cut at the head's own deadline, and a
+    connection still silent then gets the core's 408 and is closed."""
 
     def handle(self, conn):
-        self.arm_head_deadline(conn.sock)
+        deadline = getattr(conn, "cgibox_head_deadline", None)
+        if deadline is None:
+            deadline = conn.cgibox_head_deadline = \
+                time.monotonic() + self.wsgi.app.config.header_timeout
+        if _DEFER is not None and not conn.initialized and not conn.data_ready:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not conn.wait_for_data(min(remaining, DEFAULT_WORKER_DATA_TIMEOUT)):
+                if time.monotonic() < deadline:
+                    return _DEFER  # parked in the poller (see finish_request) until its deadline
+                self.handle_error(None, conn.sock, conn.client, HeadTimeout())
+                return False
+        self.arm_head_deadline(conn.sock, deadline)
         try:
             return super().handle(conn)
         finally:
             _head.deadline = None
+
+    def finish_request(self, conn, fs):
+        super().finish_request(conn, fs)
+        if conn in getattr(self, "pending_conns", ()):  # a silent new connection: wait no longer than its head may
+            conn.timeout = min(conn.timeout, conn.cgibox_head_deadline)
 
     def set_accept_enabled(self, enabled):
         super().set_accept_enabled(enabled)
@@ -226,7 +250,9 @@ class CgiboxGunicorn(BaseApplication):
             "graceful_timeout": math.ceil(config.graceful_timeout),
             # a sync worker busy with one request must outlive the longest CGI run
             "timeout": math.ceil(config.cgi_timeout + config.graceful_timeout + 30),
-            "keepalive": math.ceil(config.header_timeout),
+            # unset: gunicorn's own (2 s); a parked connection costs gthread no thread
+            **({"keepalive": math.ceil(config.keepalive_timeout)} if config.keepalive_timeout else {}),
+            "worker_connections": config.max_connections,
             "limit_request_line": min(wire.MAX_REQUEST_LINE, 8190),
             "limit_request_fields": wire.MAX_HEADER_FIELDS,
             "limit_request_field_size": wire.MAX_HEADER_BYTES,
