@@ -193,10 +193,11 @@ def test_client_half_close_after_its_request_is_answered_then_closed():
 def test_continue_is_asked_of_the_front_before_the_body_is_read():
     sent = []
     connection = Connection(MAX_BODY)
-    connection.send_continue = lambda: sent.append(True)
-    connection.recv = lambda: b"abc"
     connection.receive_data(b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
     event = connection.next_event()
+    # the front that reads the body (a handler thread, not the loop) sets these after the head
+    connection.send_continue = lambda: sent.append(True)
+    connection.recv = lambda: b"abc"
     assert isinstance(event, RequestHead) and not sent
     assert event.request.body.read() == b"abc" and sent == [True]
 

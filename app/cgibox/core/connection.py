@@ -226,7 +226,8 @@ class Connection:
         request = Request(method=method, target=target, protocol=protocol, headers=headers,
                           remote_addr=self.peer[0], remote_port=self.peer[1],
                           server_name=self.server[0], server_port=self.server[1], scheme=self.scheme)
-        continue_callback = self.send_continue if wire.expects_continue(request) else None
+        # looked up when the body is first read: the front that reads it sets send_continue
+        continue_callback = (lambda: self.send_continue()) if wire.expects_continue(request) else None
         # raises HTTPError (400/413/501) for a body framing the core refuses, before BUSY
         reader, length = wire.body_reader(headers, BufferedSource(self), self.max_body,
                                           continue_callback)
