@@ -280,3 +280,12 @@ def test_processes_2_count_together(make_server, front, ppid_cgi):
     for _ in range(10):
         assert server.get("/healthz").status == 200
     assert server.stop() == 0
+
+
+def test_a_connection_that_sends_nothing_gets_408(make_server):
+    """Every front closes a silent new connection at --header-timeout with the core's 408 page
+    (gunicorn's gthread worker alone would park it, quietly, for its keepalive timeout more)."""
+    server = make_server(["--header-timeout", "1", "--keepalive-timeout", "60"])
+    with connect(server) as sock:
+        data, closed = read_from(sock, timeout=30)
+    assert data.startswith(b"HTTP/1.1 408") and b"<html" in data and closed, data[:100]
