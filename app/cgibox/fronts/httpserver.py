@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import select
 import signal
 import socket
 import socketserver
@@ -86,6 +87,8 @@ class Handler(BaseHTTPRequestHandler):
                 if not self._exchange(app, event.request):
                     return
                 event = client.connection.next_event()  # a pipelined head may be buffered already
+                while event is NEED_DATA and self.server.more_arrived(client):
+                    event = client.connection.next_event()
                 if event is NEED_DATA:
                     client.keep = True  # back to the loop to wait for the rest
                     return
@@ -293,6 +296,11 @@ class CgiboxServerMixin:
     def busy(self) -> bool:
         raise NotImplementedError
 
+    def more_arrived(self, client: Client) -> bool:
+        """After a response: whether to keep the connection in its handler because more bytes came
+        (fed to its Connection). By default it goes straight back to the loop."""
+        return False
+
     def begin_stop(self) -> None:
         """Stopping: tell whatever runs requests to finish the one in flight and keep nothing."""
 
@@ -329,6 +337,10 @@ class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer
 
 # a forked child's report to the parent: keep-alive?, responses finished, bytes read past them
 REPORT = struct.Struct("!?QI")
+# a forked child keeps a connection whose next bytes come within this long: a child starts cold
+# (every page it touches is copied on write: a first response costs it milliseconds), so one
+# per request would cut a busy connection's rate tenfold; an idle one is handed back soon after
+HANDBACK_AFTER_IDLE = 0.2
 
 
 class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
@@ -408,6 +420,19 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
 
     def busy(self) -> bool:
         return bool(self.children or self.waiting)
+
+    def more_arrived(self, client: Client) -> bool:
+        if self.stopping:
+            return False
+        poller = select.poll()  # not select.select: a descriptor may be past FD_SETSIZE
+        poller.register(client.sock, select.POLLIN)
+        if not poller.poll(HANDBACK_AFTER_IDLE * 1000):
+            return False
+        try:
+            client.connection.receive_data(client.recv_ready())
+        except (BlockingIOError, InterruptedError):
+            return True  # woken for nothing: look again
+        return True
 
     def begin_stop(self) -> None:
         for pid, _, _ in list(self.children.values()):
