@@ -11,7 +11,14 @@ import pytest
 from cgibox.core import connection as conn_module
 from cgibox.core import wire
 from cgibox.core.connection import (
-    BUSY, CLOSED_EVENT, IDLE, MUST_CLOSE, NEED_DATA, Connection, EarlyError, ProtocolStateError,
+    BUSY,
+    CLOSED_EVENT,
+    IDLE,
+    MUST_CLOSE,
+    NEED_DATA,
+    Connection,
+    EarlyError,
+    ProtocolStateError,
     RequestHead,
 )
 from cgibox.core.response import Response

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Protocol
 
 from cgibox import __version__
 from cgibox.core.conditional import http_date, is_digits
@@ -19,6 +19,15 @@ from cgibox.core.errors import HTTPError, error_response, reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import Response
 from cgibox.core.templates import Templates
+
+
+class ByteSource(Protocol):
+    """Where a body reader takes its bytes from: `read` may return fewer than asked (b"" at the end)."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def readline(self, limit: int) -> bytes: ...
+
 
 MAX_REQUEST_LINE = 8192  # bytes, CRLF excluded: longer is 414
 MAX_HEADER_BYTES = 65536  # the whole header block: larger is 431
@@ -118,7 +127,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class BodyReader:
     """A request body, freed of its framing; `read` never returns more than `max_body` in all."""
 
-    def __init__(self, source: BinaryIO, max_body: int,
+    def __init__(self, source: ByteSource, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
         self.source = source
         self.max_body = max_body
@@ -149,7 +158,7 @@ class BodyReader:
 class LengthBodyReader(BodyReader):
     """Exactly Content-Length bytes."""
 
-    def __init__(self, source: BinaryIO, length: int, max_body: int,
+    def __init__(self, source: ByteSource, length: int, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
         super().__init__(source, max_body, before_first_read)
         self.remaining = length
@@ -174,7 +183,7 @@ class LengthBodyReader(BodyReader):
 class ChunkedBodyReader(BodyReader):
     """Transfer-Encoding: chunked (RFC 9112 7.1), trailers discarded."""
 
-    def __init__(self, source: BinaryIO, max_body: int,
+    def __init__(self, source: ByteSource, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
         super().__init__(source, max_body, before_first_read)
         self._chunk_left = 0
@@ -230,7 +239,7 @@ class ChunkedBodyReader(BodyReader):
         return data
 
 
-def body_reader(headers: Headers, source: BinaryIO, max_body: int,
+def body_reader(headers: Headers, source: ByteSource, max_body: int,
                 before_first_read: Callable[[], None] | None = None) -> tuple[BodyReader, int | None]:
     """The reader for this request's body and its length (None for chunked).
 

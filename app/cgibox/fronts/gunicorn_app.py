@@ -180,7 +180,8 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
 
     def finish_request(self, conn, fs):
         super().finish_request(conn, fs)
-        if conn in getattr(self, "pending_conns", ()):  # a silent new connection: wait no longer than its head may
+        # a silent new connection, parked: it waits no longer than its head may
+        if conn in getattr(self, "pending_conns", ()):
             conn.timeout = min(conn.timeout, conn.cgibox_head_deadline)
 
     def set_accept_enabled(self, enabled):

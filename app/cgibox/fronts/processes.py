@@ -14,6 +14,9 @@ from cgibox.core.accesslog import server_log
 
 # after --graceful-timeout, how long a serving process gets to close up before SIGKILL
 STOP_MARGIN = 5.0
+# a serving process that dies sooner than this after its start is replaced only after this long,
+# so that one failing at start-up does not make the supervisor fork as fast as it can
+RESTART_DELAY = 1.0
 
 
 def supervise(count: int, serve_one: Callable[[], int], close_listener: Callable[[], None],
@@ -32,6 +35,7 @@ def supervise(count: int, serve_one: Callable[[], int], close_listener: Callable
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # only to wake the wait below
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     children: set[int] = set()
+    started: dict[int, float] = {}
 
     def start() -> None:
         pid = os.fork()
@@ -46,6 +50,7 @@ def supervise(count: int, serve_one: Callable[[], int], close_listener: Callable
             finally:
                 os._exit(status)
         children.add(pid)
+        started[pid] = time.monotonic()
 
     for _ in range(count):
         start()
@@ -59,6 +64,8 @@ def supervise(count: int, serve_one: Callable[[], int], close_listener: Callable
         for pid, status in reap(children):
             if not stopping:
                 server_log(f"cgibox: serving process {pid} {describe(status)}; starting another")
+                if time.monotonic() - started.pop(pid, 0.0) < RESTART_DELAY:
+                    time.sleep(RESTART_DELAY)
                 start()
     close_listener()  # the serving processes close their copies: new connections are refused
     for pid in children:
