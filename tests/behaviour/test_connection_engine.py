@@ -289,3 +289,20 @@ def test_a_connection_that_sends_nothing_gets_408(make_server):
     with connect(server) as sock:
         data, closed = read_from(sock, timeout=30)
     assert data.startswith(b"HTTP/1.1 408") and b"<html" in data and closed, data[:100]
+
+
+def test_idle_connections_give_their_handler_back_for_waiting_ones(make_server, front):
+    """With --threads 2 and two idle keep-alive connections (each has had an answer), a third
+    connection's request is answered at once, long before any keep-alive timeout: a forked child
+    waiting on an idle connection hands it back when a request needs its slot (and survives)."""
+    needs_keep_alive(front)
+    server = make_server([*LONG, "--threads", "2"])
+    idle = open_idle(server, 2)
+    try:
+        for _ in range(3):
+            reply = server.request("GET", "/hello.txt", timeout=30)
+            assert reply.status == 200 and reply.body == HELLO_BODY
+        again = exchange_on_all(idle, HELLO)
+        assert all(r.endswith(HELLO_BODY) for r in again)
+    finally:
+        close_all(idle)

@@ -53,6 +53,10 @@ class ClientGone(Exception):
     """The peer closed or reset the connection."""
 
 
+class HandBackNow(Exception):
+    """Raised in a forked child waiting on an idle connection: the parent wants the slot."""
+
+
 class Handler(BaseHTTPRequestHandler):
     """One busy connection: the request whose head the loop completed, then any pipelined ones
     already buffered, each handed to the core. `request` is a fronts.loop.Client."""
@@ -94,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
                     return
         except (ClientGone, ConnectionError, TimeoutError, OSError):
             client.keep = False
+        except HandBackNow:  # only ever raised while the connection waits between requests
+            client.keep = True
 
     # -- one exchange ------------------------------------------------------------------------
 
@@ -353,6 +359,8 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
     def __init__(self, address, app: App, config: Config) -> None:
         self.init_cgibox(app, config)
         self.max_children = config.threads
+        self.wanted_back = False  # in a child: the parent asked for the slot (SIGUSR1)
+        self.waiting_idle = False  # in a child: waiting between requests (more_arrived)
         self.children: dict[int, tuple[int, Client, bytearray]] = {}  # report fd -> child
         self.waiting: list[Client] = []  # heads waiting for a free child slot
         super().__init__(address, Handler)
@@ -360,6 +368,12 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
     def process_request(self, request, client_address) -> None:
         if len(self.children) >= self.max_children:
             self.waiting.append(request)
+            # every slot is taken: children waiting on an idle connection hand it back now
+            for pid, _, _ in self.children.values():
+                try:
+                    os.kill(pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
             return
         self._fork(request)
 
@@ -418,15 +432,28 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
         while self.waiting and len(self.children) < self.max_children:
             self._fork(self.waiting.pop(0))
 
+    def start_loop(self) -> None:
+        # a child forked before it installs its own SIGUSR1 handler must not die of one (the
+        # default action); the handler it installs is reset by exec, so scripts get the default
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        super().start_loop()
+
     def busy(self) -> bool:
         return bool(self.children or self.waiting)
 
     def more_arrived(self, client: Client) -> bool:
-        if self.stopping:
+        if self.stopping or self.wanted_back:
             return False
         poller = select.poll()  # not select.select: a descriptor may be past FD_SETSIZE
         poller.register(client.sock, select.POLLIN)
-        if not poller.poll(HANDBACK_AFTER_IDLE * 1000):
+        self.waiting_idle = True
+        try:
+            ready = poller.poll(HANDBACK_AFTER_IDLE * 1000)
+        except HandBackNow:
+            return False
+        finally:
+            self.waiting_idle = False
+        if not ready:
             return False
         try:
             client.connection.receive_data(client.recv_ready())
@@ -450,13 +477,20 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
                 pass
 
 
-def install_child_signals(server: CgiboxServerMixin) -> None:
-    """In a forked child: on SIGTERM/SIGINT finish the request in flight, then close."""
-    def on_signal(signum, frame) -> None:
+def install_child_signals(server: ForkingServer) -> None:
+    """In a forked child: on SIGTERM/SIGINT finish the request in flight, then close; on SIGUSR1
+    (the parent needs the slot) hand an idle connection back at once instead of waiting."""
+    def on_stop(signum, frame) -> None:
         server.stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    def on_wanted(signum, frame) -> None:
+        server.wanted_back = True
+        if server.waiting_idle:
+            raise HandBackNow
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGUSR1, on_wanted)
 
 
 def handle_error_quietly(self, request, client_address) -> None:
