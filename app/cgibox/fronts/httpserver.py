@@ -57,6 +57,14 @@ class HandBackNow(Exception):
     """Raised in a forked child waiting on an idle connection: the parent wants the slot."""
 
 
+def _nothing_to_recv() -> bytes:
+    return b""
+
+
+def _no_continue() -> None:
+    pass
+
+
 class Handler(BaseHTTPRequestHandler):
     """One busy connection: the request whose head the loop completed, then any pipelined ones
     already buffered, each handed to the core. `request` is a fronts.loop.Client."""
@@ -74,7 +82,12 @@ class Handler(BaseHTTPRequestHandler):
         connection.send_continue = self._send_continue
 
     def finish(self) -> None:
-        pass  # the connection goes back to the server (shutdown_request), not closed here
+        # the connection goes back to the server (shutdown_request), not closed here; a parked
+        # connection keeps no handler or request alive
+        connection = self.client.connection
+        connection.recv = _nothing_to_recv
+        connection.send_continue = _no_continue
+        self.client.event = None
 
     def handle(self) -> None:
         app = self.server.app
