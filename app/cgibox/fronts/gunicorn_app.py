@@ -157,8 +157,8 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
 
     A new connection waits for its first bytes in a thread for up to DEFAULT_WORKER_DATA_TIMEOUT
     and is then parked ("pending") under gunicorn's keepalive timeout, with no 408 and no regard
-    for --header-timeout: here the wait in the thread is cut at the head's own deadline, and a
-    connection still silent then gets the core's 408 and is closed."""
+    for --header-timeout: here a connection still silent at its head's deadline gets the core's
+    408 and is closed (or, past gunicorn's own wait, is closed from the poller at that deadline)."""
 
     def handle(self, conn):
         deadline = getattr(conn, "cgibox_head_deadline", None)
@@ -167,9 +167,12 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
                 time.monotonic() + self.wsgi.app.config.header_timeout
         if _DEFER is not None and not conn.initialized and not conn.data_ready:
             remaining = deadline - time.monotonic()
+            # the whole wait here when it is no longer than gunicorn's own; a longer one is
+            # parked in the poller (see finish_request) and closed there at its deadline
+            defer = remaining > DEFAULT_WORKER_DATA_TIMEOUT
             if remaining <= 0 or not conn.wait_for_data(min(remaining, DEFAULT_WORKER_DATA_TIMEOUT)):
-                if time.monotonic() < deadline:
-                    return _DEFER  # parked in the poller (see finish_request) until its deadline
+                if defer:
+                    return _DEFER
                 self.handle_error(None, conn.sock, conn.client, HeadTimeout())
                 return False
         self.arm_head_deadline(conn.sock, deadline)
@@ -180,9 +183,9 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
 
     def finish_request(self, conn, fs):
         super().finish_request(conn, fs)
-        # a silent new connection, parked: it waits no longer than its head may
+        # a silent new connection, parked: it has as long as its head may take, not keepalive
         if conn in getattr(self, "pending_conns", ()):
-            conn.timeout = min(conn.timeout, conn.cgibox_head_deadline)
+            conn.timeout = conn.cgibox_head_deadline
 
     def set_accept_enabled(self, enabled):
         super().set_accept_enabled(enabled)
