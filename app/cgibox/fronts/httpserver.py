@@ -196,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
         streaming = not isinstance(response.body, (bytes, FileRegion, list, tuple))
         for part in response.parts():
             if isinstance(part, FileRegion):
-                if part.length <= INLINE_FILE_LIMIT or chunked:
+                if part.length <= INLINE_FILE_LIMIT or chunked or not self.client.sendfile_ok:
                     for data in part.read_chunks():
                         buffer += wire.chunk(data) if chunked else data
                         sent += len(data)

@@ -42,6 +42,8 @@ class Client:
     """
 
     __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child")
+    # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
+    sendfile_ok = True
 
     def __init__(self, sock: socket.socket, address: tuple, connection: Connection) -> None:
         self.sock = sock
@@ -60,7 +62,8 @@ class Client:
         """True once the transport carries HTTP bytes; the loop calls it before reading a head.
 
         The seam for TLS: a TLS client drives its non-blocking handshake here (SSLWantReadError /
-        SSLWantWriteError mean False: wait for the socket again). Plain TCP is ready at once."""
+        SSLWantWriteError mean False: wait for the socket again), and says sendfile_ok = False.
+        Plain TCP is ready at once."""
         return True
 
     def recv_ready(self) -> bytes:
