@@ -139,11 +139,11 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds to finish requests in flight on SIGTERM", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
     Setting("keepalive_timeout", _seconds("keepalive-timeout"), None,
-            "seconds an idle keep-alive connection is kept (default: 15; gunicorn: its own, 2)", "SECONDS"),
+            "seconds an idle keep-alive connection is kept between requests", "SECONDS"),
     Setting("max_connections", _positive_int("max-connections"), "10000",
             "open connections per process; past it the server stops accepting until one closes", "N"),
     Setting("processes", _positive_int("processes"), None,
-            "serving processes of the threading front, sharing one listening socket (default: CPUs)", "N"),
+            "serving processes of the threading front, sharing one listening socket", "N"),
 )
 
 
