@@ -84,6 +84,7 @@ def startup_line(config: Config, port: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv, os.environ)
     check_startup(config)
+    raise_open_file_limit(config)
     if config.front == "gunicorn":
         from cgibox.fronts.gunicorn_app import run_gunicorn
         return run_gunicorn(config)
@@ -105,7 +106,36 @@ def run_httpserver(config: Config) -> int:
                              f"{error.strerror or error}\n")
             return 2
         print(startup_line(config, server.server_port), flush=True)
+        processes = config.processes or os.cpu_count() or 1
         try:
+            if config.front == "threading" and processes > 1:
+                from cgibox.fronts.processes import supervise
+                return supervise(processes, lambda: serve(server, config), server.socket.close,
+                                 config.graceful_timeout)
             return serve(server, config)
         finally:
             server.server_close()
+
+
+# open files a process needs beside its connections: listener, logs, stats, templates, and
+# the pipes and files of the requests in flight
+FILES_BESIDE_CONNECTIONS = 64
+FILES_PER_REQUEST = 8
+
+
+def raise_open_file_limit(config: Config) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard one; one line when --max-connections cannot fit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    needed = config.max_connections + FILES_BESIDE_CONNECTIONS + FILES_PER_REQUEST * config.threads
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        sys.stderr.write(f"cgibox: --max-connections {config.max_connections} needs about {needed} "
+                         f"open files, but this process may open {soft} (RLIMIT_NOFILE); "
+                         "new connections wait in the backlog once that is reached\n")

@@ -238,7 +238,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("worker_class", _choice("worker-class", WORKER_CLASSES), "gthread",
             "gunicorn worker class: `gthread` (keep-alive) or `sync`", "NAME"),
     Setting("threads", _positive_int("threads"), "64",
-            "requests handled at once per process (handler threads, forked children, gthread threads)", "N"),
+            "requests handled at once per process (handler threads, forked children, gthread threads); "
+            "waiting connections take none", "N"),
     Setting("templates", _directory("templates"), None,
             "folder whose `listing.html`, `404.html`, `error.html`, `stats.html` replace the built-in ones",
             "DIR", default_text="built-in"),
@@ -256,6 +257,14 @@ SETTINGS: tuple[Setting, ...] = (
             "access-log lines: `combined` (Combined Log Format) or `json`", "NAME"),
     Setting("no_readme", _switch("no-readme"), "0", "do not show a folder's README under its listing",
             switch=True, default_text="off"),
+    Setting("keepalive_timeout", _seconds("keepalive-timeout"), None,
+            "seconds an idle keep-alive connection is kept between requests", "SECONDS",
+            default_text="15 (gunicorn: its own, 2)"),
+    Setting("max_connections", _positive_int("max-connections"), "10000",
+            "open connections per process; past it the server stops accepting until one closes", "N"),
+    Setting("processes", _positive_int("processes"), None,
+            "serving processes of the threading front, sharing one listening socket", "N",
+            default_text="1 per CPU"),
     Setting("fleet_url", _web_url("fleet-url"), None,
             "where `/stats` links for the whole fleet's view (e.g. a Prometheus or Grafana page)", "URL"),
     Setting("auth_file", _existing_file("auth-file"), None,
@@ -329,6 +338,9 @@ class Config:
     header: tuple[tuple[str, str], ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
+    max_connections: int = 10000
+    processes: int | None = None  # None: one per CPU (threading front)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

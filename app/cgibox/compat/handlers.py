@@ -243,7 +243,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 self.send_header("Transfer-Encoding", "chunked")
             else:
                 self.close_connection = True
-        if response.close_connection or not wire.keep_alive_after(request, True, False):
+        if response.close_connection or not wire.body_read_to_end(request):
             self.close_connection = True  # asked for, or the request body was not read to its end
         if self.close_connection and self.protocol_version >= "HTTP/1.1":
             self.send_header("Connection", "close")

@@ -97,6 +97,12 @@ class App:
         apply_extra_headers(response, self.config.header)  # early errors of the fronts come here
         return response
 
+    def early_answer(self, status: int, detail: str = "") -> tuple[bytes, int]:
+        """What every front sends for a head it could not turn into a Request (bad, late, TLS on
+        the plain port): the templated page with --header's fields, framed; then it closes.
+        Returns (bytes to send, body length for the access log)."""
+        return wire.frame_early(self.error(None, status, detail, close_connection=True))
+
     @staticmethod
     def _drop_body(response: Response) -> None:
         """HEAD: same headers as GET, no body; the body's resources are released at once."""

@@ -1,8 +1,9 @@
 """HTTP/1.x message syntax and framing (RFC 9112), sans I/O: request-line and header parsing with
-the contract's limits, request body readers (length, chunked), keep-alive and response framing.
+the contract's limits, request body readers (length, chunked), response framing, and the one
+rendering of an early error answer that every front sends.
 
-The http.server front feeds bytes in and writes what comes out; gunicorn parses the wire itself,
-so for it only `check_limits` applies, on the Request it built.
+`core.connection` drives these for the socket fronts; gunicorn parses the wire itself, so for it
+`check_limits` applies on the Request it built, and `App.early_answer` to what it could not parse.
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Protocol
 
 from cgibox import __version__
 from cgibox.core.conditional import http_date, is_digits
 from cgibox.core.errors import HTTPError, reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import Response
+
+
+class ByteSource(Protocol):
+    """Where a body reader takes its bytes from: `read` may return fewer than asked (b"" at the end)."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def readline(self, limit: int) -> bytes: ...
+
 
 MAX_REQUEST_LINE = 8192  # bytes, CRLF excluded: longer is 414
 MAX_HEADER_BYTES = 65536  # the whole header block: larger is 431
@@ -88,48 +98,6 @@ def parse_header_line(line: bytes) -> tuple[str, str]:
     return name.decode("ascii"), value.decode("latin-1")
 
 
-# the most bytes a front needs to read for one line to judge it (the extra bytes tell "too long")
-REQUEST_LINE_READ = MAX_REQUEST_LINE + 3
-HEADER_LINE_READ = MAX_HEADER_BYTES + 1
-
-
-def head_timeout_status(requests_served: int) -> int | None:
-    """The answer to a head not finished in time: 408 on a connection that has not had a request
-    yet; None (close quietly) on an idle keep-alive one, whose client sent nothing new."""
-    return 408 if requests_served == 0 else None
-
-
-def is_leading_blank_line(line: bytes) -> bool:
-    """One empty line before a request line is tolerated (RFC 9112 2.2)."""
-    return line in (b"\r\n", b"\n")
-
-
-class HeadParser:
-    """A request head fed line by line, as the socket front reads it: the request line, then
-    header lines up to the blank one, under the contract's limits (400, 414, 431, 505)."""
-
-    def __init__(self, request_line: bytes) -> None:
-        """`request_line` as read, line end included (at most REQUEST_LINE_READ bytes)."""
-        if not request_line.endswith(b"\n"):
-            raise HTTPError(414 if len(request_line) > MAX_REQUEST_LINE else 400, close_connection=True)
-        self.method, self.target, self.protocol = parse_request_line(request_line.rstrip(b"\r\n"))
-        self.headers = Headers()
-        self._size = 0
-
-    def feed(self, line: bytes) -> bool:
-        """One header line as read (at most HEADER_LINE_READ bytes); True once the head is complete."""
-        self._size += len(line)
-        if self._size > MAX_HEADER_BYTES or not line.endswith(b"\n"):
-            raise HTTPError(431, "header block too large", close_connection=True)
-        line = line.rstrip(b"\r\n")
-        if not line:
-            return True
-        if len(self.headers) >= MAX_HEADER_FIELDS:
-            raise HTTPError(431, "too many header fields", close_connection=True)
-        self.headers.add(*parse_header_line(line))
-        return False
-
-
 def check_limits(request: Request) -> None:
     """The contract's limits, for fronts that parsed the request themselves."""
     if len(request.target) + len(request.method) + len(request.protocol) + 2 > MAX_REQUEST_LINE:
@@ -140,11 +108,10 @@ def check_limits(request: Request) -> None:
         raise HTTPError(431, "header block too large", close_connection=True)
 
 
-def keep_alive_after(request: Request, client_keeps_alive: bool, stopping: bool) -> bool:
-    """Whether the connection may carry another request after this one: the client wants it, the
-    server is not stopping, and the request body was read to its end (unread body bytes would be
-    parsed as the next request, so the response must say `Connection: close` instead)."""
-    return client_keeps_alive and not stopping and getattr(request.body, "finished", True)
+def body_read_to_end(request: Request) -> bool:
+    """Whether the request's body was read to its end: if not, the unread bytes would be parsed as
+    the next request, so the connection must close after the response."""
+    return getattr(request.body, "finished", True)
 
 
 def wants_keep_alive(protocol: str, headers: Headers) -> bool:
@@ -165,7 +132,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class BodyReader:
     """A request body, freed of its framing; `read` never returns more than `max_body` in all."""
 
-    def __init__(self, source: BinaryIO, max_body: int,
+    def __init__(self, source: ByteSource, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
         self.source = source
         self.max_body = max_body
@@ -196,7 +163,7 @@ class BodyReader:
 class LengthBodyReader(BodyReader):
     """Exactly Content-Length bytes."""
 
-    def __init__(self, source: BinaryIO, length: int, max_body: int,
+    def __init__(self, source: ByteSource, length: int, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
         super().__init__(source, max_body, before_first_read)
         self.remaining = length
@@ -205,6 +172,8 @@ class LengthBodyReader(BodyReader):
     def read(self, size: int = -1) -> bytes:
         if self.remaining <= 0 or size == 0:
             return b""
+        if size is None or size < 0:  # all of it (a read from the source may return less)
+            return b"".join(iter(lambda: self.read(65536), b""))
         self._start()
         want = self.remaining if size is None or size < 0 else min(size, self.remaining)
         data = self.source.read(want)
@@ -219,7 +188,7 @@ class LengthBodyReader(BodyReader):
 class ChunkedBodyReader(BodyReader):
     """Transfer-Encoding: chunked (RFC 9112 7.1), trailers discarded."""
 
-    def __init__(self, source: BinaryIO, max_body: int,
+    def __init__(self, source: ByteSource, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
         super().__init__(source, max_body, before_first_read)
         self._chunk_left = 0
@@ -248,6 +217,13 @@ class ChunkedBodyReader(BodyReader):
             raise HTTPError(413, close_connection=True)
         self._chunk_left = size
 
+    def _crlf(self) -> bool:
+        """The CRLF after a chunk's data (a source may return fewer bytes than asked)."""
+        data = b""
+        while len(data) < 2 and (more := self.source.read(2 - len(data))):
+            data += more
+        return data == b"\r\n"
+
     def read(self, size: int = -1) -> bytes:
         if self.finished or size == 0:
             return b""
@@ -263,12 +239,12 @@ class ChunkedBodyReader(BodyReader):
             raise HTTPError(400, "request body ended early", close_connection=True)
         self._chunk_left -= len(data)
         self.total += len(data)
-        if self._chunk_left == 0 and self.source.read(2) not in (b"\r\n",):
+        if self._chunk_left == 0 and not self._crlf():
             raise HTTPError(400, "malformed chunked body", close_connection=True)
         return data
 
 
-def body_reader(headers: Headers, source: BinaryIO, max_body: int,
+def body_reader(headers: Headers, source: ByteSource, max_body: int,
                 before_first_read: Callable[[], None] | None = None) -> tuple[BodyReader, int | None]:
     """The reader for this request's body and its length (None for chunked).
 
@@ -338,3 +314,13 @@ def chunk(data: bytes) -> bytes:
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+def frame_early(response: Response) -> tuple[bytes, int]:
+    """The whole answer (head and page) to a request that never became a Request: a bad or late
+    head (400/408/414/431/505), HTTPS on the plain port. The connection closes after it.
+    Returns (bytes to send, body length for the access log). App.early_answer renders `response`."""
+    assert isinstance(response.body, bytes)
+    # no request to frame for: the most a client can understand is HTTP/1.1 with a length
+    head, _, _ = frame_response("GET", "HTTP/1.1", False, response)
+    return head + response.body, len(response.body)

@@ -27,6 +27,11 @@ from cgibox.core.accesslog import server_log
 from cgibox.core.stats import Stats
 from cgibox.fronts.wsgi import WSGIApplication, build
 
+try:  # gunicorn >= 24 waits for a new connection's first bytes in a thread, then defers it
+    from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT
+except ImportError:  # older ones park a new connection in the poller under the keepalive timeout
+    _DEFER, DEFAULT_WORKER_DATA_TIMEOUT = None, 5.0
+
 # gunicorn's parse exceptions -> the status the contract gives them (by class name: the set of
 # classes differs between gunicorn releases); every other ParseException is a 400
 PARSE_ERROR_STATUS = {
@@ -129,10 +134,10 @@ class CoreErrorPages:
     """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, a
     head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
 
-    def arm_head_deadline(self, sock: socket.socket) -> None:
+    def arm_head_deadline(self, sock: socket.socket, deadline: float | None = None) -> None:
         if type(sock) is socket.socket and not self.cfg.is_ssl:
             sock.__class__ = DeadlineSocket
-        _head.deadline = time.monotonic() + self.wsgi.app.config.header_timeout
+        _head.deadline = deadline or time.monotonic() + self.wsgi.app.config.header_timeout
         _head.seen = b""
 
     @staticmethod
@@ -170,11 +175,9 @@ class CoreErrorPages:
             detail = PLAIN_ON_TLS_PORT
         elif status == 500:
             self.log.exception("Error handling request")
-        response = app.error(None, status, detail, close_connection=True)
-        head, _, _ = wire.frame_response("GET", "HTTP/1.1", False, response)
-        body = response.body if isinstance(response.body, bytes) else b""
+        data, length = app.early_answer(status, detail)
         try:
-            client.sendall(head + body)
+            client.sendall(data)
         except OSError:
             pass
         if req is not None:
@@ -185,18 +188,43 @@ class CoreErrorPages:
             line = "<plain HTTP on the HTTPS port>"
         else:
             line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
-        app.finish(None, status, len(body), request_line=line, remote_addr=str(addr[0]))
+        app.finish(None, status, length, request_line=line, remote_addr=str(addr[0]))
 
 
 class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
-    """gthread: a thread pool per worker, keep-alive connections parked in a poller."""
+    """gthread: a thread pool per worker, keep-alive connections parked in a poller.
+
+    A new connection waits for its first bytes in a thread for up to DEFAULT_WORKER_DATA_TIMEOUT
+    and is then parked ("pending") under gunicorn's keepalive timeout, with no 408 and no regard
+    for --header-timeout: here a connection still silent at its head's deadline gets the core's
+    408 and is closed (or, past gunicorn's own wait, is closed from the poller at that deadline)."""
 
     def handle(self, conn):
-        self.arm_head_deadline(conn.sock)
+        deadline = getattr(conn, "cgibox_head_deadline", None)
+        if deadline is None:
+            deadline = conn.cgibox_head_deadline = \
+                time.monotonic() + self.wsgi.app.config.header_timeout
+        if _DEFER is not None and not conn.initialized and not conn.data_ready:
+            remaining = deadline - time.monotonic()
+            # the whole wait here when it is no longer than gunicorn's own; a longer one is
+            # parked in the poller (see finish_request) and closed there at its deadline
+            defer = remaining > DEFAULT_WORKER_DATA_TIMEOUT
+            if remaining <= 0 or not conn.wait_for_data(min(remaining, DEFAULT_WORKER_DATA_TIMEOUT)):
+                if defer:
+                    return _DEFER
+                self.handle_error(None, conn.sock, conn.client, HeadTimeout())
+                return False
+        self.arm_head_deadline(conn.sock, deadline)
         try:
             return super().handle(conn)
         finally:
             _head.deadline = None
+
+    def finish_request(self, conn, fs):
+        super().finish_request(conn, fs)
+        # a silent new connection, parked: it has as long as its head may take, not keepalive
+        if conn in getattr(self, "pending_conns", ()):
+            conn.timeout = conn.cgibox_head_deadline
 
     def set_accept_enabled(self, enabled):
         super().set_accept_enabled(enabled)
@@ -311,7 +339,9 @@ class CgiboxGunicorn(BaseApplication):
             "graceful_timeout": math.ceil(config.graceful_timeout),
             # a sync worker busy with one request must outlive the longest CGI run
             "timeout": math.ceil(config.cgi_timeout + config.graceful_timeout + 30),
-            "keepalive": math.ceil(config.header_timeout),
+            # unset: gunicorn's own (2 s); a parked connection costs gthread no thread
+            **({"keepalive": math.ceil(config.keepalive_timeout)} if config.keepalive_timeout else {}),
+            "worker_connections": config.max_connections,
             "limit_request_line": min(wire.MAX_REQUEST_LINE, 8190),
             "limit_request_fields": wire.MAX_HEADER_FIELDS,
             "limit_request_field_size": wire.MAX_HEADER_BYTES,

@@ -1,16 +1,23 @@
 """The http.server front: socketserver's Threading/Forking mixins and a BaseHTTPRequestHandler
-subclass that reads bytes into a core Request and writes the core's Response back.
+subclass that translates one busy connection's requests into core Requests and writes the core's
+Responses back. Waiting connections live in fronts.loop; what bytes mean, core.connection says.
 
-Everything HTTP (limits, parsing, framing, keep-alive, errors) is decided by cgibox.core; this
-module owns only sockets, timeouts, threads, child processes and signals.
+    accept ─► loop (selector: new, head arriving, idle keep-alive; deadlines in a heap)
+                │ complete head or early error (core.connection)
+                ▼
+              Handler in a pool thread (threading) or a forked child (forking)
+                │ response written; keep-alive decided by core.connection
+                └──► back to the loop, or straight on to a pipelined head already buffered
+
+This module owns only sockets, threads, child processes and signals.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
-import selectors
+import queue
+import select
 import signal
 import socket
 import socketserver
@@ -18,196 +25,128 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
+from cgibox.core.connection import NEED_DATA, Connection, EarlyError, RequestHead
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
+from cgibox.fronts.loop import RECV_SIZE, Client, ConnectionLoop
 
-# a body write or read that makes no progress for this long ends the connection
-IO_TIMEOUT = 60.0
 # file regions up to this size are read and sent with the head in one write
 INLINE_FILE_LIMIT = 64 * 1024
 SEND_BUFFER = 64 * 1024
 # closing with unread request bytes: read and drop at most this much, this long, first
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1024 * 1024
-# how late a head deadline may fire, traded for fewer settimeout calls
-DEADLINE_SLACK = 0.25
+# the idle time allowed between requests when --keepalive-timeout is not given: long enough for a
+# browser's next click to reuse its connections, short enough that departed clients do not fill
+# --max-connections; a parked connection costs memory only, not a thread
+DEFAULT_KEEPALIVE = 15.0
 
 
 class ClientGone(Exception):
     """The peer closed or reset the connection."""
 
 
-class DeadlineRaw(io.RawIOBase):
-    """The connection as rfile's raw stream, calling `before_recv` before every recv.
-
-    socket.makefile() would do, but its timeout restarts with every recv inside one readline():
-    a client sending a byte at a time would hold a head (and a handler) open far past
-    --header-timeout. `before_recv` lets the handler apply the head's deadline to each recv.
-    """
-
-    def __init__(self, sock: socket.socket, before_recv: Callable[[], None]) -> None:
-        super().__init__()
-        self._sock = sock
-        self._before_recv = before_recv
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        self._before_recv()
-        try:
-            return self._sock.recv_into(buffer)
-        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
-            raise TimeoutError from None
+class HandBackNow(Exception):
+    """Raised in a forked child waiting on an idle connection: the parent wants the slot."""
 
 
-def _timeval(seconds: float) -> bytes:
-    """A struct timeval for SO_RCVTIMEO / SO_SNDTIMEO; never zero, which would mean 'no timeout'."""
-    micro = max(1, round(seconds * 1e6))
-    return struct.pack("ll", micro // 1_000_000, micro % 1_000_000)
+def _nothing_to_recv() -> bytes:
+    return b""
+
+
+def _no_continue() -> None:
+    pass
 
 
 class Handler(BaseHTTPRequestHandler):
-    """One connection: requests in a keep-alive loop, each handed to the core."""
+    """One busy connection: the request whose head the loop completed, then any pipelined ones
+    already buffered, each handed to the core. `request` is a fronts.loop.Client."""
 
     server: CgiboxServerMixin  # type: ignore[assignment]
-    rbufsize = 64 * 1024
 
     def setup(self) -> None:
-        self.connection = self.request
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # a blocking socket whose timeouts the kernel keeps (SO_RCVTIMEO / SO_SNDTIMEO): Python's
-        # own socket timeouts cost a poll() before every recv and send, and fcntl calls to change
-        self.connection.settimeout(None)
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(IO_TIMEOUT))
-        self._head_deadline: float | None = None
-        self.rfile = io.BufferedReader(DeadlineRaw(self.connection, self._before_recv), self.rbufsize)
+        self.client: Client = self.request
+        self.connection = self.client.sock
+        self.rfile = None  # type: ignore[assignment]  # reads go through core.connection
         self.wfile = None  # type: ignore[assignment]  # writes go straight to the socket
-        self.served = 0
-        self._socket_timeout = float("inf")
         self.close_connection = True
-        self.server.track(self.connection, busy=False)
+        connection = self.client.connection
+        connection.recv = self._recv
+        connection.send_continue = self._send_continue
 
     def finish(self) -> None:
-        self.server.untrack(self.connection)
-        try:
-            self.rfile.close()
-        except OSError:
-            pass
+        # the connection goes back to the server (shutdown_request), not closed here; a parked
+        # connection keeps no handler or request alive
+        connection = self.client.connection
+        connection.recv = _nothing_to_recv
+        connection.send_continue = _no_continue
+        self.client.event = None
 
     def handle(self) -> None:
         app = self.server.app
+        client = self.client
+        client.keep = False
+        event = client.event
         try:
             while True:
-                self.close_connection = True
-                self.handle_one_request_for(app)
-                self.served += 1
-                if self.close_connection or self.server.stopping:
-                    break
+                if isinstance(event, EarlyError):
+                    self._answer_early(app, event)
+                    return
+                if not isinstance(event, RequestHead):
+                    return
+                if not self._exchange(app, event.request):
+                    return
+                event = client.connection.next_event()  # a pipelined head may be buffered already
+                while event is NEED_DATA and self.server.more_arrived(client):
+                    event = client.connection.next_event()
+                if event is NEED_DATA:
+                    client.keep = True  # back to the loop to wait for the rest
+                    return
         except (ClientGone, ConnectionError, TimeoutError, OSError):
-            pass
+            client.keep = False
+        except HandBackNow:  # only ever raised while the connection waits between requests
+            client.keep = True
 
     # -- one exchange ------------------------------------------------------------------------
 
-    def handle_one_request_for(self, app: App) -> None:
-        deadline = time.monotonic() + app.config.header_timeout
-        self.server.set_busy(self.connection, False)
-        try:
-            request_line = self._read_request_line(deadline)
-        except TimeoutError:
-            status = wire.head_timeout_status(self.served)
-            if status is not None:
-                self._answer_early(app, status, None)
-            return
-        if request_line is None:
-            return
-        self.server.set_busy(self.connection, True)
-        try:
-            request = self._read_request(app, request_line, deadline)
-        except TimeoutError:
-            self._answer_early(app, 408, request_line)
-            return
-        except HTTPError as error:
-            self._answer_early(app, error.status, request_line, error.detail)
-            return
-        self._head_deadline = None  # the body and the response have IO_TIMEOUT per operation
+    def _exchange(self, app: App, request: Request) -> bool:
+        """Answer one request; True when the connection carries another."""
         response = app.handle(request)
-        self._send(app, request, response)
+        connection = self.client.connection
+        head, chunked = connection.start_response(response, self.server.stopping)
+        sent = 0
+        completed = False
+        try:
+            sent = self._write_body(head, response, chunked)
+            completed = True
+        except ConnectionCut:
+            pass
+        except HTTPError as error:  # a body reader failed after the head went out: nothing to fix
+            server_log(f"cgibox: {request.method} {request.target}: {error.detail or error.status}")
+        except (OSError, ClientGone):
+            pass
+        finally:
+            response.close()
+        keep, linger = connection.end_response(completed)
+        if linger:
+            self._linger()
+        app.finish(request, response.status, sent, cgi_run=response.cgi_run,
+                   route_kind=response.route_kind)
+        return keep
 
-    def _before_recv(self) -> None:
-        """Called by rfile before every recv: while a head is read, its deadline bounds the wait;
-        a body's reads wait at most IO_TIMEOUT each."""
-        deadline = self._head_deadline
-        if deadline is None:
-            if self._socket_timeout != IO_TIMEOUT:
-                self._set_timeout(IO_TIMEOUT)
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        # only move the receive timeout when the deadline is meaningfully nearer than it: one
-        # setsockopt per request head at most, none on a busy keep-alive connection
-        if remaining < self._socket_timeout - DEADLINE_SLACK:
-            self._set_timeout(remaining)
-
-    def _peek(self, deadline: float) -> bytes:
-        """The bytes already buffered, or else the next ones to arrive, by `deadline`."""
-        self._head_deadline = deadline
-        return self.rfile.peek(1)
-
-    def _read_line(self, limit: int, deadline: float) -> bytes:
-        """One line (at most `limit` bytes), all of it by `deadline`: rfile's raw stream checks the
-        deadline before each recv, so a client trickling bytes cannot stretch one line forever."""
-        self._head_deadline = deadline
-        return self.rfile.readline(limit)
-
-    def _set_timeout(self, seconds: float) -> None:
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
-        self._socket_timeout = seconds
-
-    def _read_request_line(self, deadline: float) -> bytes | None:
-        """The request line without its CRLF, or None when the client closed the connection."""
-        # a TLS ClientHello need not hold a line end: judge it by its first bytes, not a line
-        if wire.looks_like_tls(self._peek(deadline)):
-            line = wire.TLS_HANDSHAKE_PREFIX
-        else:
-            line = self._read_line(wire.REQUEST_LINE_READ, deadline)
-            if wire.is_leading_blank_line(line):
-                line = self._read_line(wire.REQUEST_LINE_READ, deadline)
-        if not line:
-            return None
-        if wire.looks_like_tls(line):
-            server_log(wire.TLS_LOG.format(peer=self.client_address[0]))
-            self._answer_early(self.server.app, 400, b"<TLS handshake>", wire.TLS_ON_PLAIN_PORT)
-            return None
-        return line
-
-    def _read_request(self, app: App, line: bytes, deadline: float) -> Request:
-        head = wire.HeadParser(line)
-        while True:
-            raw = self._read_line(wire.HEADER_LINE_READ, deadline)
-            if not raw:
-                raise ClientGone
-            if head.feed(raw):
-                break
-        method, target, protocol, headers = head.method, head.target, head.protocol, head.headers
-        request = Request(method=method, target=target, protocol=protocol, headers=headers,
-                          remote_addr=self.client_address[0], remote_port=self.client_address[1],
-                          server_name=self.server.server_name, server_port=self.server.server_port)
-        continue_callback = self._send_continue if wire.expects_continue(request) else None
-        reader, length = wire.body_reader(headers, self.rfile, app.config.max_body, continue_callback)
-        request.body = reader  # type: ignore[assignment]
-        request.body_length = length
-        self.close_connection = not wire.wants_keep_alive(protocol, headers)
-        return request
+    def _recv(self) -> bytes:
+        """The next bytes of a request body (the socket's SO_RCVTIMEO bounds the wait)."""
+        try:
+            return self.connection.recv(RECV_SIZE)
+        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
+            raise TimeoutError from None
 
     def _linger(self) -> None:
         """Closing with request bytes unread makes the kernel answer them with a reset, which can
@@ -233,51 +172,22 @@ class Handler(BaseHTTPRequestHandler):
     def _send_continue(self) -> None:
         self.connection.sendall(wire.CONTINUE)
 
-    def _answer_early(self, app: App, status: int, request_line: bytes | None, detail: str = "") -> None:
-        """An error before a Request exists (bad head, timeout): answer it and close."""
-        self.close_connection = True
-        response = app.error(None, status, detail, close_connection=True)
-        head, _, _ = wire.frame_response("GET", "HTTP/1.1", False, response)
-        body = response.body if isinstance(response.body, bytes) else b""
+    def _answer_early(self, app: App, event: EarlyError) -> None:
+        """An error before a Request exists (bad head, timeout, TLS): the core's answer, then close."""
+        if event.tls:
+            server_log(wire.TLS_LOG.format(peer=self.client.address[0]))
+        data, length = app.early_answer(event.status, event.detail)
         try:
-            self.connection.settimeout(5)
-            self.connection.sendall(head + body)
-            if status != 408:  # a client that timed out is not sending
+            self.connection.sendall(data)
+            if event.status != 408:  # a client that timed out is not sending
                 self._linger()
         except OSError:
             pass
-        line = request_line.rstrip(b"\r\n").decode("latin-1") if request_line else ""
-        app.finish(None, status, len(body), request_line=line[:200], remote_addr=self.client_address[0])
+        self.client.connection.early_error_answered()
+        app.finish(None, event.status, length, request_line=event.request_line,
+                   remote_addr=str(self.client.address[0]))
 
     # -- writing -----------------------------------------------------------------------------
-
-    def _send(self, app: App, request: Request, response: Response) -> None:
-        keep_alive = wire.keep_alive_after(request, not self.close_connection, self.server.stopping)
-        if response.raw_head is not None:  # an nph- script's head, untouched; its body unframed
-            head, chunked, close = response.raw_head, False, True
-        else:
-            head, chunked, close = wire.frame_response(request.method, request.protocol, keep_alive,
-                                                       response)
-        sent = 0
-        completed = False
-        try:
-            sent = self._write_body(head, response, chunked)
-            completed = True
-        except ConnectionCut:
-            close = True
-        except HTTPError as error:  # a body reader failed after the head went out: nothing to fix
-            server_log(f"cgibox: {request.method} {request.target}: {error.detail or error.status}")
-            close = True
-        except (OSError, ClientGone):
-            close = True
-        finally:
-            response.close()
-        unread = not wire.keep_alive_after(request, True, False)  # the body was not read to its end
-        if completed and close and unread:
-            self._linger()
-        self.close_connection = close or unread
-        app.finish(request, response.status, sent, cgi_run=response.cgi_run,
-                   route_kind=response.route_kind)
 
     def _write_body(self, head: bytes, response: Response, chunked: bool) -> int:
         """Send head and body; returns body bytes written. The head leaves with the first bytes."""
@@ -287,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
         streaming = not isinstance(response.body, (bytes, FileRegion, list, tuple))
         for part in response.parts():
             if isinstance(part, FileRegion):
-                if part.length <= INLINE_FILE_LIMIT or chunked:
+                if part.length <= INLINE_FILE_LIMIT or chunked or not self.client.sendfile_ok:
                     for data in part.read_chunks():
                         buffer += wire.chunk(data) if chunked else data
                         sent += len(data)
@@ -313,7 +223,6 @@ class Handler(BaseHTTPRequestHandler):
             sock.sendall(buffer)
         return sent
 
-
     def _sendfile(self, part: FileRegion) -> int:
         """os.sendfile from the region's offset (socket.sendfile would wait forever on a blocking
         socket whose SO_SNDTIMEO ran out); a file that shrank meanwhile cuts the connection."""
@@ -331,22 +240,54 @@ class Handler(BaseHTTPRequestHandler):
         return part.length
 
 
+class HandlerPool:
+    """At most `size` daemon threads running handlers, started as work needs them. Daemon: a
+    handler stuck on a client that never reads must not hold the process past --graceful-timeout."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.in_flight = 0  # submitted and not finished
+        self._started = 0
+        self._lock = threading.Lock()
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+
+    def submit(self, function, *args) -> None:
+        with self._lock:
+            self.in_flight += 1
+            if self._started < min(self.size, self.in_flight):
+                self._started += 1
+                threading.Thread(target=self._run, name="cgibox-handler", daemon=True).start()
+        self._work.put((function, args))
+
+    def _run(self) -> None:
+        while True:
+            function, args = self._work.get()
+            try:
+                function(*args)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+
 class CgiboxServerMixin:
-    """Listening socket set-up, connection tracking for graceful stops, and the serve loop."""
+    """Listening socket set-up and the connection loop; subclasses say where a busy connection runs."""
 
     # socketserver's default backlog of 5 drops connections that arrive together (a browser
     # opens six); dropped SYNs come back only after a second
     request_queue_size = 1024
     app: App
+    config: Config
+    loop: ConnectionLoop
     stopping = False
     address_family: int
     server_name: str
     server_port: int
+    socket: socket.socket
 
-    def init_cgibox(self, app: App) -> None:
+    def init_cgibox(self, app: App, config: Config) -> None:
         self.app = app
+        self.config = config
         self.stopping = False
-        self._connections: dict[socket.socket, bool] = {}
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] in ("::", ""):
@@ -357,133 +298,213 @@ class CgiboxServerMixin:
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
 
-    # No lock around the connection table: each update is one atomic dict operation, and a lock
-    # would be taken by every request of every thread, and by a forked child's signal handler
-    # while the same thread may hold it. `stopping` is set before the table is read, and read
-    # after a connection is marked idle, so no idle connection is missed.
-    def track(self, connection: socket.socket, busy: bool) -> None:
-        self._connections[connection] = busy
+    def start_loop(self) -> None:
+        """In the serving process (after any fork of --processes): its own selector."""
+        config = self.config
+        self.loop = ConnectionLoop(self.socket, self.make_connection, self.dispatch,
+                                   config.header_timeout, keepalive_timeout(config),
+                                   config.max_connections)
 
-    def set_busy(self, connection: socket.socket, busy: bool) -> None:
-        self._connections[connection] = busy
-        if self.stopping and not busy:
-            self._wake(connection)
+    def make_connection(self, address: tuple) -> Connection:
+        return Connection(self.app.config.max_body, peer=(str(address[0]), int(address[1])),
+                          server=(self.server_name, self.server_port))
 
-    def untrack(self, connection: socket.socket) -> None:
-        self._connections.pop(connection, None)
+    def dispatch(self, client: Client) -> None:
+        """The loop has a head (or an early error) for `client`: run it (socketserver's step)."""
+        self.process_request(client, client.address)  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _wake(connection: socket.socket) -> None:
-        try:
-            connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def busy(self) -> bool:
+        raise NotImplementedError
 
-    def close_idle_connections(self) -> None:
-        """Idle keep-alive connections are closed at once; busy ones finish their request."""
-        self.stopping = True
-        idle = [conn for conn, busy in list(self._connections.items()) if not busy]
-        for connection in idle:
-            self._wake(connection)
+    def more_arrived(self, client: Client) -> bool:
+        """After a response: whether to keep the connection in its handler because more bytes came
+        (fed to its Connection). By default it goes straight back to the loop."""
+        return False
 
-    def open_connections(self) -> int:
-        return len(self._connections)
+    def begin_stop(self) -> None:
+        """Stopping: tell whatever runs requests to finish the one in flight and keep nothing."""
+
+    def end_stop(self) -> None:
+        """After --graceful-timeout: whatever still runs is given up."""
+
+
+def keepalive_timeout(config: Config) -> float:
+    return config.keepalive_timeout or DEFAULT_KEEPALIVE
 
 
 class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer):
-    """A thread per connection, at most `threads` at once; more connections wait to be accepted."""
+    """Busy connections run in a pool of at most `threads` handler threads; waiting ones cost no thread."""
 
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address, app: App, threads: int) -> None:
-        self.init_cgibox(app)
-        self._slots = threading.BoundedSemaphore(threads)
+    def __init__(self, address, app: App, config: Config) -> None:
+        self.init_cgibox(app, config)
+        self.pool = HandlerPool(config.threads)
         super().__init__(address, Handler)
 
     def process_request(self, request, client_address) -> None:
-        while not self._slots.acquire(timeout=0.5):
-            if self.stopping:
-                self.shutdown_request(request)
-                return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+        # ThreadingMixIn's step (process_request_thread: the handler, then shutdown_request),
+        # run by the bounded pool instead of a new thread per connection
+        self.pool.submit(self.process_request_thread, request, client_address)
 
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+    def shutdown_request(self, request) -> None:
+        self.loop.hand_back(request)  # the loop parks it again or closes it
 
-    def drain(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.open_connections() and time.monotonic() < deadline:
-            time.sleep(0.05)
+    def busy(self) -> bool:
+        return self.pool.in_flight > 0
+
+
+# a forked child's report to the parent: keep-alive?, responses finished, bytes read past them
+REPORT = struct.Struct("!?QI")
+# a forked child keeps a connection whose next bytes come within this long: a child starts cold
+# (every page it touches is copied on write: a first response costs it milliseconds), so one
+# per request would cut a busy connection's rate tenfold; an idle one is handed back soon after
+HANDBACK_AFTER_IDLE = 0.2
 
 
 class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
-    """A child process per connection (at most `max_children`); the parent only accepts and reaps."""
+    """Busy connections run in forked children (at most `threads` at once). A child answers the
+    requests it has, then hands the connection back: the parent kept the socket; the child
+    reports over a pipe whether it goes on, and the bytes it read past its last response."""
 
     block_on_close = False
 
-    def __init__(self, address, app: App, children: int) -> None:
-        self.init_cgibox(app)
-        self.max_children = children
+    def __init__(self, address, app: App, config: Config) -> None:
+        self.init_cgibox(app, config)
+        self.max_children = config.threads
+        self.wanted_back = False  # in a child: the parent asked for the slot (SIGUSR1)
+        self.waiting_idle = False  # in a child: waiting between requests (more_arrived)
+        self.children: dict[int, tuple[int, Client, bytearray]] = {}  # report fd -> child
+        self.waiting: list[Client] = []  # heads waiting for a free child slot
         super().__init__(address, Handler)
 
     def process_request(self, request, client_address) -> None:
+        if len(self.children) >= self.max_children:
+            self.waiting.append(request)
+            # every slot is taken: children waiting on an idle connection hand it back now
+            for pid, _, _ in self.children.values():
+                try:
+                    os.kill(pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+            return
+        self._fork(request)
+
+    def _fork(self, client: Client) -> None:
+        report_r, report_w = os.pipe()
         pid = os.fork()
         if pid:
-            if self.active_children is None:
-                self.active_children = set()
-            self.active_children.add(pid)
-            self.close_request(request)
+            os.close(report_w)
+            os.set_blocking(report_r, False)
+            self.children[report_r] = (pid, client, bytearray())
+            self.loop.selector.register(report_r, 1, self._on_report)
             return
-        # the child: a fresh signal disposition, then one connection, then exit
+        # the child: this connection only, then its report, then exit
         status = 1
         try:
-            self.socket.close()
-            self.stopping = False
+            os.close(report_r)
+            for fd in self.children:
+                os.close(fd)
+            self.loop.close_inherited(client)
             install_child_signals(self)
-            self.finish_request(request, client_address)
+            self.finish_request(client, client.address)
+            connection = client.connection
+            keep = client.keep and not self.stopping
+            leftover = bytes(connection.buffer) if keep else b""
+            report = REPORT.pack(keep, connection.served, len(leftover)) + leftover
+            with open(report_w, "wb", closefd=True) as pipe:
+                pipe.write(report)
             status = 0
         except Exception:  # noqa: BLE001
-            self.handle_error(request, client_address)
+            self.handle_error(client, client.address)
         finally:
-            try:
-                self.shutdown_request(request)
-            finally:
-                os._exit(status)
+            os._exit(status)
 
-    def drain(self, timeout: float) -> None:
-        children = set(self.active_children or ())
-        for pid in children:
+    def _on_report(self, fd: int) -> None:
+        pid, client, report = self.children[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            report += data
+            return
+        # the end of the report: the child is done with the connection
+        self.loop.selector.unregister(fd)
+        os.close(fd)
+        del self.children[fd]
+        os.waitpid(pid, 0)
+        client.keep = False
+        if len(report) >= REPORT.size:
+            keep, served, length = REPORT.unpack_from(report)
+            leftover = bytes(report[REPORT.size:REPORT.size + length])
+            if keep and len(leftover) == length:
+                client.connection.resume(served, leftover)
+                client.keep = True
+        self.loop.hand_back(client)
+        while self.waiting and len(self.children) < self.max_children:
+            self._fork(self.waiting.pop(0))
+
+    def start_loop(self) -> None:
+        # a child forked before it installs its own SIGUSR1 handler must not die of one (the
+        # default action); the handler it installs is reset by exec, so scripts get the default
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        super().start_loop()
+
+    def busy(self) -> bool:
+        return bool(self.children or self.waiting)
+
+    def more_arrived(self, client: Client) -> bool:
+        if self.stopping or self.wanted_back:
+            return False
+        poller = select.poll()  # not select.select: a descriptor may be past FD_SETSIZE
+        poller.register(client.sock, select.POLLIN)
+        self.waiting_idle = True
+        try:
+            ready = poller.poll(HANDBACK_AFTER_IDLE * 1000)
+        except HandBackNow:
+            return False
+        finally:
+            self.waiting_idle = False
+        if not ready:
+            return False
+        try:
+            client.connection.receive_data(client.recv_ready())
+        except (BlockingIOError, InterruptedError):
+            return True  # woken for nothing: look again
+        return True
+
+    def begin_stop(self) -> None:
+        for pid, _, _ in list(self.children.values()):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + timeout
-        while self.active_children and time.monotonic() < deadline:
-            self.collect_children()
-            time.sleep(0.05)
-        for pid in list(self.active_children or ()):
+
+    def end_stop(self) -> None:
+        for pid, _, _ in list(self.children.values()):
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
                 pass
-        self.collect_children(blocking=True)
 
 
-def install_child_signals(server: CgiboxServerMixin) -> None:
-    """In a forked child: on SIGTERM/SIGINT finish the request in flight, drop an idle connection."""
-    def on_signal(signum, frame) -> None:
-        server.close_idle_connections()
+def install_child_signals(server: ForkingServer) -> None:
+    """In a forked child: on SIGTERM/SIGINT finish the request in flight, then close; on SIGUSR1
+    (the parent needs the slot) hand an idle connection back at once instead of waiting."""
+    def on_stop(signum, frame) -> None:
+        server.stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    def on_wanted(signum, frame) -> None:
+        server.wanted_back = True
+        if server.waiting_idle:
+            raise HandBackNow
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGUSR1, on_wanted)
 
 
 def handle_error_quietly(self, request, client_address) -> None:
@@ -502,27 +523,28 @@ def make_server(config: Config, app: App) -> ThreadingServer | ForkingServer:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     server_class = ThreadingServer if config.front == "threading" else ForkingServer
     server_class.address_family = family
-    return server_class((config.host, config.port), app, config.threads)
+    return server_class((config.host, config.port), app, config)
 
 
 def serve(server: ThreadingServer | ForkingServer, config: Config) -> int:
-    """Serve until SIGTERM/SIGINT, then stop accepting and let requests in flight finish."""
+    """Serve until SIGTERM/SIGINT; then stop accepting, close parked connections, answer heads
+    already complete, and let requests in flight finish within --graceful-timeout."""
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
-        stop.set()  # only a flag: the loop below acts on it
+        stop.set()  # only a flag: the loop acts on it (the wake-up fd ends its wait)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server.timeout = 0.5
-    with selectors.DefaultSelector() as selector:
-        selector.register(server, selectors.EVENT_READ)
-        while not stop.is_set():
-            if selector.select(0.5):
-                server._handle_request_noblock()  # noqa: SLF001 - socketserver's own accept step
-            server.service_actions()
+    server.start_loop()
+    loop = server.loop
+    loop.run(stop)
     server_log(f"cgibox: stopping; finishing requests in flight (up to {config.graceful_timeout:g} s)")
-    server.socket.close()
-    server.close_idle_connections()
-    server.drain(config.graceful_timeout)
+    server.stopping = True
+    loop.stop_accepting()
+    server.begin_stop()
+    loop.close_parked()
+    loop.drain(config.graceful_timeout, server.busy)
+    server.end_stop()
+    loop.close_all()
     return 0

@@ -1,0 +1,310 @@
+"""The connection loop of the http.server fronts: every connection that is not running a request
+waits in one selector (new, head arriving, idle keep-alive) under a deadline kept in a timer heap.
+A complete head, or an early error to answer, is handed to `dispatch`; a handler gives the
+connection back with `hand_back`. Only sockets and clocks here: core.connection says what bytes mean.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import heapq
+import itertools
+import selectors
+import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+
+from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, Event, RequestHead
+from cgibox.core.connection import Closed as ClosedEvent
+
+RECV_SIZE = 64 * 1024
+# a body write or read that makes no progress for this long ends the connection
+IO_TIMEOUT = 60.0
+# connections accepted per readiness of the listening socket, so parked ones are not starved
+ACCEPT_BATCH = 64
+
+
+def timeval(seconds: float) -> bytes:
+    """A struct timeval for SO_RCVTIMEO / SO_SNDTIMEO; never zero, which would mean 'no timeout'."""
+    micro = max(1, round(seconds * 1e6))
+    return struct.pack("ll", micro // 1_000_000, micro % 1_000_000)
+
+
+class Client:
+    """One accepted connection: its socket, peer, core Connection, and where the loop holds it.
+
+    The socket stays blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) for the handlers;
+    the loop reads it with MSG_DONTWAIT, so no mode switch happens when it changes hands.
+    """
+
+    __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child")
+    # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
+    sendfile_ok = True
+
+    def __init__(self, sock: socket.socket, address: tuple, connection: Connection) -> None:
+        self.sock = sock
+        self.address = address
+        self.connection = connection
+        self.deadline = 0.0
+        self.parked = False
+        self.event: Event | None = None  # what a handler is to act on
+        self.keep = False  # set by the handler: the connection goes on
+        self.child: int | None = None  # forking front: the child running it
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def advance_transport(self) -> bool:
+        """True once the transport carries HTTP bytes; the loop calls it before reading a head.
+
+        The seam for TLS: a TLS client drives its non-blocking handshake here (SSLWantReadError /
+        SSLWantWriteError mean False: wait for the socket again), and says sendfile_ok = False.
+        Plain TCP is ready at once."""
+        return True
+
+    def recv_ready(self) -> bytes:
+        """What the socket holds now, without waiting (BlockingIOError when nothing)."""
+        return self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+
+
+class ConnectionLoop:
+    """Accepts, parks and wakes connections for one serving process (run by its main thread)."""
+
+    def __init__(self, listener: socket.socket, make_connection: Callable[[tuple], Connection],
+                 dispatch: Callable[[Client], None], header_timeout: float, keepalive_timeout: float,
+                 max_connections: int) -> None:
+        self.listener = listener
+        self.make_connection = make_connection
+        self.dispatch = dispatch
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.max_connections = max_connections
+        self.selector = selectors.DefaultSelector()
+        self.clients: dict[int, Client] = {}  # every open connection of this process, by fd
+        self.stopping = False
+        self._timers: list[tuple[float, int, Client]] = []
+        self._sequence = itertools.count()
+        self._returned: collections.deque[Client] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        listener.setblocking(False)
+        self._accepting = False
+        self._resume_accepting()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set (signal handlers set it; the wake-up fd breaks the wait)."""
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        while not stop.is_set():
+            self.run_once()
+
+    def run_once(self, longest: float = 1.0) -> None:
+        timeout = longest
+        if self._timers:
+            timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+        for key, _ in self.selector.select(timeout):
+            key.data(key.fileobj)
+        self._fire_timers()
+
+    def _on_wake(self, _fileobj) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        while self._returned:
+            self._settle(self._returned.popleft())
+
+    def wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:  # already full: the loop will wake anyway
+            pass
+
+    # -- accepting -------------------------------------------------------------------------------
+
+    def _resume_accepting(self) -> None:
+        if not self._accepting and not self.stopping and len(self.clients) < self.max_connections:
+            self.selector.register(self.listener, selectors.EVENT_READ, self._on_accept)
+            self._accepting = True
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self.selector.unregister(self.listener)
+            self._accepting = False
+
+    def _on_accept(self, _listener) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if len(self.clients) >= self.max_connections:
+                self._pause_accepting()  # the backlog holds the rest until one closes
+                return
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE):
+                    self._pause_accepting()  # out of files: wait for a connection to close
+                return  # ECONNABORTED and the like: try again on the next readiness
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(IO_TIMEOUT))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(IO_TIMEOUT))
+            client = Client(sock, address, self.make_connection(address))
+            self.clients[sock.fileno()] = client
+            self.park(client, time.monotonic() + self.header_timeout)
+
+    def stop_accepting(self) -> None:
+        self.stopping = True
+        self._pause_accepting()
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+    # -- parking -----------------------------------------------------------------------------
+
+    def park(self, client: Client, deadline: float) -> None:
+        client.parked = True
+        client.deadline = deadline
+        self.selector.register(client.sock, selectors.EVENT_READ, self._on_readable)
+        heapq.heappush(self._timers, (deadline, next(self._sequence), client))
+
+    def _unpark(self, client: Client) -> None:
+        if client.parked:
+            client.parked = False
+            self.selector.unregister(client.sock)
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        client = self.clients.get(sock.fileno())
+        if client is None:
+            return
+        if not client.advance_transport():
+            return
+        connection = client.connection
+        was_idle = connection.idle
+        try:
+            data = client.recv_ready()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # reset: nobody to answer
+            self.close(client)
+            return
+        connection.receive_data(data)
+        self._step(client, was_idle)
+
+    def _step(self, client: Client, was_idle: bool = False) -> None:
+        """Act on what the connection's buffered bytes amount to."""
+        event = client.connection.next_event()
+        if event is NEED_DATA:
+            if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
+                self._rearm(client, time.monotonic() + self.header_timeout)
+            return
+        if isinstance(event, ClosedEvent):
+            self.close(client)
+            return
+        self._unpark(client)
+        client.event = event
+        self.dispatch(client)
+
+    def _rearm(self, client: Client, deadline: float) -> None:
+        client.deadline = deadline
+        heapq.heappush(self._timers, (deadline, next(self._sequence), client))
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, client = heapq.heappop(timers)
+            if not client.parked or client.deadline != deadline:
+                continue  # a stale entry: the client moved on or was re-armed
+            self._unpark(client)
+            event = client.connection.timed_out()
+            if event is CLOSED_EVENT:
+                self.close(client)
+            else:
+                client.event = event
+                self.dispatch(client)
+
+    # -- coming back from a handler ---------------------------------------------------------------
+
+    def hand_back(self, client: Client) -> None:
+        """From any thread: the handler is done with `client` (client.keep says how it ended)."""
+        self._returned.append(client)
+        self.wake()
+
+    def _settle(self, client: Client) -> None:
+        """A connection back from a handler: parked again for its next request, or closed."""
+        if not client.keep or self.stopping:
+            self.close(client)
+            return
+        connection = client.connection
+        now = time.monotonic()
+        deadline = now + (self.header_timeout if connection.state == HEAD else self.keepalive_timeout)
+        self.park(client, deadline)
+
+    def close(self, client: Client) -> None:
+        self._unpark(client)
+        self.clients.pop(client.sock.fileno(), None)
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+        self._resume_accepting()
+
+    # -- stopping ----------------------------------------------------------------------------------
+
+    def close_parked(self) -> None:
+        """Stopping: a parked connection whose complete head already arrived is still answered
+        (one last look at the socket); every other parked one is closed at once."""
+        for client in [c for c in self.clients.values() if c.parked]:
+            connection = client.connection
+            try:
+                connection.receive_data(client.recv_ready())
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.close(client)
+                continue
+            event = connection.next_event()
+            if isinstance(event, RequestHead):
+                self._unpark(client)
+                client.event = event
+                self.dispatch(client)
+            else:
+                self.close(client)
+
+    def drain(self, timeout: float, busy: Callable[[], bool]) -> None:
+        """Keep taking connections back (and closing them) until nothing is `busy` or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while busy() and time.monotonic() < deadline:
+            self.run_once(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def close_all(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for client in list(self.clients.values()):
+            self.close(client)
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def close_inherited(self, keep: Client) -> None:
+        """In a forked child: drop this process's copies of every other connection and of the
+        loop's own sockets, so that the parent's close really closes them. The selector's
+        registrations belong to the parent: they are not touched, only this fd copy is closed."""
+        signal.set_wakeup_fd(-1)
+        for client in self.clients.values():
+            if client is not keep:
+                client.sock.close()
+        self.selector.close()  # closes this copy of the epoll fd; no registration is removed
+        for sock in (self.listener, self._wake_r, self._wake_w):
+            try:
+                sock.close()
+            except OSError:
+                pass
