@@ -77,7 +77,8 @@ class Crowd:
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            readable, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([self.process.stdout], [], [], wait)
             if not readable:
                 break
             line = self.process.stdout.readline()

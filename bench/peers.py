@@ -81,7 +81,8 @@ def describe(kind: str, workers: int) -> str:
         return (f"nginx (worker_processes {workers}, sendfile on, autoindex on, access_log /dev/null; "
                 "no CGI)")
     if kind == "lighttpd":
-        return "lighttpd -D (one process, mod_dirlisting with its cache, mod_cgi for /cgi-bin/, accesslog /dev/null)"
+        return ("lighttpd -D (one process, mod_dirlisting with its cache, mod_cgi for /cgi-bin/, "
+                "accesslog /dev/null)")
     if kind == "twisted":
         return "twistd -n web --listen tcp:PORT:interface=127.0.0.1 --path ROOT --logfile /dev/null"
     raise ValueError(kind)
