@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cgibox {__version__}")
     for setting in SETTINGS:
         default = "" if setting.default is None else f" (default: {setting.default})"
+        alone = {} if setting.alone is None else {"nargs": "?", "const": setting.alone}
         parser.add_argument(setting.flag, dest=setting.name, metavar=setting.metavar or None,
-                            default=None, help=f"{setting.help}{default} [env {setting.env}]")
+                            default=None, help=f"{setting.help}{default} [env {setting.env}]", **alone)
     return parser
 
 

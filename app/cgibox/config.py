@@ -92,6 +92,19 @@ def _text(text: str) -> str:
     return text
 
 
+def _switch(name: str) -> Callable[[str], bool]:
+    """on/off for a flag that may stand alone (`--compress-files` means on)."""
+    def parse(text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("1", "on", "yes", "true"):
+            return True
+        if value in ("0", "off", "no", "false", ""):
+            return False
+        raise ConfigError(f"{name} must be on or off, not {text!r}")
+
+    return parse
+
+
 FRONTS = ("threading", "forking", "gunicorn")
 WORKER_CLASSES = ("gthread", "sync")
 LOG_FORMATS = ("combined", "json")
@@ -106,6 +119,8 @@ class Setting:
     default: str | None
     help: str
     metavar: str = ""
+    # the value a flag given alone stands for (`--compress-files`); None: the flag needs a value
+    alone: str | None = None
 
     @property
     def flag(self) -> str:
@@ -138,6 +153,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
             "seconds to finish requests in flight on SIGTERM", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined", "combined or json", "NAME"),
+    Setting("compress_files", _switch("compress-files"), "off",
+            "gzip (br) text-like files up to 1 MiB for clients that accept it, cached by validator; "
+            "generated pages are always compressed", "on|off", alone="on"),
 )
 
 
@@ -161,6 +179,7 @@ class Config:
     header_timeout: float = 10.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
+    compress_files: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

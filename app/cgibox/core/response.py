@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -59,6 +59,11 @@ class Response:
     # follows unframed and the connection closes after it (fronts that cannot write raw bytes
     # use `status` and `headers`, which hold the same head parsed)
     raw_head: bytes | None = None
+    # may be content-coded for clients that accept it (core.compress): "page" for what the server
+    # generates, "file" for a file's full 200 (with --compress-files); `compress_key` names the
+    # page's state so its encoded forms are made once and cached
+    compress: str | None = None
+    compress_key: Hashable | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

@@ -16,6 +16,7 @@ from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
+from cgibox.core.compress import Compressor
 from cgibox.core.errors import HTTPError, error_response
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
@@ -42,6 +43,7 @@ class App:
         self.access_log = AccessLog(config.log_format)
         self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,))
         self.cgi = CGIRunner(self)
+        self.compressor = Compressor(compress_files=config.compress_files)
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -57,6 +59,8 @@ class App:
             server_log(f"cgibox: error handling {request.method} {request.target}:\n"
                        + traceback.format_exc().rstrip())
             response = self.error(request, 500)
+        # before HEAD drops the body, so HEAD gets GET's headers (Content-Length of the encoded body)
+        response = self.compressor.apply(request, response)
         if request.method == "HEAD":
             self._drop_body(response)
         return response
@@ -111,10 +115,13 @@ class App:
     def stats_page(self, request: Request) -> Response:
         document = self.stats_document()
         if request.wants_json:
-            return self.text(200, json.dumps(document), "application/json")
-        html = self.templates.render("stats.html", stats=document,
-                                     responses=sorted(document["responses"].items()))
-        return self.text(200, html, "text/html; charset=utf-8")
+            response = self.text(200, json.dumps(document), "application/json")
+        else:
+            html = self.templates.render("stats.html", stats=document,
+                                         responses=sorted(document["responses"].items()))
+            response = self.text(200, html, "text/html; charset=utf-8")
+        response.compress = "page"
+        return response
 
     def metrics(self) -> Response:
         document = self.stats_document()
