@@ -39,6 +39,8 @@ if str(REPO) not in sys.path:  # run as a script: `python bench/run.py`
 from bench import chart, connections, cpu, peers  # noqa: E402
 
 REPORT_LUA = BENCH / "report.lua"
+# hand-written findings (profiles: where the time goes) appended to docs/benchmarks.md on every run
+NOTES = BENCH / "notes.md"
 RESULT_LINE = re.compile(r"^BENCH_RESULT (\{.*\})\s*$", re.M)
 
 WRK_THREADS = 2
@@ -785,6 +787,8 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
     if quick:
         lines += ["> QUICK run (about 1 s per cell, small crowds): it only proves the benchmark works; "
                   "its figures are too short to compare.", ""]
+    if s.get("label"):
+        lines += [f"> {s['label']}", ""]
     lines += [
         "Produced by `make bench` (bench/run.py); do not edit by hand. Every server ran on the same "
         "generated corpus on 127.0.0.1, one at a time, driven by wrk on the same machine (so wrk and "
@@ -877,6 +881,8 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
     ]
     lines += connections_section(run)
     lines += targets_section(run)
+    if NOTES.exists():
+        lines += [NOTES.read_text("utf-8").strip(), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -1089,6 +1095,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cgibox fronts that also run the connection cells, comma-separated, or "
                              "'none' (default: every cgibox front; quick: threading)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and server logs")
+    parser.add_argument("--label", default="", help="a line shown at the top of the report (what this "
+                                                    "run is, e.g. which branch or conditions)")
     parser.add_argument("--render-only", action="store_true",
                         help="run nothing: write the table and chart again from the --json results")
     args = parser.parse_args(argv)
@@ -1144,6 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; every server it started has been stopped", file=sys.stderr)
         return 130
     run.settings["quick"] = args.quick
+    run.settings["label"] = args.label
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(run.to_json(), indent=1) + "\n")
     write_report(run, args)

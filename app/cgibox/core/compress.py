@@ -167,6 +167,8 @@ class Compressor:
             return response  # never on a Range request, even one answered in full
         _add_vary(response)
         coding = choose(request.headers.get("accept-encoding"))
+        if coding == "identity" and not 200 <= response.status < 300:
+            return response  # an error page as it is: no ETag to add, nothing to encode
         variants = self._variants(response)
         if variants is None:
             return response

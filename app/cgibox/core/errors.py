@@ -63,6 +63,15 @@ def _page_around_path(template: jinja2.Template, status: int, reason_phrase: str
     return splits[0]
 
 
+def warm_error_pages(templates: Templates) -> None:
+    """Split the 404 page once before serving, so forked children inherit it rather than each
+    rendering it twice on its first 404 (a broken override template is reported when used)."""
+    try:
+        render_error_page(templates, "404.html", 404, "", "/")
+    except Exception:  # noqa: BLE001 - the same error comes back, templated, on the first 404
+        pass
+
+
 def error_response(templates: Templates, request: Request | None, status: int, detail: str = "",
                    headers: list[tuple[str, str]] | None = None, close_connection: bool = False) -> Response:
     """A 4xx/5xx page: `404.html` or `error.html`, or JSON when the client asked for JSON."""

@@ -17,7 +17,7 @@ from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.compress import Compressor
-from cgibox.core.errors import HTTPError, error_response
+from cgibox.core.errors import HTTPError, error_response, warm_error_pages
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -44,6 +44,7 @@ class App:
         self.static = StaticFiles(self.root, self.templates, exclude=(self.cgi_dir,))
         self.cgi = CGIRunner(self)
         self.compressor = Compressor(compress_files=config.compress_files)
+        warm_error_pages(self.templates)
 
     # -- handling ----------------------------------------------------------------------------
 
