@@ -36,7 +36,7 @@ REPO = BENCH.parent
 if str(REPO) not in sys.path:  # run as a script: `python bench/run.py`
     sys.path.insert(0, str(REPO))
 
-from bench import chart, connections, cpu, peers  # noqa: E402
+from bench import chart, connections, cpu, peers, profile  # noqa: E402
 
 REPORT_LUA = BENCH / "report.lua"
 # hand-written findings (profiles: where the time goes) appended to docs/benchmarks.md on every run
@@ -206,6 +206,7 @@ class Run:
     servers: dict[str, dict]  # key -> {"label", "kind", "command", "status", "note", "first_response_s", ...}
     results: list[CellResult]
     memory: dict[str, dict] = field(default_factory=dict)  # cgibox front -> the RSS cell's figures
+    profiles: dict[str, dict] = field(default_factory=dict)  # front -> cell -> py-spy summary
 
     def get(self, server: str, cell: str) -> CellResult | None:
         for result in self.results:
@@ -217,7 +218,8 @@ class Run:
     def from_json(cls, data: dict) -> Run:
         fields = {f for f in CellResult.__dataclass_fields__}
         results = [CellResult(**{k: v for k, v in r.items() if k in fields}) for r in data["results"]]
-        return cls(data["machine"], data["settings"], data["servers"], results, data.get("memory", {}))
+        return cls(data["machine"], data["settings"], data["servers"], results, data.get("memory", {}),
+                   data.get("profiles", {}))
 
     def to_json(self) -> dict:
         results = []
@@ -226,7 +228,8 @@ class Run:
             results.append(dict(asdict(r), value=r.value(cell.unit),
                                 ratio_text=ratio_summary(self, r.server, cell) if cell in CELLS else ""))
         return {"machine": self.machine, "settings": self.settings, "servers": self.servers,
-                "cells": [asdict(cell) for cell in CELLS], "results": results, "memory": self.memory}
+                "cells": [asdict(cell) for cell in CELLS], "results": results, "memory": self.memory,
+                "profiles": self.profiles}
 
 
 def cell_by_key(key: str) -> Cell:
@@ -540,7 +543,8 @@ def format_cpu(shares: dict[str, float]) -> str:
 
 
 def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout: int, workers: int,
-            keep: bool, sizes: connections.Sizes | None = None, conn_fronts: tuple[str, ...] = ()) -> Run:
+            keep: bool, sizes: connections.Sizes | None = None, conn_fronts: tuple[str, ...] = (),
+            profile_fronts: tuple[str, ...] = ()) -> Run:
     """Every server through every cell; the cgibox fronts in `conn_fronts` also through the
     connection cells (crowds of `sizes`)."""
     machine = machine_info()
@@ -566,7 +570,9 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
         logs.mkdir()
         logs.chmod(0o755)
         with_conn = [s for s in servers if s.key in conn_fronts] if sizes else []
-        total = len(servers) * len(cells) + len(with_conn) * (len(CONN_CELLS) + 1)
+        profiled = [s for s in servers if s.key in profile_fronts]
+        total = (len(servers) * len(cells) + len(with_conn) * (len(CONN_CELLS) + 1)
+                 + len(profiled) * len(PROFILED_CELLS))
         counter = [0]
 
         def tag(spec: ServerSpec, title: str) -> str:
@@ -588,6 +594,8 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                     progress(f"{tag(spec, cell.title)} not available")
                 if spec in with_conn:
                     counter[0] += len(CONN_CELLS) + 1
+                if spec in profiled:
+                    counter[0] += len(PROFILED_CELLS)
                 continue
             info["first_response_s"] = round(running.first_response_s, 3)
             idle = connections.group_memory(running.process.pid)
@@ -616,6 +624,8 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                     probe(result, cell, running.port)
                     run_wrk(result, cell, running, duration, timeout)
                     progress(f"{label} {describe_result(cell, result)}")
+                if spec in profiled:
+                    profile_cells(run, spec, running, duration, timeout, logs, tag)
                 if spec in with_conn and sizes is not None:
                     if connections_limit < sizes.held + 200:
                         progress(f"note: RLIMIT_NOFILE is {connections_limit}: "
@@ -634,6 +644,42 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
         else:
             shutil.rmtree(base, ignore_errors=True)
     return run
+
+
+PROFILED_CELLS = ("file-1k", "404")
+
+
+def profile_cells(run: Run, spec: ServerSpec, running: Running, duration: int, timeout: int, logs: Path,
+                  tag) -> None:
+    """The 1 KiB and 404 cells once more with py-spy sampling the server: where the time goes."""
+    for key in PROFILED_CELLS:
+        cell = cell_by_key(key)
+        label = tag(spec, f"profile: {cell.title}")
+        raw = logs / f"profile-{spec.key}-{key}.txt"
+        spy = profile.start(running.process.pid, duration + 1, raw)
+        entry: dict = {}
+        run.profiles.setdefault(spec.key, {})[key] = entry
+        if spy is None:
+            entry["error"] = "py-spy is not installed (pip install -e '.[bench]')"
+            progress(f"{label} {entry['error']}")
+            continue
+        progress(f"{label} running {duration:g} s under py-spy ...")
+        result = CellResult(spec.key, key)
+        result.probe_ok, result.framing = True, "length"
+        time.sleep(0.3)  # py-spy attaches
+        run_wrk(result, cell, running, duration, timeout)
+        why = profile.finish(spy, duration + 1)
+        if why:
+            entry["error"] = why
+            progress(f"{label} {why}")
+            continue
+        entry.update(profile.summarize(raw), requests=result.requests, rate=profile.RATE,
+                     value=round(result.value(cell.unit), 1))
+        per_request = entry["samples"] / profile.RATE / result.requests * 1e6 if result.requests else 0
+        entry["python_us_per_request"] = round(per_request, 1)
+        leaders = ", ".join(f"{share:.0%} {frame.split(' (')[0]}" for share, frame in entry["top"][:5])
+        progress(f"{label} {entry['value']:,.0f} req/s under py-spy; GIL held {per_request:.1f} µs a "
+                 f"request; {leaders}")
 
 
 def raise_nofile(wanted: int) -> int:
@@ -881,9 +927,34 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
     ]
     lines += connections_section(run)
     lines += targets_section(run)
+    lines += profiles_section(run)
     if NOTES.exists():
         lines += [NOTES.read_text("utf-8").strip(), ""]
     return "\n".join(lines) + "\n"
+
+
+def profiles_section(run: Run) -> list[str]:
+    """py-spy's view of the 1 KiB and 404 cells: the functions with the largest shares of the time
+    a thread held the GIL, and that time per request."""
+    if not run.profiles:
+        return []
+    lines = ["## Where the time goes (py-spy)", "",
+             "The 1 KiB and 404 cells run once more while py-spy samples the server's processes "
+             f"{profile.RATE} times a second whenever a thread holds the GIL (`py-spy record --gil "
+             "--subprocesses`). \"Python per request\" is that time divided by the requests answered; "
+             "the rest of a request's time is spent in system calls and waiting for the GIL. Shares "
+             "are inclusive (a function with what it calls).", ""]
+    for key, cells in run.profiles.items():
+        for cell_key, entry in cells.items():
+            title = f"{run.servers[key]['label']}, {cell_by_key(cell_key).title}"
+            if entry.get("error"):
+                lines += [f"- {title}: no profile ({_cell_text(entry['error'])})"]
+                continue
+            top = "; ".join(f"{share:.0%} `{_cell_text(frame)}`" for share, frame in entry["top"])
+            lines += [f"- **{title}**: {entry['value']:,.0f} req/s under py-spy, Python "
+                      f"{entry['python_us_per_request']:.1f} µs per request ({entry['samples']:,} samples). "
+                      f"{top}"]
+    return lines + [""]
 
 
 def engine_flags_text(settings: dict) -> str:
@@ -1095,6 +1166,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cgibox fronts that also run the connection cells, comma-separated, or "
                              "'none' (default: every cgibox front; quick: threading)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and server logs")
+    parser.add_argument("--profile-fronts",
+                        help="cgibox fronts whose 1 KiB and 404 cells also run under py-spy, "
+                             "comma-separated, or 'none' (default: threading,forking; quick: none)")
     parser.add_argument("--label", default="", help="a line shown at the top of the report (what this "
                                                     "run is, e.g. which branch or conditions)")
     parser.add_argument("--render-only", action="store_true",
@@ -1115,6 +1189,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         every = ",".join(spec.key for spec in SERVERS if spec.is_cgibox)
         args.connection_fronts = "threading" if args.quick else every
     args.connection_fronts = tuple(f for f in args.connection_fronts.split(",") if f and f != "none")
+    if args.profile_fronts is None:
+        args.profile_fronts = "none" if args.quick else "threading,forking"
+    args.profile_fronts = tuple(f for f in args.profile_fronts.split(",") if f and f != "none")
     if not 1 <= args.duration <= 120 or not 1 <= args.timeout <= 120:  # wrk takes whole seconds
         parser.error("--duration and --timeout must be whole seconds from 1 to 120")
     return args
@@ -1147,7 +1224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = connections.QUICK if args.quick else connections.FULL
         run = run_all(servers, list(CELLS), args.duration, args.timeout, args.workers, args.keep, sizes,
-                      args.connection_fronts)
+                      args.connection_fronts, args.profile_fronts)
     except KeyboardInterrupt:
         print("bench: interrupted; every server it started has been stopped", file=sys.stderr)
         return 130
