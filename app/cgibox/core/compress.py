@@ -245,7 +245,8 @@ class Compressor:
     @staticmethod
     def _not_modified(response: Response) -> Response:
         kept = [(k, v) for k, v in response.headers if k.lower() in NOT_MODIFIED_HEADERS]
-        not_modified = Response(304, kept, b"", cleanups=response.cleanups)
+        not_modified = Response(304, kept, b"", cleanups=response.cleanups,
+                                close_connection=response.close_connection)
         response.cleanups = []
         response.close()
         return not_modified

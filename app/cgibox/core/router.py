@@ -61,7 +61,11 @@ class App:
                        + traceback.format_exc().rstrip())
             response = self.error(request, 500)
         # before HEAD drops the body, so HEAD gets GET's headers (Content-Length of the encoded body)
-        response = self.compressor.apply(request, response)
+        try:
+            response = self.compressor.apply(request, response)
+        except Exception:  # noqa: BLE001 - a failed encoding sends the body as it is
+            server_log(f"cgibox: error compressing {request.method} {request.target}:\n"
+                       + traceback.format_exc().rstrip())
         if request.method == "HEAD":
             self._drop_body(response)
         return response
