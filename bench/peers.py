@@ -91,7 +91,7 @@ def describe(kind: str, workers: int) -> str:
 def nginx_conf(root: Path, port: int, work: Path, workers: int) -> str:
     """nginx as a user would set it up for static files: Debian's mime types, sendfile, autoindex."""
     temp = work / "temp"
-    temp.mkdir(exist_ok=True)
+    temp.mkdir(parents=True, exist_ok=True)
     mime = "/etc/nginx/mime.types"
     include = f"include {mime};" if os.path.exists(mime) else ""
     return f"""daemon off;
@@ -126,7 +126,7 @@ def lighttpd_conf(root: Path, port: int, work: Path) -> str:
     listing cache is on (as cgibox's is): without it lighttpd 1.4.69 answers 503 to most of 16
     concurrent requests for one large folder."""
     cache = work / "dircache"
-    cache.mkdir(exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     return f"""server.document-root = "{root}"
 server.bind = "127.0.0.1"
 server.port = {port}
