@@ -1002,8 +1002,13 @@ def connections_section(run: Run) -> list[str]:
             if result.status != "ok":
                 lines.append(f"| {label} | {cell.title} | {result.status} | | {_cell_text(result.note)} | |")
                 continue
-            lines.append(f"| {label} | {cell.title} | {format_value(result.value(cell.unit), cell.unit)} "
-                         f"| {result.p99_ms:,.1f} ms | {format_errors(cell, result)} "
+            if result.requests:
+                value, p99 = format_value(result.value(cell.unit), cell.unit), f"{result.p99_ms:,.1f} ms"
+            else:
+                value, p99 = "none answered", "—"
+            if result.note and result.note != f"probe got {result.probe}":
+                value += f" ({_cell_text(result.note)})"
+            lines.append(f"| {label} | {cell.title} | {value} | {p99} | {format_errors(cell, result)} "
                          f"| {_cell_text(result.crowd)} |")
         memory = run.memory.get(key)
         if memory:
