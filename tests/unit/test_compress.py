@@ -238,3 +238,17 @@ def test_the_404_page_rendered_once_is_the_same_page(tree, tmp_path):
         body = app.handle(request(path)).body.decode()
         expected = app.templates.render("404.html", status=404, reason="Not Found", detail="", path=path)
         assert body == expected
+
+
+def test_compress_files_flag_alone_with_a_value_or_from_the_environment(capsys):
+    from cgibox.cli import parse_config
+
+    assert parse_config([], {}).compress_files is False
+    assert parse_config(["--compress-files"], {}).compress_files is True
+    assert parse_config(["--compress-files", "--port", "0"], {}).port == 0
+    assert parse_config(["--compress-files", "off"], {"CGIBOX_COMPRESS_FILES": "on"}).compress_files is False
+    assert parse_config([], {"CGIBOX_COMPRESS_FILES": "on"}).compress_files is True
+    with pytest.raises(SystemExit) as stopped:
+        parse_config(["--compress-files=maybe"], {})
+    assert stopped.value.code == 2
+    assert "compress-files must be on or off" in capsys.readouterr().err
