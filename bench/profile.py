@@ -49,9 +49,11 @@ def finish(process: subprocess.Popen, seconds: int) -> str:
 
 
 def summarize(raw: Path, top: int = 12) -> dict:
-    """{"samples", "top": [[share, frame], ...]} from py-spy's raw (collapsed stacks) output:
-    each frame's inclusive share of the samples, counted once per stack."""
+    """{"samples", "top": [[share, frame], ...], "processes"} from py-spy's raw (collapsed stacks)
+    output: each frame's inclusive share of the samples, counted once per stack, and how many
+    processes were sampled."""
     inclusive: Counter[str] = Counter()
+    processes: set[str] = set()
     total = 0
     try:
         lines = raw.read_text("utf-8", "replace").splitlines()
@@ -63,11 +65,16 @@ def summarize(raw: Path, top: int = 12) -> dict:
             continue
         samples = int(count)
         total += samples
-        frames = {re.sub(r" \((.*?):\d+\)", r" (\1)", frame) for frame in stack.split(";")[1:]}
+        parts = stack.split(";")
+        # a child's stacks start with its parents' "process 1234:\"command line\"" and its own
+        owners = [part.split(":", 1)[0] for part in parts if part.startswith("process ")]
+        if owners:
+            processes.add(owners[-1])
+        frames = {re.sub(r" \((.*?):\d+\)", r" (\1)", frame) for frame in parts[len(owners):]}
         for frame in frames:
             if not BORING.search(frame):
                 inclusive[frame] += samples
     # a frame in (nearly) every stack is the request loop itself: it says nothing either
     common = [(frame, count) for frame, count in inclusive.most_common() if count < 0.95 * total]
     shares = [[round(count / total, 3), frame] for frame, count in common[:top]]
-    return {"samples": total, "top": shares if total else []}
+    return {"samples": total, "top": shares if total else [], "processes": len(processes)}

@@ -683,12 +683,11 @@ def profile_cells(run: Run, spec: ServerSpec, running: Running, duration: int, t
             continue
         entry.update(profile.summarize(raw), requests=result.requests, rate=profile.RATE,
                      value=round(result.value(cell.unit), 1))
-        processes = connections.group_memory(running.process.pid).processes
+        processes = entry["processes"]
         per_request = entry["samples"] / profile.RATE / result.requests * 1e6 if result.requests else 0
         # py-spy takes a single-threaded process blocked in a system call for one holding its GIL
         # (the GIL's last holder), so across a child per connection the sum means nothing
         entry["python_us_per_request"] = round(per_request, 1) if processes == 1 else None
-        entry["processes"] = processes
         leaders = ", ".join(f"{share:.0%} {frame.split(' (')[0]}" for share, frame in entry["top"][:5])
         held = (f"GIL held {per_request:.1f} µs a request" if entry["python_us_per_request"] is not None
                 else f"{processes} processes")
@@ -966,8 +965,8 @@ def profiles_section(run: Run) -> list[str]:
             top = "; ".join(f"{share:.0%} `{_cell_text(frame)}`" for share, frame in entry["top"])
             per_request = entry.get("python_us_per_request")
             python = (f"Python {per_request:.1f} µs per request" if per_request is not None else
-                      f"{entry.get('processes', '?')} processes, so no time per request (py-spy counts "
-                      "a process blocked in a system call as holding its GIL)")
+                      f"{entry.get('processes', '?')} processes sampled, so no time per request (py-spy "
+                      "counts a process blocked in a system call as holding its GIL)")
             lines += [f"- **{title}**: {entry['value']:,.0f} req/s under py-spy, {python} "
                       f"({entry['samples']:,} samples). {top}"]
     return lines + [""]

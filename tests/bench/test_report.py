@@ -90,3 +90,17 @@ def test_a_missing_peer_is_not_available(monkeypatch, tmp_path: Path):
         assert "nginx is not installed" in str(error)
     else:
         raise AssertionError("a missing nginx started")
+
+
+def test_profile_summary_counts_processes_and_inclusive_shares(tmp_path: Path):
+    from bench import profile
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        'process 10:"cgibox";Thread.run (threading.py:1);Handler.handle (h.py:2);App.handle (r.py:3) 6\n'
+        'process 10:"cgibox";Thread.run (threading.py:1);Handler.handle (h.py:2);Handler._send (h.py:9) 2\n'
+        'process 10:"cgibox";process 11:"cgibox";Handler.handle (h.py:2);App.handle (r.py:4) 2\n')
+    summary = profile.summarize(raw)
+    assert summary["samples"] == 10 and summary["processes"] == 2
+    # Handler.handle is in every stack (it says nothing); App.handle counted once per stack, lines merged
+    assert summary["top"] == [[0.8, "App.handle (r.py)"], [0.2, "Handler._send (h.py)"]]
