@@ -75,6 +75,6 @@ def summarize(raw: Path, top: int = 12) -> dict:
             if not BORING.search(frame):
                 inclusive[frame] += samples
     # a frame in (nearly) every stack is the request loop itself: it says nothing either
-    common = [(frame, count) for frame, count in inclusive.most_common() if count < 0.95 * total]
+    common = [(frame, count) for frame, count in inclusive.most_common() if count < 0.9 * total]
     shares = [[round(count / total, 3), frame] for frame, count in common[:top]]
     return {"samples": total, "top": shares if total else [], "processes": len(processes)}

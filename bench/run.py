@@ -903,12 +903,13 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
                 lines.append(head + f"| {result.status} | | {_cell_text(result.note)} | | | | |")
                 continue
             ratios = []
-            for _, ref in refs:
+            for column, (_, ref) in enumerate(refs):
                 ratio = ratio_to(run, key, ref, cell)
+                named = column < len(refs) - 1  # the last column is always http.server's
                 if ref == key:
-                    ratios.append("**best**" if ref != BASELINE else "baseline")
+                    ratios.append("**best**" if named else "baseline")
                 elif ratio is not None and ref is not None:
-                    ratios.append(f"{format_ratio(ratio)} {run.servers[ref]['label']}" if ref != BASELINE
+                    ratios.append(f"{format_ratio(ratio)} {run.servers[ref]['label']}" if named
                                   else format_ratio(ratio))
                 else:
                     ratios.append("n/a (wrong answers)" if not usable(result) else "n/a")
