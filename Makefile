@@ -53,8 +53,8 @@ docs: $(SERVE_STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# `make bench`: every front and `python -m http.server` under wrk -> docs/benchmarks.md + docs/benchmarks.png
-# (a few minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,
+# `make bench`: every front, nginx, lighttpd, twisted and `python -m http.server` under wrk, plus the
+# connection cells -> docs/benchmarks.md + docs/benchmarks.png (about 10 minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,
 # only to prove the benchmark runs. BENCH_ARGS passes more flags (see `python bench/run.py --help`).
 QUICK ?=
 BENCH_ARGS ?=
@@ -65,14 +65,26 @@ $(BENCH_STAMP): $(STAMP)
 	rm -f $(VENV)/.bench-*
 	touch $@
 
+# The peers (nginx, lighttpd) are Debian packages installed here as root, like wrk; QUICK runs
+# use them when present and never install them. One that cannot be installed is "not available".
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq
 bench: $(STAMP) $(BENCH_STAMP)
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "bench: installing wrk with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	    apt-get update -qq && $(APT_INSTALL) wrk; \
 	  else \
 	    echo "bench: wrk is not installed; install it with: sudo apt-get install wrk" >&2; exit 1; \
 	  fi; }
+	@if [ -z "$(filter 1 yes true,$(QUICK))" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; \
+	  [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	  [ -x /usr/sbin/lighttpd ] || missing="$$missing lighttpd"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "bench: installing$$missing with apt-get"; \
+	    { apt-get update -qq && $(APT_INSTALL) $$missing; } || echo "bench: could not install$$missing; going on without"; \
+	  fi; \
+	fi
 	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
 
 # `make cert`: a self-signed pair for local HTTPS, certs/cert.pem and certs/key.pem (localhost and

@@ -1,5 +1,5 @@
 """The chart beside docs/benchmarks.md: one panel per cell, one bar per server, labelled with the
-figure and its ratio to http.server.
+figure and its ratios to the best C server, the best Python server and http.server.
 
 matplotlib (the optional `bench` extra) draws a PNG; without it the same panels are written as a
 hand-made SVG next to the requested path, so a run never fails for want of a plotting library.
@@ -10,7 +10,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-COLOURS = ["#8c8c8c", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd"]
+COLOURS = ["#8c8c8c", "#7f7f7f", "#6f6f6f", "#a0a0a0", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728",
+           "#9467bd"]
 
 
 def panels(data: dict) -> list[dict]:
@@ -33,6 +34,8 @@ def panels(data: dict) -> list[dict]:
             value = result["value"]
             if not result["probe_ok"]:
                 ratio = f"wrong answer: {result['probe']}"
+            elif result.get("ratio_text"):
+                ratio = result["ratio_text"]  # run.py's: × best C · × best Python · × http.server
             elif key == "http.server":
                 ratio = "baseline"
             else:
@@ -52,7 +55,8 @@ def label(value: float | None, ratio: str) -> str:
 
 def heading(data: dict) -> str:
     machine = data["machine"]
-    return (f"cgibox vs python -m http.server: {machine['cpu']}, {machine['cores']} cores, "
+    return (f"cgibox vs nginx, lighttpd, twisted and http.server: {machine['cpu']}, "
+            f"{machine['cores']} cores, "
             f"{machine['python']}, {machine['date']}")
 
 
@@ -74,7 +78,7 @@ def draw_png(data: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     cells = panels(data)
-    figure, axes = plt.subplots(len(cells), 1, figsize=(9, 2.1 * len(cells) + 0.8), squeeze=False)
+    figure, axes = plt.subplots(len(cells), 1, figsize=(11, 2.6 * len(cells) + 0.8), squeeze=False)
     for ax, panel in zip(axes[:, 0], cells, strict=True):
         labels = [bar[0] for bar in panel["bars"]][::-1]
         values = [bar[1] or 0 for bar in panel["bars"]][::-1]
@@ -84,7 +88,7 @@ def draw_png(data: dict, path: Path) -> Path:
         top = max(values) if any(values) else 1
         for y, text in enumerate(texts):
             ax.text(values[y] + top * 0.01, y, text, va="center", fontsize=8)
-        ax.set_xlim(0, top * 1.35)
+        ax.set_xlim(0, top * 1.9)
         ax.set_title(panel["title"], fontsize=10, loc="left")
         ax.tick_params(axis="both", labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)

@@ -255,6 +255,9 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds to finish requests in flight on `SIGTERM`", "SECONDS"),
     Setting("log_format", _choice("log-format", LOG_FORMATS), "combined",
             "access-log lines: `combined` (Combined Log Format) or `json`", "NAME"),
+    Setting("compress_files", _switch("compress-files"), "0",
+            "gzip (br) text-like files up to 1 MiB for clients that accept it, cached by validator; "
+            "generated pages are always compressed", switch=True, default_text="off"),
     Setting("no_readme", _switch("no-readme"), "0", "do not show a folder's README under its listing",
             switch=True, default_text="off"),
     Setting("keepalive_timeout", _seconds("keepalive-timeout"), None,
@@ -341,6 +344,7 @@ class Config:
     keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
     max_connections: int = 10000
     processes: int | None = None  # None: one per CPU (threading front)
+    compress_files: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bench import peers
 from bench import run as bench
 
 REPO = Path(__file__).resolve().parents[2]
 
-# 5 servers x 5 cells x ~1 s, plus start-up and shut-down of each server
-TIME_LIMIT = 300
+# 8 servers x 5 cells x ~1 s, the connection cells on one front, start-up and shut-down of each server
+TIME_LIMIT = 400
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,19 @@ def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
             start = f"| {cell.title} | {cell.connections} | {server.label} |"
             assert any(row.startswith(start) for row in rows), f"no row for {server.label} / {cell.title}"
     assert "## Targets (threading front)" in table
-    for cell in bench.CELLS:
-        if cell.target is not None:
-            assert f"| {cell.title} ≥ {cell.target:g}× http.server |" in table
-    assert "| zero errors everywhere |" in table
+    for cell_key, peer, least in bench.PEER_TARGETS:
+        name = next(s.label for s in bench.SERVERS if s.key == peer)
+        assert f"| {bench.cell_by_key(cell_key).title} ≥ {least:g}× {name} |" in table
+    assert "| zero errors in every cell |" in table
+    assert "| listing page ≤ 40 KB on the wire with gzip |" in table
+    # the connection cells ran on the threading front, each with a row and a target
+    assert "## Connection targets (threading and forking fronts)" in table
+    for cell in bench.CONN_CELLS:
+        assert f"| cgibox threading | {cell.title} |" in table
+    assert "| cgibox threading | RSS holding 1,000 idle |" in table
+    for target in ("beside idle: throughput ≥ 90% of alone", "beside idle: p99 ≤ 2× alone",
+                   "beside slow heads: p99 ≤ 50 ms", "RSS holding 1,000 idle ≤ 100 MB more"):
+        assert f"| cgibox threading | {target} |" in table
     for key in ("CPU", "cores", "Python", "wrk", "date"):
         assert f"| {key} | " in table
 
@@ -63,17 +73,33 @@ def test_every_available_server_ran_every_cell(quick_run):
     out, _ = quick_run
     data = json.loads((out / "quick.json").read_text())
     for server in bench.SERVERS:
-        results = {r["cell"]: r for r in data["results"] if r["server"] == server.key}
+        results = {r["cell"]: r for r in data["results"] if r["server"] == server.key
+                   and r["cell"] in {c.key for c in bench.CELLS}}
         assert set(results) == {cell.key for cell in bench.CELLS}, server.key
         if server.key.startswith("gunicorn") and not gunicorn_front_exists():
             assert all(r["status"] == "not available" for r in results.values())
             continue
+        if not server.is_cgibox and peers.missing(server.kind):
+            # a peer that is not installed is reported, and the run went on
+            assert all(r["status"] == "not available" for r in results.values()), server.key
+            assert data["servers"][server.key]["status"] == "not available"
+            continue
         for cell_key, result in results.items():
             if server.key == bench.BASELINE and cell_key == "cgi" and not bench.has_stdlib_cgi():
-                assert result["status"] == "skipped"
+                assert result["status"] == "not served"
+                continue
+            if (server.kind, cell_key) in peers.CANNOT_SERVE:
+                assert result["status"] == "not served" and result["note"], (server.key, cell_key)
                 continue
             assert result["status"] == "ok", (server.key, cell_key, result["note"])
             assert result["bytes"] > 0 and result["duration_s"] > 0, (server.key, cell_key)
+    conn = {r["cell"]: r for r in data["results"] if r["server"] == "threading"
+            and r["cell"] in {c.key for c in bench.CONN_CELLS}}
+    assert set(conn) == {c.key for c in bench.CONN_CELLS}
+    assert all(r["status"] == "ok" for r in conn.values()), conn
+    assert conn["conn-alone"]["requests"] > 0
+    memory = data["memory"]["threading"]
+    assert memory["status"] == "ok" and memory["rss_idle_mb"] > 0
 
 
 def test_chart_and_progress(quick_run):
@@ -81,7 +107,7 @@ def test_chart_and_progress(quick_run):
     charts = [path for path in (out / "quick.png", out / "quick.svg") if path.exists()]
     assert charts and charts[0].stat().st_size > 0
     assert charts[0].name in (out / "quick.md").read_text()
-    total = len(bench.SERVERS) * len(bench.CELLS)
+    total = len(bench.SERVERS) * len(bench.CELLS) + len(bench.CONN_CELLS) + 1
     assert f"[ 1/{total}]" in stdout and f"[{total}/{total}]" in stdout
 
 

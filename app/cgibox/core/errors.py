@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from http import HTTPStatus
+
+import jinja2
+from markupsafe import escape
 
 from cgibox.core.accesslog import server_log
 from cgibox.core.paths import display_name
@@ -46,6 +50,43 @@ def reason(status: int) -> str:
     return _REASONS.get(status, "Unknown")
 
 
+# two stand-ins for the request path, of different lengths, that HTML escaping leaves alone
+_PATH_STAND_INS = ("cgiboxpathstandinq", "cgiboxpathstandinzzzzzz")
+
+
+def render_error_page(templates: Templates, name: str, status: int, detail: str, path: str) -> str:
+    """The error page for `path`. Rendered through Jinja once per template, status and detail:
+    only the escaped path changes from one request to the next (a 404 flood costs an escape and a
+    join, not a render). A template that does more with the path than print it is rendered per
+    request."""
+    template = templates.env.get_template(name)  # Jinja's own cache; a changed override is new
+    parts = _page_around_path(template, status, reason(status), detail) if path else None
+    if parts is None:
+        return template.render(status=status, reason=reason(status), detail=detail, path=path)
+    return str(escape(path)).join(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _page_around_path(template: jinja2.Template, status: int, reason_phrase: str,
+                      detail: str) -> tuple[str, ...] | None:
+    """The page split where the path goes, or None when the page is not only text around it: the
+    same split must come out for two different stand-ins (so no filter, length or test saw them)."""
+    splits = [tuple(template.render(status=status, reason=reason_phrase, detail=detail,
+                                    path=stand_in).split(stand_in)) for stand_in in _PATH_STAND_INS]
+    if splits[0] != splits[1] or len(splits[0]) < 2:
+        return None
+    return splits[0]
+
+
+def warm_error_pages(templates: Templates) -> None:
+    """Split the 404 page once before serving, so forked children inherit it rather than each
+    rendering it twice on its first 404 (a broken override template is reported when used)."""
+    try:
+        render_error_page(templates, "404.html", 404, "", "/")
+    except Exception:  # noqa: BLE001 - the same error comes back, templated, on the first 404
+        pass
+
+
 def error_response(templates: Templates, request: Request | None, status: int, detail: str = "",
                    headers: list[tuple[str, str]] | None = None, close_connection: bool = False) -> Response:
     """A 4xx/5xx page: `404.html` or `error.html`, or JSON when the client asked for JSON.
@@ -60,8 +101,7 @@ def error_response(templates: Templates, request: Request | None, status: int, d
     else:
         name = "404.html" if status == 404 else "error.html"
         try:
-            body = templates.render(name, status=status, reason=reason(status), detail=detail,
-                                    path=path).encode("utf-8", "replace")
+            body = render_error_page(templates, name, status, detail, path).encode("utf-8", "replace")
             content_type = "text/html; charset=utf-8"
         except Exception as error:  # noqa: BLE001 - e.g. a broken --templates override
             server_log(f"cgibox: the {name} template failed: {error!r}")
@@ -72,4 +112,4 @@ def error_response(templates: Templates, request: Request | None, status: int, d
     all_headers.extend(headers or [])
     if close_connection:
         all_headers.append(("Connection", "close"))
-    return Response(status, all_headers, body, close_connection=close_connection)
+    return Response(status, all_headers, body, close_connection=close_connection, compress="page")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -63,6 +63,11 @@ class Response:
     raw_head: bytes | None = None
     # a reason phrase of the response's own (a script's `Status: 404 Nope`); None: the standard one
     reason: str | None = None
+    # may be content-coded for clients that accept it (core.compress): "page" for what the server
+    # generates, "file" for a file's full 200 (with --compress-files); `compress_key` names the
+    # page's state so its encoded forms are made once and cached
+    compress: str | None = None
+    compress_key: Hashable | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

@@ -20,8 +20,9 @@ from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.auth import Auth
 from cgibox.core.cgi import CGIRunner
+from cgibox.core.compress import Compressor
 from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
-from cgibox.core.errors import HTTPError, error_response, refuse_method
+from cgibox.core.errors import HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
@@ -56,6 +57,8 @@ class App:
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
                                   readme=not config.no_readme)
         self.cgi = CGIRunner(self)
+        self.compressor = Compressor(compress_files=config.compress_files)
+        warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
 
     @staticmethod
@@ -86,6 +89,12 @@ class App:
                        + traceback.format_exc().rstrip())
             response = self.error(request, 500)
             response.route_kind = ERROR
+        # before HEAD drops the body, so HEAD gets GET's headers (Content-Length of the encoded body)
+        try:
+            response = self.compressor.apply(request, response)
+        except Exception:  # noqa: BLE001 - a failed encoding sends the body as it is
+            server_log(f"cgibox: error compressing {request.method} {request.target}:\n"
+                       + traceback.format_exc().rstrip())
         if request.method == "HEAD":
             self._drop_body(response)
         apply_extra_headers(response, self.config.header)
@@ -184,13 +193,17 @@ class App:
     def stats_page(self, request: Request) -> Response:
         document = self.stats_document()
         if request.wants_json:
-            return self.text(200, json.dumps(document), "application/json")
-        html = self.templates.render("stats.html", stats=document,
-                                     responses=sorted(document["responses"].items()),
-                                     started=self.stats.started_at,
-                                     chart=minute_chart(document.get("requests_per_minute", []), time.time()),
-                                     instance=os.uname().nodename, fleet_url=self.config.fleet_url)
-        return self.text(200, html, "text/html; charset=utf-8")
+            response = self.text(200, json.dumps(document), "application/json")
+        else:
+            html = self.templates.render("stats.html", stats=document,
+                                         responses=sorted(document["responses"].items()),
+                                         started=self.stats.started_at,
+                                         chart=minute_chart(document.get("requests_per_minute", []),
+                                                            time.time()),
+                                         instance=os.uname().nodename, fleet_url=self.config.fleet_url)
+            response = self.text(200, html, "text/html; charset=utf-8")
+        response.compress = "page"
+        return response
 
     def metrics(self) -> Response:
         document = self.stats_document()

@@ -250,7 +250,8 @@ class StaticFiles:
             self._rendered.put(key, st.st_mtime_ns, rendered)
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "no-cache")], body, route_kind=LISTING)
+                              ("Cache-Control", "no-cache")], body, route_kind=LISTING,
+                            compress="page", compress_key=key)
 
     def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
                         as_json: bool, target: str = "") -> tuple[str, bytes]:
@@ -483,7 +484,7 @@ class StaticFiles:
                 raise HTTPError(416, headers=[("Content-Range", f"bytes */{size}")]) from None
         if not ranges:
             headers.append(("Content-Length", str(size)))
-            return Response(200, headers, _region(source, 0, size), cleanups=cleanups)
+            return Response(200, headers, _region(source, 0, size), cleanups=cleanups, compress="file")
         if len(ranges) == 1:
             only = ranges[0]
             headers += [("Content-Range", only.content_range(size)), ("Content-Length", str(only.length))]

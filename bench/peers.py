@@ -1,0 +1,145 @@
+"""The servers people would pick instead of cgibox, as `make bench` runs them: nginx and lighttpd
+(Debian packages) and twisted (`twistd web`, from the `bench` extra), plus `python -m http.server`.
+
+Each gets a configuration generated here in the run's temporary folder, listens on 127.0.0.1 only,
+writes its access log to /dev/null (as every cgibox front does in the bench) and serves the same
+corpus. What a peer cannot serve (nginx and twistd web run no CGI) is named in CANNOT_SERVE, so the
+table says so instead of measuring a wrong answer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+# the kinds of server, for "best C server" and "best Python server" of a run
+C_PEERS = ("nginx", "lighttpd")
+PYTHON_PEERS = ("twisted", "http.server")
+
+CANNOT_SERVE = {
+    ("nginx", "cgi"): "nginx has no CGI (it needs fcgiwrap behind FastCGI)",
+    ("twisted", "cgi"): "twistd web serves no CGI without a resource script of one's own",
+}
+
+
+def has_stdlib_cgi() -> bool:
+    """CGIHTTPRequestHandler (and `http.server --cgi`) exist up to Python 3.14."""
+    import http.server
+
+    return hasattr(http.server, "CGIHTTPRequestHandler")
+
+
+def missing(kind: str) -> str | None:
+    """Why a peer cannot run here (its program is not installed), or None."""
+    program = {"nginx": "nginx", "lighttpd": "lighttpd"}.get(kind)
+    if program is not None and _which(program) is None:
+        return f"{program} is not installed (apt-get install {'nginx-light' if kind == 'nginx' else kind})"
+    if kind == "twisted" and _twistd() is None:
+        return "twisted is not installed (pip install -e '.[bench]')"
+    return None
+
+
+def _which(program: str) -> str | None:
+    # Debian puts nginx and lighttpd in /usr/sbin, which a non-root PATH may lack
+    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def _twistd() -> str | None:
+    beside = Path(sys.executable).with_name("twistd")
+    return str(beside) if beside.exists() else shutil.which("twistd")
+
+
+def command(kind: str, root: Path, port: int, work: Path, workers: int) -> list[str]:
+    """The command line that starts peer `kind` in the foreground (configs are written to `work`)."""
+    work.mkdir(parents=True, exist_ok=True)
+    if kind == "http.server":
+        cgi = ["--cgi"] if has_stdlib_cgi() else []
+        return [sys.executable, "-m", "http.server", *cgi, "--bind", "127.0.0.1", "--directory", str(root),
+                str(port)]
+    if kind == "nginx":
+        conf = work / "nginx.conf"
+        conf.write_text(nginx_conf(root, port, work, workers))
+        return [_which("nginx") or "nginx", "-p", str(work), "-c", str(conf), "-e", str(work / "error.log")]
+    if kind == "lighttpd":
+        conf = work / "lighttpd.conf"
+        conf.write_text(lighttpd_conf(root, port, work))
+        return [_which("lighttpd") or "lighttpd", "-D", "-f", str(conf)]
+    if kind == "twisted":
+        # `twistd web`'s own --logfile is the access log; twistd's (the daemon's) log is kept for errors
+        return [_twistd() or "twistd", "-n", "--pidfile", "", "--logfile", str(work / "twistd.log"), "web",
+                "--listen", f"tcp:{port}:interface=127.0.0.1", "--path", str(root), "--logfile", os.devnull]
+    raise ValueError(f"unknown peer {kind!r}")
+
+
+def describe(kind: str, workers: int) -> str:
+    if kind == "http.server":
+        cgi = " --cgi" if has_stdlib_cgi() else ""
+        return f"python -m http.server{cgi} --bind 127.0.0.1 --directory ROOT PORT"
+    if kind == "nginx":
+        return (f"nginx (worker_processes {workers}, sendfile on, autoindex on, access_log /dev/null; "
+                "no CGI)")
+    if kind == "lighttpd":
+        return ("lighttpd -D (one process, mod_dirlisting with its cache, mod_cgi for /cgi-bin/, "
+                "accesslog /dev/null)")
+    if kind == "twisted":
+        return "twistd -n web --listen tcp:PORT:interface=127.0.0.1 --path ROOT --logfile /dev/null"
+    raise ValueError(kind)
+
+
+def nginx_conf(root: Path, port: int, work: Path, workers: int) -> str:
+    """nginx as a user would set it up for static files: Debian's mime types, sendfile, autoindex."""
+    temp = work / "temp"
+    temp.mkdir(parents=True, exist_ok=True)
+    mime = "/etc/nginx/mime.types"
+    include = f"include {mime};" if os.path.exists(mime) else ""
+    return f"""daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile 16384;
+pid {work / 'nginx.pid'};
+error_log {work / 'error.log'} warn;
+events {{ worker_connections 16384; }}
+http {{
+    {include}
+    default_type application/octet-stream;
+    access_log /dev/null;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        autoindex on;
+    }}
+}}
+"""
+
+
+def lighttpd_conf(root: Path, port: int, work: Path) -> str:
+    """lighttpd with listings and mod_cgi running the same `sh` script as everyone else. Its
+    listing cache is on (as cgibox's is): without it lighttpd 1.4.69 answers 503 to most of 16
+    concurrent requests for one large folder."""
+    cache = work / "dircache"
+    cache.mkdir(parents=True, exist_ok=True)
+    return f"""server.document-root = "{root}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{work / 'error.log'}"
+server.max-fds = 16384
+server.modules = ("mod_access", "mod_accesslog", "mod_dirlisting", "mod_cgi")
+accesslog.filename = "/dev/null"
+dir-listing.activate = "enable"
+dir-listing.cache = ("max-age" => 15, "path" => "{cache}")
+mimetype.assign = (".txt" => "text/plain; charset=utf-8", ".html" => "text/html; charset=utf-8",
+                   ".bin" => "application/octet-stream", "" => "application/octet-stream")
+$HTTP["url"] =~ "^/cgi-bin/" {{
+    dir-listing.activate = "disable"
+    cgi.assign = ("" => "")
+}}
+"""
