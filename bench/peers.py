@@ -2,7 +2,8 @@
 (Debian packages) and twisted (`twistd web`, from the `bench` extra), plus `python -m http.server`.
 
 Each gets a configuration generated here in the run's temporary folder, listens on 127.0.0.1 only,
-writes its access log to /dev/null (as every cgibox front does in the bench) and serves the same
+writes its access log to /dev/null (as every cgibox front does in the bench; twisted, which
+rotates its log by renaming it, to a file of the run's own) and serves the same
 corpus. What a peer cannot serve (nginx and twistd web run no CGI) is named in CANNOT_SERVE, so the
 table says so instead of measuring a wrong answer.
 """
@@ -67,9 +68,13 @@ def command(kind: str, root: Path, port: int, work: Path, workers: int) -> list[
         conf.write_text(lighttpd_conf(root, port, work))
         return [_which("lighttpd") or "lighttpd", "-D", "-f", str(conf)]
     if kind == "twisted":
-        # `twistd web`'s own --logfile is the access log; twistd's (the daemon's) log is kept for errors
+        # `twistd web`'s own --logfile is the access log; twistd's (the daemon's) log is kept for errors.
+        # The access log is a file of the run's own, never /dev/null: twisted's LogFile rotates its
+        # file by renaming it every megabyte, and as root that would replace the system's /dev/null
+        # with a regular file (every later reader of /dev/null then gets old log lines).
         return [_twistd() or "twistd", "-n", "--pidfile", "", "--logfile", str(work / "twistd.log"), "web",
-                "--listen", f"tcp:{port}:interface=127.0.0.1", "--path", str(root), "--logfile", os.devnull]
+                "--listen", f"tcp:{port}:interface=127.0.0.1", "--path", str(root),
+                "--logfile", str(work / "access.log")]
     raise ValueError(f"unknown peer {kind!r}")
 
 
@@ -84,7 +89,8 @@ def describe(kind: str, workers: int) -> str:
         return ("lighttpd -D (one process, mod_dirlisting with its cache, mod_cgi for /cgi-bin/, "
                 "accesslog /dev/null)")
     if kind == "twisted":
-        return "twistd -n web --listen tcp:PORT:interface=127.0.0.1 --path ROOT --logfile /dev/null"
+        return ("twistd -n web --listen tcp:PORT:interface=127.0.0.1 --path ROOT --logfile WORK/access.log "
+                "(a file: twisted rotates its access log by renaming it)")
     raise ValueError(kind)
 
 

@@ -335,8 +335,9 @@ def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
     env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"  # http.server --cgi warns on 3.13+
     out_path, err_path = logs / f"{spec.key}.out", logs / f"{spec.key}.err"
     command = server_command(spec, root, port, workers, logs / spec.key, flags)
-    # access logs go to /dev/null for every server alike: cgibox's and http.server's are their
-    # stdout and stderr (http.server has no other), nginx's, lighttpd's and twistd's are configured so
+    # access logs go to /dev/null for every server but twisted: cgibox's and http.server's are their
+    # stdout and stderr (http.server has no other), nginx's and lighttpd's are configured so; twistd's
+    # goes to a file of the run (see peers.py: it renames its log file to rotate it)
     err_target = os.devnull if spec.kind == "http.server" else err_path
     with open(os.devnull, "wb") as out, open(err_target, "wb") as err:
         started = time.monotonic()
