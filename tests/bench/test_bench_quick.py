@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import peers
-from bench import run as bench
+from bench import cells, peers, run, servers, targets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,19 +46,19 @@ def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
     out, _ = quick_run
     table = (out / "quick.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")]
-    for cell in bench.CELLS:
-        for server in bench.SERVERS:
+    for cell in cells.CELLS:
+        for server in servers.SERVERS:
             start = f"| {cell.title} | {cell.connections} | {server.label} |"
             assert any(row.startswith(start) for row in rows), f"no row for {server.label} / {cell.title}"
     assert "## Targets (threading front)" in table
-    for cell_key, peer, least in bench.PEER_TARGETS:
-        name = next(s.label for s in bench.SERVERS if s.key == peer)
-        assert f"| {bench.cell_by_key(cell_key).title} ≥ {least:g}× {name} |" in table
+    for cell_key, peer, least in targets.PEER_TARGETS:
+        name = next(s.label for s in servers.SERVERS if s.key == peer)
+        assert f"| {cells.cell_by_key(cell_key).title} ≥ {least:g}× {name} |" in table
     assert "| zero errors in every cell |" in table
     assert "| listing page ≤ 40 KB on the wire with gzip |" in table
     # the connection cells ran on the threading front, each with a row and a target
     assert "## Connection targets (threading and forking fronts)" in table
-    for cell in bench.CONN_CELLS:
+    for cell in cells.CONN_CELLS:
         assert f"| cgibox threading | {cell.title} |" in table
     assert "| cgibox threading | RSS holding 1,000 idle |" in table
     for target in ("beside idle: throughput ≥ 90% of alone", "beside idle: p99 ≤ 2× alone",
@@ -72,10 +71,10 @@ def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
 def test_every_available_server_ran_every_cell(quick_run):
     out, _ = quick_run
     data = json.loads((out / "quick.json").read_text())
-    for server in bench.SERVERS:
+    for server in servers.SERVERS:
         results = {r["cell"]: r for r in data["results"] if r["server"] == server.key
-                   and r["cell"] in {c.key for c in bench.CELLS}}
-        assert set(results) == {cell.key for cell in bench.CELLS}, server.key
+                   and r["cell"] in {c.key for c in cells.CELLS}}
+        assert set(results) == {cell.key for cell in cells.CELLS}, server.key
         if server.key.startswith("gunicorn") and not gunicorn_front_exists():
             assert all(r["status"] == "not available" for r in results.values())
             continue
@@ -85,7 +84,7 @@ def test_every_available_server_ran_every_cell(quick_run):
             assert data["servers"][server.key]["status"] == "not available"
             continue
         for cell_key, result in results.items():
-            if server.key == bench.BASELINE and cell_key == "cgi" and not bench.has_stdlib_cgi():
+            if server.key == servers.BASELINE and cell_key == "cgi" and not peers.has_stdlib_cgi():
                 assert result["status"] == "not served"
                 continue
             if (server.kind, cell_key) in peers.CANNOT_SERVE:
@@ -94,8 +93,8 @@ def test_every_available_server_ran_every_cell(quick_run):
             assert result["status"] == "ok", (server.key, cell_key, result["note"])
             assert result["bytes"] > 0 and result["duration_s"] > 0, (server.key, cell_key)
     conn = {r["cell"]: r for r in data["results"] if r["server"] == "threading"
-            and r["cell"] in {c.key for c in bench.CONN_CELLS}}
-    assert set(conn) == {c.key for c in bench.CONN_CELLS}
+            and r["cell"] in {c.key for c in cells.CONN_CELLS}}
+    assert set(conn) == {c.key for c in cells.CONN_CELLS}
     assert all(r["status"] == "ok" for r in conn.values()), conn
     assert conn["conn-alone"]["requests"] > 0
     memory = data["memory"]["threading"]
@@ -107,12 +106,12 @@ def test_chart_and_progress(quick_run):
     charts = [path for path in (out / "quick.png", out / "quick.svg") if path.exists()]
     assert charts and charts[0].stat().st_size > 0
     assert charts[0].name in (out / "quick.md").read_text()
-    total = len(bench.SERVERS) * len(bench.CELLS) + len(bench.CONN_CELLS) + 1
+    total = len(servers.SERVERS) * len(cells.CELLS) + len(cells.CONN_CELLS) + 1
     assert f"[ 1/{total}]" in stdout and f"[{total}/{total}]" in stdout
 
 
 def test_quick_run_leaves_docs_alone():
-    args = bench.parse_args(["--quick"])
+    args = run.parse_args(["--quick"])
     assert args.output == REPO / "bench" / "results" / "quick.md"
     assert args.chart.parent == args.json.parent == REPO / "bench" / "results"
     assert args.duration <= 1.0
@@ -121,7 +120,7 @@ def test_quick_run_leaves_docs_alone():
 def test_render_only_rewrites_the_same_table(quick_run, tmp_path):
     out, _ = quick_run
     again = tmp_path / "again.md"
-    assert bench.main(["--render-only", "--json", str(out / "quick.json"), "--output", str(again),
+    assert run.main(["--render-only", "--json", str(out / "quick.json"), "--output", str(again),
                        "--chart", str(tmp_path / "again.png")]) == 0
     # the chart may be a PNG or an SVG depending on whether this interpreter has matplotlib
     chart = re.compile(r"(quick|again)\.(png|svg)")
