@@ -39,10 +39,14 @@ CONN_ALONE = Cell("conn-alone", "32 active, alone", f"/{SMALL_FILE}", 32, "req/s
 CONN_IDLE = Cell("conn-idle", "32 active + idle crowd", f"/{SMALL_FILE}", 32, "req/s")
 CONN_SLOW = Cell("conn-slow", "32 active + slow-head crowd", f"/{SMALL_FILE}", 32, "req/s")
 CONN_CELLS = (CONN_ALONE, CONN_IDLE, CONN_SLOW)
+# the TLS cells (issue 12): the two files again, each server started anew serving HTTPS on the run's
+# certificate (a handshake per connection, every byte encrypted: no sendfile)
+TLS_CELLS = (Cell("tls-1k", "1 KiB file over TLS", f"/{SMALL_FILE}", 32, "req/s"),
+             Cell("tls-64m", "64 MiB file over TLS", f"/{LARGE_FILE}", 4, "MB/s"))
 
 
 def cell_by_key(key: str) -> Cell:
-    return next(cell for cell in (*CELLS, *CONN_CELLS) if cell.key == key)
+    return next(cell for cell in (*CELLS, *CONN_CELLS, *TLS_CELLS) if cell.key == key)
 
 
 def build_corpus(base: Path) -> Path:

@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict
 
 from bench import BENCH, chart, connections, profile
-from bench.cells import CELLS, CONN_CELLS, cell_by_key
+from bench.cells import CELLS, CONN_CELLS, TLS_CELLS, cell_by_key
 from bench.formatting import NOISY, cell_text, format_cpu, format_errors, format_ratio, format_value, progress
 from bench.results import Run, ratio_to, references, usable
 from bench.targets import targets_section
@@ -116,6 +116,7 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
         "",
     ]
     lines += connections_section(run)
+    lines += tls_section(run)
     lines += targets_section(run)
     lines += profiles_section(run)
     if NOTES.exists():
@@ -194,6 +195,50 @@ def connections_section(run: Run) -> list[str]:
                          f"({memory['processes_idle']} → {memory['processes_holding']} processes) | "
                          f"PSS {memory['pss_idle_mb']:.1f} → {memory['pss_holding_mb']:.1f} MB | | "
                          f"{cell_text(memory['crowd'])} |")
+    return lines + [""]
+
+
+TLS_PEER = "nginx"  # the TLS cells' figures are ratios to nginx's on the same certificate
+
+
+def tls_section(run: Run) -> list[str]:
+    """The TLS cells (issue 12): the 1 KiB and 64 MiB files over HTTPS, as req/s and MB/s, and the
+    ratio to nginx serving the same certificate."""
+    keys = [key for key in run.servers if any(run.get(key, cell.key) for cell in TLS_CELLS)]
+    if not keys:
+        return []
+    peer = run.servers.get(TLS_PEER, {}).get("label", TLS_PEER)
+    lines = ["## TLS cells", "",
+             "The 1 KiB and the 64 MiB file over HTTPS: each server started once more on a self-signed "
+             "P-256 certificate made for the run with openssl (as `make cert` makes it): the cgibox fronts "
+             "with `--tls-cert CERT --tls-key KEY`, nginx with `listen … ssl`, lighttpd with `ssl.engine`, "
+             "each with its own default protocols and ciphers. wrk makes one TLS handshake per "
+             f"connection, then keeps it alive. Ratios are to {peer} in the same cell.", "",
+             f"| cell | connections | server | requests/s | MB/s | p99 latency | errors | × {peer} "
+             "| CPU: server · wrk · other |",
+             "|---|---:|---|---:|---:|---:|---|---:|---:|"]
+    for cell in TLS_CELLS:
+        for key in keys:
+            result = run.get(key, cell.key)
+            if result is None:
+                continue
+            head = f"| {cell.title} | {cell.connections} | {run.servers[key]['label']} "
+            if result.status != "ok":
+                lines.append(head + f"| {result.status} | | | {cell_text(result.note)} | | |")
+                continue
+            ratio = ratio_to(run, key, TLS_PEER, cell)
+            if key == TLS_PEER:
+                shown = "peer"
+            elif ratio is not None:
+                shown = format_ratio(ratio)
+            else:
+                shown = "n/a (wrong answers)" if not usable(result) else "n/a"
+            value = format_value(result.value("req/s"), "req/s")
+            if result.note:
+                value += f" ({cell_text(result.note)})"
+            lines.append(head + f"| {value} | {format_value(result.value('MB/s'), 'MB/s')} "
+                         f"| {result.p99_ms:,.1f} ms | {format_errors(cell, result)} | {shown} "
+                         f"| {format_cpu(result.cpu)} |")
     return lines + [""]
 
 

@@ -29,10 +29,15 @@ if __package__ in (None, ""):  # run as a script: `python bench/run.py`
 from bench import BENCH, REPO, connections  # noqa: E402
 from bench.cells import CELLS  # noqa: E402
 from bench.formatting import progress  # noqa: E402
+from bench.peers import TLS_PEERS  # noqa: E402
 from bench.report import write_report  # noqa: E402
 from bench.results import Run  # noqa: E402
 from bench.runner import run_all  # noqa: E402
 from bench.servers import BASELINE, SERVERS  # noqa: E402
+
+# a QUICK run proves the TLS cells on each kind of front (the refused ones cost nothing) and on
+# the peer they compare to, within its time budget
+QUICK_TLS_SERVERS = ("threading", "forking", "gunicorn-gthread", "nginx")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-fronts",
                         help="cgibox fronts whose 1 KiB and 404 cells also run under py-spy, "
                              "comma-separated, or 'none' (default: threading,forking; quick: none)")
+    parser.add_argument("--tls-servers",
+                        help="servers that also run the TLS cells (1 KiB and 64 MiB files over HTTPS), "
+                             "comma-separated, or 'none' (default: every cgibox front, nginx and lighttpd; "
+                             "quick: threading, forking, gunicorn-gthread, nginx)")
     parser.add_argument("--label", default="", help="a line shown at the top of the report (what this "
                                                     "run is, e.g. which branch or conditions)")
     parser.add_argument("--render-only", action="store_true",
@@ -80,6 +89,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.profile_fronts is None:
         args.profile_fronts = "none" if args.quick else "threading,forking"
     args.profile_fronts = tuple(f for f in args.profile_fronts.split(",") if f and f != "none")
+    if args.tls_servers is None:
+        every = [spec.key for spec in SERVERS if spec.is_cgibox or spec.kind in TLS_PEERS]
+        args.tls_servers = ",".join(QUICK_TLS_SERVERS if args.quick else every)
+    args.tls_servers = tuple(f for f in args.tls_servers.split(",") if f and f != "none")
     if not 1 <= args.duration <= 120 or not 1 <= args.timeout <= 120:  # wrk takes whole seconds
         parser.error("--duration and --timeout must be whole seconds from 1 to 120")
     return args
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = connections.QUICK if args.quick else connections.FULL
         run = run_all(servers, list(CELLS), args.duration, args.timeout, args.workers, args.keep, sizes,
-                      args.connection_fronts, args.profile_fronts)
+                      args.connection_fronts, args.profile_fronts, args.tls_servers)
     except KeyboardInterrupt:
         print("bench: interrupted; every server it started has been stopped", file=sys.stderr)
         return 130

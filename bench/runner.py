@@ -1,5 +1,6 @@
 """A whole run: every server started in turn on one corpus and driven through its cells (and, for
-the fronts asked, the profiled cells and the connection cells), always stopped before the next."""
+the fronts asked, the profiled cells and the connection cells), always stopped before the next;
+then the servers asked started once more over TLS for the TLS cells."""
 
 from __future__ import annotations
 
@@ -10,20 +11,29 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import connections, peers, profile
-from bench.cells import CONN_ALONE, CONN_CELLS, CONN_IDLE, CONN_SLOW, Cell, build_corpus, cell_by_key
+from bench import certs, connections, peers, profile
+from bench.cells import (
+    CONN_ALONE,
+    CONN_CELLS,
+    CONN_IDLE,
+    CONN_SLOW,
+    TLS_CELLS,
+    Cell,
+    build_corpus,
+    cell_by_key,
+)
 from bench.formatting import describe_result, progress
 from bench.machine import load_average, machine_info, raise_nofile
 from bench.results import CellResult, Run
-from bench.servers import NotAvailable, Running, ServerSpec, cgibox_flags, start_server
+from bench.servers import NotAvailable, Refused, Running, ServerSpec, cgibox_flags, start_server
 from bench.wrk import WRK_THREADS, probe, run_wrk
 
 
 def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout: int, workers: int,
             keep: bool, sizes: connections.Sizes | None = None, conn_fronts: tuple[str, ...] = (),
-            profile_fronts: tuple[str, ...] = ()) -> Run:
+            profile_fronts: tuple[str, ...] = (), tls_servers: tuple[str, ...] = ()) -> Run:
     """Every server through every cell; the cgibox fronts in `conn_fronts` also through the
-    connection cells (crowds of `sizes`)."""
+    connection cells (crowds of `sizes`); the servers in `tls_servers` also through the TLS cells."""
     machine = machine_info()
     flags = cgibox_flags()
     settings = {"duration_s": duration, "wrk_threads": WRK_THREADS, "wrk_timeout_s": timeout,
@@ -48,8 +58,9 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
         logs.chmod(0o755)
         with_conn = [s for s in servers if s.key in conn_fronts] if sizes else []
         profiled = [s for s in servers if s.key in profile_fronts]
+        with_tls = [s for s in servers if s.key in tls_servers]
         total = (len(servers) * len(cells) + len(with_conn) * (len(CONN_CELLS) + 1)
-                 + len(profiled) * len(PROFILED_CELLS))
+                 + len(profiled) * len(PROFILED_CELLS) + len(with_tls) * len(TLS_CELLS))
         counter = [0]
 
         def tag(spec: ServerSpec, title: str) -> str:
@@ -93,14 +104,7 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                         result.status, result.note = "not served", why
                         progress(f"{label} not served: {why}")
                         continue
-                    if running.process.poll() is not None:
-                        result.status, result.note = "failed", f"server exited: {running.tail()}"
-                        progress(f"{label} {describe_result(cell, result)}")
-                        continue
-                    progress(f"{label} running {duration:g} s, {cell.connections} connections ...")
-                    probe(result, cell, running.port)
-                    run_wrk(result, cell, running, duration, timeout)
-                    progress(f"{label} {describe_result(cell, result)}")
+                    measure(result, cell, running, label, duration, timeout)
                 if spec in profiled:
                     profile_cells(run, spec, running, duration, timeout, logs, tag)
                 if spec in with_conn and sizes is not None:
@@ -112,6 +116,8 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                 running.stop()
                 running = None
             progress(f"== {spec.label}: stopped")
+        if with_tls:
+            tls_cells(run, with_tls, root, base / "tls", logs, workers, flags, duration, timeout, tag)
     finally:
         if running is not None:
             running.stop()
@@ -121,6 +127,59 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
         else:
             shutil.rmtree(base, ignore_errors=True)
     return run
+
+
+def measure(result: CellResult, cell: Cell, running: Running, label: str, duration: int,
+            timeout: int) -> None:
+    """One cell on a running server: the probe, then wrk; the progress line says what it got."""
+    if running.process.poll() is not None:
+        result.status, result.note = "failed", f"server exited: {running.tail()}"
+    else:
+        progress(f"{label} running {duration:g} s, {cell.connections} connections ...")
+        probe(result, cell, running)
+        run_wrk(result, cell, running, duration, timeout)
+    progress(f"{label} {describe_result(cell, result)}")
+
+
+NO_TLS = "no TLS on this front"
+
+
+def tls_cells(run: Run, specs: list[ServerSpec], root: Path, cert_dir: Path, logs: Path, workers: int,
+              flags: frozenset[str], duration: int, timeout: int, tag) -> None:
+    """Each server of `specs` started anew serving HTTPS on a certificate made for the run, through
+    the TLS cells. A cgibox front that refuses --tls-cert (exit status 2) is reported as having no
+    TLS, and measured as soon as it accepts it."""
+    try:
+        pair: certs.TlsPair | None = certs.make_pair(cert_dir)
+        unavailable = ""
+    except OSError as error:
+        pair, unavailable = None, str(error)
+    for spec in specs:
+        status, why, running = "not available", unavailable, None
+        if pair is not None:
+            progress(f"== {spec.label}: starting over TLS")
+            try:
+                running = start_server(spec, root, logs, workers, flags, pair)
+            except NotAvailable as error:
+                why = str(error)
+                if isinstance(error, Refused) and "--tls-cert" in why:
+                    # "exited with status 2: cgibox: error: --tls-cert: … front; use …": its first clause
+                    status, why = NO_TLS, why.partition(": ")[2].split(";")[0]
+        if running is None:
+            progress(f"== {spec.label} over TLS: {status}: {why[:400]}")
+            for cell in TLS_CELLS:
+                run.results.append(CellResult(spec.key, cell.key, status, why[:120]))
+                progress(f"{tag(spec, cell.title)} {status}")
+            continue
+        try:
+            progress(f"== {spec.label}: listening over TLS on 127.0.0.1:{running.port}")
+            for cell in TLS_CELLS:
+                result = CellResult(spec.key, cell.key)
+                run.results.append(result)
+                measure(result, cell, running, tag(spec, cell.title), duration, timeout)
+        finally:
+            running.stop()
+        progress(f"== {spec.label} over TLS: stopped")
 
 
 PROFILED_CELLS = ("file-1k", "404")

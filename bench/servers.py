@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from bench import REPO, connections, peers
 from bench.cells import SMALL_FILE
+from bench.certs import TlsPair
 from bench.cpu import CORES
 
 START_TIMEOUT = 30.0  # seconds a server has to answer its first request
@@ -86,6 +88,11 @@ class NotAvailable(Exception):
     """A server did not start or never answered."""
 
 
+class Refused(NotAvailable):
+    """The server refused its command line (cgibox's exit status 2), e.g. --tls-cert on a front
+    that has no TLS yet."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -100,6 +107,11 @@ class Running:
     out_path: Path
     err_path: Path
     first_response_s: float = 0.0
+    tls: ssl.SSLContext | None = None  # the client side of its TLS, when it serves HTTPS
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         """SIGTERM to the whole process group, SIGKILL if it is still there after STOP_TIMEOUT."""
@@ -132,25 +144,28 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def server_command(spec: ServerSpec, root: Path, port: int, workers: int, work: Path,
-                   flags: frozenset[str]) -> list[str]:
+                   flags: frozenset[str], tls: TlsPair | None = None) -> list[str]:
     if not spec.is_cgibox:
-        return peers.command(spec.kind, root, port, work, CORES)
-    return [sys.executable, "-m", "cgibox", *spec.cgibox_args(workers, flags), "--host", "127.0.0.1",
-            "--port", str(port), "--root", str(root), "--cgi-dir", str(root / "cgi-bin")]
+        return peers.command(spec.kind, root, port, work, CORES, tls)
+    tls_args = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []
+    return [sys.executable, "-m", "cgibox", *spec.cgibox_args(workers, flags), *tls_args, "--host",
+            "127.0.0.1", "--port", str(port), "--root", str(root), "--cgi-dir", str(root / "cgi-bin")]
 
 
 def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
-                 flags: frozenset[str] = frozenset()) -> Running:
-    """Start a server and wait for its first answer; records how long that took (`first_response_s`)."""
-    why = peers.missing(spec.kind) if not spec.is_cgibox else None
+                 flags: frozenset[str] = frozenset(), tls: TlsPair | None = None) -> Running:
+    """Start a server (serving HTTPS with `tls`) and wait for its first answer; records how long
+    that took (`first_response_s`)."""
+    why = peers.missing(spec.kind, tls is not None) if not spec.is_cgibox else None
     if why:
         raise NotAvailable(why)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "app"), env.get("PYTHONPATH")]))
     env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"  # http.server --cgi warns on 3.13+
-    out_path, err_path = logs / f"{spec.key}.out", logs / f"{spec.key}.err"
-    command = server_command(spec, root, port, workers, logs / spec.key, flags)
+    name = f"{spec.key}-tls" if tls else spec.key
+    out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
+    command = server_command(spec, root, port, workers, logs / name, flags, tls)
     # access logs go to /dev/null for every server but twisted: cgibox's and http.server's are their
     # stdout and stderr (http.server has no other), nginx's and lighttpd's are configured so; twistd's
     # goes to a file of the run (see peers.py: it renames its log file to rotate it)
@@ -160,15 +175,16 @@ def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
         process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO,
                                    env=env, start_new_session=True)
     err_path.touch()
-    running = Running(spec, process, port, out_path, err_path)
+    running = Running(spec, process, port, out_path, err_path, tls=tls.client_context() if tls else None)
     probe_path = "/healthz" if spec.is_cgibox else f"/{SMALL_FILE}"
     deadline = started + START_TIMEOUT
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise NotAvailable(f"exited with status {process.returncode}: {running.tail()}")
+                failed = Refused if spec.is_cgibox and process.returncode == 2 else NotAvailable
+                raise failed(f"exited with status {process.returncode}: {running.tail()}")
             try:
-                status, _ = fetch(port, probe_path, timeout=2.0)
+                status, _ = fetch(port, probe_path, timeout=2.0, tls=running.tls)
                 if status == 200:
                     running.first_response_s = time.monotonic() - started
                     return running
@@ -181,16 +197,19 @@ def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
         raise
 
 
-def fetch(port: int, path: str, timeout: float = PROBE_TIMEOUT) -> tuple[int, int]:
+def fetch(port: int, path: str, timeout: float = PROBE_TIMEOUT,
+          tls: ssl.SSLContext | None = None) -> tuple[int, int]:
     """One GET on a fresh connection: (status, body length)."""
-    status, length, _ = fetch_framed(port, path, timeout)
+    status, length, _ = fetch_framed(port, path, timeout, tls=tls)
     return status, length
 
 
-def fetch_framed(port: int, path: str, timeout: float = PROBE_TIMEOUT,
-                 headers: dict[str, str] | None = None) -> tuple[int, int, str]:
-    """One GET on a fresh connection: (status, body length as sent, framing: length | chunked | close)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def fetch_framed(port: int, path: str, timeout: float = PROBE_TIMEOUT, headers: dict[str, str] | None = None,
+                 tls: ssl.SSLContext | None = None) -> tuple[int, int, str]:
+    """One GET on a fresh connection (over TLS with `tls`): (status, body length as sent, framing:
+    length | chunked | close)."""
+    conn = (http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls) if tls
+            else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
     try:
         conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()

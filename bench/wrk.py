@@ -28,15 +28,17 @@ def wrk_version() -> str:
     return re.sub(r"\s*Copyright.*$", "", first[0]) if first else "unknown"
 
 
-def probe(result: CellResult, cell: Cell, port: int) -> None:
+def probe(result: CellResult, cell: Cell, running: Running) -> None:
     """One request before the load: checks the answer and warms caches (listing, page cache)."""
+    port = running.port
     try:
-        status, length, result.framing = fetch_framed(port, cell.path)
+        status, length, result.framing = fetch_framed(port, cell.path, tls=running.tls)
     except (OSError, http.client.HTTPException) as error:
         result.probe = f"failed: {error}"
         return
     result.probe = f"{status}, {length:,} bytes"
-    expected_length = {"file-1k": 1024, "file-64m": LARGE_SIZE, "cgi": len(CGI_BODY)}.get(cell.key)
+    expected_length = {"file-1k": 1024, "file-64m": LARGE_SIZE, "cgi": len(CGI_BODY), "tls-1k": 1024,
+                       "tls-64m": LARGE_SIZE}.get(cell.key)
     result.probe_ok = status == cell.expect and (expected_length is None or length == expected_length)
     if cell.key == "listing":
         # what a browser gets: the page as sent to a client that accepts gzip (http.client does not
@@ -49,9 +51,8 @@ def probe(result: CellResult, cell: Cell, port: int) -> None:
 
 def run_wrk(result: CellResult, cell: Cell, running: Running, duration: int, timeout: int,
             grace: int = 30) -> None:
-    port = running.port
     command = ["wrk", "-t", str(WRK_THREADS), "-c", str(cell.connections), "-d", f"{duration}s",
-               "--timeout", f"{timeout}s", "-s", str(REPORT_LUA), f"http://127.0.0.1:{port}{cell.path}"]
+               "--timeout", f"{timeout}s", "-s", str(REPORT_LUA), f"{running.url}{cell.path}"]
     if cell.expect != 200:
         command += ["--", f"expect={cell.expect}"]
     before = cpu.sample(running.process.pid)
