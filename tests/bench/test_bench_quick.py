@@ -6,35 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from bench import cells, peers, run, servers, targets
 
 REPO = Path(__file__).resolve().parents[2]
-
-# 8 servers x 5 cells x ~1 s, the connection cells on one front, start-up and shut-down of each server
-TIME_LIMIT = 400
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (apt-get install wrk); `make bench` installs it")
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    out = tmp_path_factory.mktemp("bench")
-    # exactly what a developer types, so the Makefile target is proven too
-    outputs = f"--output {out / 'quick.md'} --json {out / 'quick.json'} --chart {out / 'quick.png'}"
-    command = ["make", "-s", "bench", "QUICK=1", f"BENCH_ARGS={outputs}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIME_LIMIT, cwd=REPO,
-                          stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out, done.stdout
 
 
 def gunicorn_front_exists() -> bool:
@@ -106,8 +83,33 @@ def test_chart_and_progress(quick_run):
     charts = [path for path in (out / "quick.png", out / "quick.svg") if path.exists()]
     assert charts and charts[0].stat().st_size > 0
     assert charts[0].name in (out / "quick.md").read_text()
-    total = len(servers.SERVERS) * len(cells.CELLS) + len(cells.CONN_CELLS) + 1
+    total = (len(servers.SERVERS) * len(cells.CELLS) + len(cells.CONN_CELLS) + 1
+             + len(run.QUICK_TLS_SERVERS) * len(cells.TLS_CELLS))
     assert f"[ 1/{total}]" in stdout and f"[{total}/{total}]" in stdout
+
+
+def test_tls_cells_ran_or_say_why(quick_run):
+    """Every TLS server of a quick run has both TLS cells: measured over HTTPS, or a cgibox front
+    that refuses --tls-cert reported as having no TLS, or a peer that is not installed."""
+    out, _ = quick_run
+    data = json.loads((out / "quick.json").read_text())
+    table = (out / "quick.md").read_text()
+    assert "## TLS cells" in table and "| × nginx |" in table
+    for key in run.QUICK_TLS_SERVERS:
+        spec = next(s for s in servers.SERVERS if s.key == key)
+        for cell in cells.TLS_CELLS:
+            result = next(r for r in data["results"] if r["server"] == key and r["cell"] == cell.key)
+            assert f"| {cell.title} | {cell.connections} | {spec.label} |" in table
+            if result["status"] == "ok":
+                assert result["probe_ok"] and result["bytes"] > 0, (key, cell.key, result["probe"])
+            elif spec.is_cgibox and result["status"] == "no TLS on this front":
+                assert "--tls-cert" in result["note"]
+            else:
+                assert result["status"] == "not available", (key, cell.key, result["status"], result["note"])
+                gone = not gunicorn_front_exists() if key.startswith("gunicorn") else peers.missing(spec.kind)
+                assert gone, (key, cell.key, result["note"])
+            if key == "gunicorn-gthread" and gunicorn_front_exists():
+                assert result["status"] == "ok", result["note"]  # gunicorn has served TLS since issue 12
 
 
 def test_quick_run_leaves_docs_alone():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import cells, connections, peers, results, servers, targets
+from bench import cells, certs, connections, peers, report, results, servers, targets
 
 
 def result(server: str, cell: str, requests: int, p99: float = 5.0, errors: int = 0,
@@ -104,3 +104,25 @@ def test_profile_summary_counts_processes_and_inclusive_shares(tmp_path: Path):
     assert summary["samples"] == 10 and summary["processes"] == 2
     # Handler.handle is in every stack (it says nothing); App.handle counted once per stack, lines merged
     assert summary["top"] == [[0.8, "App.handle (r.py)"], [0.2, "Handler._send (h.py)"]]
+
+
+def test_tls_section_gives_both_units_and_the_ratio_to_nginx():
+    run = make_run([result("nginx", "tls-1k", 40_000), result("threading", "tls-1k", 10_000),
+                    results.CellResult("forking", "tls-1k", "no TLS on this front", "--tls-cert refused")])
+    text = "\n".join(report.tls_section(run))
+    # made-up results carry 1,000 bytes a request: 10,000 req/s is 10 MB/s
+    row = "| 1 KiB file over TLS | 32 | {} | {} req/s | {} MB/s | 5.0 ms | 0 | {} |"
+    assert row.format("cgibox threading", "10,000", "10.0", "0.25×") in text
+    assert row.format("nginx", "40,000", "40.0", "peer") in text
+    assert "| cgibox forking | no TLS on this front |" in text
+
+
+def test_nginx_and_lighttpd_serve_tls_on_the_given_pair(tmp_path: Path):
+    pair = certs.TlsPair(tmp_path / "cert.pem", tmp_path / "key.pem")
+    nginx = peers.nginx_conf(tmp_path / "www", 8123, tmp_path / "nginx", 2, pair)
+    assert "listen 127.0.0.1:8123 ssl;" in nginx
+    assert f"ssl_certificate {pair.cert};" in nginx and f"ssl_certificate_key {pair.key};" in nginx
+    (tmp_path / "lighttpd").mkdir()
+    lighttpd = peers.lighttpd_conf(tmp_path / "www", 8124, tmp_path / "lighttpd", pair)
+    assert 'ssl.engine = "enable"' in lighttpd and f'ssl.pemfile = "{pair.cert}"' in lighttpd
+    assert "ssl" not in peers.nginx_conf(tmp_path / "www", 8123, tmp_path / "nginx", 2)
