@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
 from dataclasses import asdict
 
 from bench import BENCH, chart, connections, profile
-from bench.cells import CELLS, CONN_CELLS, TLS_CELLS, cell_by_key
+from bench.cells import CELLS, CONN_CELLS, TLS_CELLS, Cell, cell_by_key
 from bench.formatting import NOISY, cell_text, format_cpu, format_errors, format_ratio, format_value, progress
-from bench.results import Run, ratio_to, references, usable
+from bench.results import CellResult, Run, ratio_to, references, usable
 from bench.targets import targets_section
 
 NOTES = BENCH / "notes.md"
@@ -69,34 +70,29 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
         "| × best Python | × http.server | CPU: server · wrk · other |",
         "|---|---:|---|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for cell in CELLS:
+    for cell, key, result, head in rows(run, CELLS, list(run.servers)):
         refs = references(run, cell)
-        for key, info in run.servers.items():
-            result = run.get(key, cell.key)
-            if result is None:
-                continue
-            head = f"| {cell.title} | {cell.connections} | {info['label']} "
-            if result.status != "ok":
-                lines.append(head + f"| {result.status} | | {cell_text(result.note)} | | | | |")
-                continue
-            ratios = []
-            for column, (_, ref) in enumerate(refs):
-                ratio = ratio_to(run, key, ref, cell)
-                named = column < len(refs) - 1  # the last column is always http.server's
-                if ref == key:
-                    ratios.append("**best**" if named else "baseline")
-                elif ratio is not None and ref is not None:
-                    ratios.append(f"{format_ratio(ratio)} {run.servers[ref]['label']}" if named
-                                  else format_ratio(ratio))
-                else:
-                    ratios.append("n/a (wrong answers)" if not usable(result) else "n/a")
-            value = format_value(result.value(cell.unit), cell.unit)
-            if result.note:
-                value += f" ({cell_text(result.note)})"
-            if result.wire_gzip:
-                value += f"; page {result.wire_gzip:,} B with gzip"
-            lines.append(head + f"| {value} | {result.p99_ms:,.1f} ms | {format_errors(cell, result)} "
-                         f"| {' | '.join(ratios)} | {format_cpu(result.cpu)} |")
+        if result.status != "ok":
+            lines.append(head + f"| {result.status} | | {cell_text(result.note)} | | | | |")
+            continue
+        ratios = []
+        for column, (_, ref) in enumerate(refs):
+            ratio = ratio_to(run, key, ref, cell)
+            named = column < len(refs) - 1  # the last column is always http.server's
+            if ref == key:
+                ratios.append("**best**" if named else "baseline")
+            elif ratio is not None and ref is not None:
+                ratios.append(f"{format_ratio(ratio)} {run.servers[ref]['label']}" if named
+                              else format_ratio(ratio))
+            else:
+                ratios.append("n/a (wrong answers)" if not usable(result) else "n/a")
+        value = format_value(result.value(cell.unit), cell.unit)
+        if result.note:
+            value += f" ({cell_text(result.note)})"
+        if result.wire_gzip:
+            value += f"; page {result.wire_gzip:,} B with gzip"
+        lines.append(head + f"| {value} | {result.p99_ms:,.1f} ms | {format_errors(cell, result)} "
+                     f"| {' | '.join(ratios)} | {format_cpu(result.cpu)} |")
     lines += [
         "",
         "Errors are wrk's connect, read, write and timeout errors plus responses with an unexpected "
@@ -198,6 +194,16 @@ def connections_section(run: Run) -> list[str]:
     return lines + [""]
 
 
+def rows(run: Run, cells: tuple[Cell, ...], keys: list[str]) -> Iterator[tuple[Cell, str, CellResult, str]]:
+    """(cell, server key, its result, the row's first three columns) for each result of these
+    cells and servers, cell by cell."""
+    for cell in cells:
+        for key in keys:
+            result = run.get(key, cell.key)
+            if result is not None:
+                yield cell, key, result, f"| {cell.title} | {cell.connections} | {run.servers[key]['label']} "
+
+
 TLS_PEER = "nginx"  # the TLS cells' figures are ratios to nginx's on the same certificate
 
 
@@ -217,28 +223,23 @@ def tls_section(run: Run) -> list[str]:
              f"| cell | connections | server | requests/s | MB/s | p99 latency | errors | × {peer} "
              "| CPU: server · wrk · other |",
              "|---|---:|---|---:|---:|---:|---|---:|---:|"]
-    for cell in TLS_CELLS:
-        for key in keys:
-            result = run.get(key, cell.key)
-            if result is None:
-                continue
-            head = f"| {cell.title} | {cell.connections} | {run.servers[key]['label']} "
-            if result.status != "ok":
-                lines.append(head + f"| {result.status} | | | {cell_text(result.note)} | | |")
-                continue
-            ratio = ratio_to(run, key, TLS_PEER, cell)
-            if key == TLS_PEER:
-                shown = "peer"
-            elif ratio is not None:
-                shown = format_ratio(ratio)
-            else:
-                shown = "n/a (wrong answers)" if not usable(result) else "n/a"
-            value = format_value(result.value("req/s"), "req/s")
-            if result.note:
-                value += f" ({cell_text(result.note)})"
-            lines.append(head + f"| {value} | {format_value(result.value('MB/s'), 'MB/s')} "
-                         f"| {result.p99_ms:,.1f} ms | {format_errors(cell, result)} | {shown} "
-                         f"| {format_cpu(result.cpu)} |")
+    for cell, key, result, head in rows(run, TLS_CELLS, keys):
+        if result.status != "ok":
+            lines.append(head + f"| {result.status} | | | {cell_text(result.note)} | | |")
+            continue
+        ratio = ratio_to(run, key, TLS_PEER, cell)
+        if key == TLS_PEER:
+            shown = "peer"
+        elif ratio is not None:
+            shown = format_ratio(ratio)
+        else:
+            shown = "n/a (wrong answers)" if not usable(result) else "n/a"
+        value = format_value(result.value("req/s"), "req/s")
+        if result.note:
+            value += f" ({cell_text(result.note)})"
+        lines.append(head + f"| {value} | {format_value(result.value('MB/s'), 'MB/s')} "
+                     f"| {result.p99_ms:,.1f} ms | {format_errors(cell, result)} | {shown} "
+                     f"| {format_cpu(result.cpu)} |")
     return lines + [""]
 
 
