@@ -10,6 +10,9 @@ that is not installed or does not start is reported as "not available" instead o
 Each cgibox front's figures are ratios to the best C server, the best Python server and http.server
 of the same run, so they compare servers, not machines. The cgibox fronts also run the connection
 cells (idle keep-alive crowd, slow-head crowd, memory holding idle connections; bench/connections.py).
+Then the cgibox fronts, nginx and lighttpd run the TLS cells (the 1 KiB and 64 MiB files over HTTPS,
+as ratios to nginx); a front that refuses --tls-cert is reported as having no TLS.
+This module is the command line; bench/__init__.py lists the modules that do the work.
 """
 
 from __future__ import annotations
