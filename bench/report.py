@@ -28,7 +28,8 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
     lines += [
         "Produced by `make bench` (bench/run.py); do not edit by hand. Every server ran on the same "
         "generated corpus on 127.0.0.1, one at a time, driven by wrk on the same machine (so wrk and "
-        "the server share the CPUs), every access log going to /dev/null. Each figure is compared "
+        "the server share the CPUs), every access log going to /dev/null (twisted's to a file of the run: "
+        "it rotates its log by renaming it). Each figure is compared "
         "with the best C server (nginx, lighttpd), the best Python server (twisted web, "
         "`python -m http.server`) and `python -m http.server` of this same run.",
         "",

@@ -93,8 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.profile_fronts = "none" if args.quick else "threading,forking"
     args.profile_fronts = tuple(f for f in args.profile_fronts.split(",") if f and f != "none")
     if args.tls_servers is None:
-        every = [spec.key for spec in SERVERS if spec.is_cgibox or spec.kind in TLS_PEERS]
-        args.tls_servers = ",".join(QUICK_TLS_SERVERS if args.quick else every)
+        with_tls = [spec.key for spec in SERVERS if spec.is_cgibox or spec.kind in TLS_PEERS]
+        args.tls_servers = ",".join(QUICK_TLS_SERVERS if args.quick else with_tls)
     args.tls_servers = tuple(f for f in args.tls_servers.split(",") if f and f != "none")
     if not 1 <= args.duration <= 120 or not 1 <= args.timeout <= 120:  # wrk takes whole seconds
         parser.error("--duration and --timeout must be whole seconds from 1 to 120")
