@@ -107,11 +107,11 @@ class Running:
     out_path: Path
     err_path: Path
     first_response_s: float = 0.0
-    tls: ssl.SSLContext | None = None  # the client side of its TLS, when it serves HTTPS
+    tls_client: ssl.SSLContext | None = None  # trusts its certificate, when it serves HTTPS
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_client else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         """SIGTERM to the whole process group, SIGKILL if it is still there after STOP_TIMEOUT."""
@@ -175,7 +175,8 @@ def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
         process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO,
                                    env=env, start_new_session=True)
     err_path.touch()
-    running = Running(spec, process, port, out_path, err_path, tls=tls.client_context() if tls else None)
+    running = Running(spec, process, port, out_path, err_path,
+                      tls_client=tls.client_context() if tls else None)
     probe_path = "/healthz" if spec.is_cgibox else f"/{SMALL_FILE}"
     deadline = started + START_TIMEOUT
     try:
@@ -184,7 +185,7 @@ def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
                 failed = Refused if spec.is_cgibox and process.returncode == 2 else NotAvailable
                 raise failed(f"exited with status {process.returncode}: {running.tail()}")
             try:
-                status, _ = fetch(port, probe_path, timeout=2.0, tls=running.tls)
+                status, _ = fetch(port, probe_path, timeout=2.0, tls=running.tls_client)
                 if status == 200:
                     running.first_response_s = time.monotonic() - started
                     return running

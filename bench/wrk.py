@@ -32,7 +32,7 @@ def probe(result: CellResult, cell: Cell, running: Running) -> None:
     """One request before the load: checks the answer and warms caches (listing, page cache)."""
     port = running.port
     try:
-        status, length, result.framing = fetch_framed(port, cell.path, tls=running.tls)
+        status, length, result.framing = fetch_framed(port, cell.path, tls=running.tls_client)
     except (OSError, http.client.HTTPException) as error:
         result.probe = f"failed: {error}"
         return
