@@ -54,7 +54,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # `make bench`: every front, nginx, lighttpd, twisted and `python -m http.server` under wrk, plus the
-# connection cells -> docs/benchmarks.md + docs/benchmarks.png (about 10 minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,
+# connection cells and the TLS cells (on a certificate made for the run with openssl, as `make cert`)
+# -> docs/benchmarks.md + docs/benchmarks.png (about 10 minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,
 # only to prove the benchmark runs. BENCH_ARGS passes more flags (see `python bench/run.py --help`).
 QUICK ?=
 BENCH_ARGS ?=

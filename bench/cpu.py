@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    CORES = len(os.sched_getaffinity(0))  # the CPUs this run may use (the server's and wrk's)
+except AttributeError:
+    CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

@@ -4,7 +4,8 @@
 Each gets a configuration generated here in the run's temporary folder, listens on 127.0.0.1 only,
 writes its access log to /dev/null (as every cgibox front does in the bench; twisted, which
 rotates its log by renaming it, to a file of the run's own) and serves the same
-corpus. What a peer cannot serve (nginx and twistd web run no CGI) is named in CANNOT_SERVE, so the
+corpus (nginx and lighttpd also over TLS, for the TLS cells). What a peer cannot serve
+(nginx and twistd web run no CGI) is named in CANNOT_SERVE, so the
 table says so instead of measuring a wrong answer.
 """
 
@@ -14,10 +15,17 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.certs import TlsPair
 
 # the kinds of server, for "best C server" and "best Python server" of a run
 C_PEERS = ("nginx", "lighttpd")
 PYTHON_PEERS = ("twisted", "http.server")
+# the peers the TLS cells run (on the run's certificate); nginx is the one the cgibox fronts compare to
+TLS_PEERS = ("nginx", "lighttpd")
+LIGHTTPD_OPENSSL = Path("/usr/lib/lighttpd/mod_openssl.so")
 
 CANNOT_SERVE = {
     ("nginx", "cgi"): "nginx has no CGI (it needs fcgiwrap behind FastCGI)",
@@ -32,11 +40,13 @@ def has_stdlib_cgi() -> bool:
     return hasattr(http.server, "CGIHTTPRequestHandler")
 
 
-def missing(kind: str) -> str | None:
-    """Why a peer cannot run here (its program is not installed), or None."""
+def missing(kind: str, tls: bool = False) -> str | None:
+    """Why a peer cannot run here (its program, or for `tls` its TLS module, is not installed), or None."""
     program = {"nginx": "nginx", "lighttpd": "lighttpd"}.get(kind)
     if program is not None and _which(program) is None:
         return f"{program} is not installed (apt-get install {'nginx-light' if kind == 'nginx' else kind})"
+    if tls and kind == "lighttpd" and not LIGHTTPD_OPENSSL.exists():
+        return f"lighttpd has no {LIGHTTPD_OPENSSL} (apt-get install lighttpd-mod-openssl)"
     if kind == "twisted" and _twistd() is None:
         return "twisted is not installed (pip install -e '.[bench]')"
     return None
@@ -52,20 +62,24 @@ def _twistd() -> str | None:
     return str(beside) if beside.exists() else shutil.which("twistd")
 
 
-def command(kind: str, root: Path, port: int, work: Path, workers: int) -> list[str]:
-    """The command line that starts peer `kind` in the foreground (configs are written to `work`)."""
+def command(kind: str, root: Path, port: int, work: Path, workers: int,
+            tls: TlsPair | None = None) -> list[str]:
+    """The command line that starts peer `kind` in the foreground (configs are written to `work`);
+    with `tls` (nginx and lighttpd only) it serves HTTPS on that pair."""
     work.mkdir(parents=True, exist_ok=True)
+    if tls is not None and kind not in TLS_PEERS:
+        raise ValueError(f"the bench runs no TLS on {kind}")
     if kind == "http.server":
         cgi = ["--cgi"] if has_stdlib_cgi() else []
         return [sys.executable, "-m", "http.server", *cgi, "--bind", "127.0.0.1", "--directory", str(root),
                 str(port)]
     if kind == "nginx":
         conf = work / "nginx.conf"
-        conf.write_text(nginx_conf(root, port, work, workers))
+        conf.write_text(nginx_conf(root, port, work, workers, tls))
         return [_which("nginx") or "nginx", "-p", str(work), "-c", str(conf), "-e", str(work / "error.log")]
     if kind == "lighttpd":
         conf = work / "lighttpd.conf"
-        conf.write_text(lighttpd_conf(root, port, work))
+        conf.write_text(lighttpd_conf(root, port, work, tls))
         return [_which("lighttpd") or "lighttpd", "-D", "-f", str(conf)]
     if kind == "twisted":
         # `twistd web`'s own --logfile is the access log; twistd's (the daemon's) log is kept for errors.
@@ -94,12 +108,15 @@ def describe(kind: str, workers: int) -> str:
     raise ValueError(kind)
 
 
-def nginx_conf(root: Path, port: int, work: Path, workers: int) -> str:
-    """nginx as a user would set it up for static files: Debian's mime types, sendfile, autoindex."""
+def nginx_conf(root: Path, port: int, work: Path, workers: int, tls: TlsPair | None = None) -> str:
+    """nginx as a user would set it up for static files: Debian's mime types, sendfile, autoindex;
+    with `tls`, `listen … ssl` on that pair and nginx's default protocols and ciphers."""
     temp = work / "temp"
     temp.mkdir(parents=True, exist_ok=True)
     mime = "/etc/nginx/mime.types"
     include = f"include {mime};" if os.path.exists(mime) else ""
+    tls_lines = (f"\n        ssl_certificate {tls.cert};\n        ssl_certificate_key {tls.key};" if tls
+                 else "")
     return f"""daemon off;
 master_process on;
 worker_processes {workers};
@@ -119,7 +136,7 @@ http {{
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{" ssl" if tls else ""};{tls_lines}
         root {root};
         autoindex on;
     }}
@@ -127,12 +144,14 @@ http {{
 """
 
 
-def lighttpd_conf(root: Path, port: int, work: Path) -> str:
+def lighttpd_conf(root: Path, port: int, work: Path, tls: TlsPair | None = None) -> str:
     """lighttpd with listings and mod_cgi running the same `sh` script as everyone else. Its
     listing cache is on (as cgibox's is): without it lighttpd 1.4.69 answers 503 to most of 16
-    concurrent requests for one large folder."""
+    concurrent requests for one large folder. With `tls`, mod_openssl's `ssl.engine` on that pair."""
     cache = work / "dircache"
     cache.mkdir(parents=True, exist_ok=True)
+    tls_lines = (f'server.modules += ("mod_openssl")\nssl.engine = "enable"\nssl.pemfile = "{tls.cert}"\n'
+                 f'ssl.privkey = "{tls.key}"\n' if tls else "")
     return f"""server.document-root = "{root}"
 server.bind = "127.0.0.1"
 server.port = {port}
@@ -148,4 +167,4 @@ $HTTP["url"] =~ "^/cgi-bin/" {{
     dir-listing.activate = "disable"
     cgi.assign = ("" => "")
 }}
-"""
+{tls_lines}"""

@@ -6,36 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from bench import peers
-from bench import run as bench
+from bench import cells, peers, run, servers, targets
 
 REPO = Path(__file__).resolve().parents[2]
-
-# 8 servers x 5 cells x ~1 s, the connection cells on one front, start-up and shut-down of each server
-TIME_LIMIT = 400
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (apt-get install wrk); `make bench` installs it")
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    out = tmp_path_factory.mktemp("bench")
-    # exactly what a developer types, so the Makefile target is proven too
-    outputs = f"--output {out / 'quick.md'} --json {out / 'quick.json'} --chart {out / 'quick.png'}"
-    command = ["make", "-s", "bench", "QUICK=1", f"BENCH_ARGS={outputs}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIME_LIMIT, cwd=REPO,
-                          stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out, done.stdout
 
 
 def gunicorn_front_exists() -> bool:
@@ -47,19 +23,19 @@ def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
     out, _ = quick_run
     table = (out / "quick.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")]
-    for cell in bench.CELLS:
-        for server in bench.SERVERS:
+    for cell in cells.CELLS:
+        for server in servers.SERVERS:
             start = f"| {cell.title} | {cell.connections} | {server.label} |"
             assert any(row.startswith(start) for row in rows), f"no row for {server.label} / {cell.title}"
     assert "## Targets (threading front)" in table
-    for cell_key, peer, least in bench.PEER_TARGETS:
-        name = next(s.label for s in bench.SERVERS if s.key == peer)
-        assert f"| {bench.cell_by_key(cell_key).title} ≥ {least:g}× {name} |" in table
+    for cell_key, peer, least in targets.PEER_TARGETS:
+        name = next(s.label for s in servers.SERVERS if s.key == peer)
+        assert f"| {cells.cell_by_key(cell_key).title} ≥ {least:g}× {name} |" in table
     assert "| zero errors in every cell |" in table
     assert "| listing page ≤ 40 KB on the wire with gzip |" in table
     # the connection cells ran on the threading front, each with a row and a target
     assert "## Connection targets (threading and forking fronts)" in table
-    for cell in bench.CONN_CELLS:
+    for cell in cells.CONN_CELLS:
         assert f"| cgibox threading | {cell.title} |" in table
     assert "| cgibox threading | RSS holding 1,000 idle |" in table
     for target in ("beside idle: throughput ≥ 90% of alone", "beside idle: p99 ≤ 2× alone",
@@ -72,10 +48,10 @@ def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
 def test_every_available_server_ran_every_cell(quick_run):
     out, _ = quick_run
     data = json.loads((out / "quick.json").read_text())
-    for server in bench.SERVERS:
+    for server in servers.SERVERS:
         results = {r["cell"]: r for r in data["results"] if r["server"] == server.key
-                   and r["cell"] in {c.key for c in bench.CELLS}}
-        assert set(results) == {cell.key for cell in bench.CELLS}, server.key
+                   and r["cell"] in {c.key for c in cells.CELLS}}
+        assert set(results) == {cell.key for cell in cells.CELLS}, server.key
         if server.key.startswith("gunicorn") and not gunicorn_front_exists():
             assert all(r["status"] == "not available" for r in results.values())
             continue
@@ -85,7 +61,7 @@ def test_every_available_server_ran_every_cell(quick_run):
             assert data["servers"][server.key]["status"] == "not available"
             continue
         for cell_key, result in results.items():
-            if server.key == bench.BASELINE and cell_key == "cgi" and not bench.has_stdlib_cgi():
+            if server.key == servers.BASELINE and cell_key == "cgi" and not peers.has_stdlib_cgi():
                 assert result["status"] == "not served"
                 continue
             if (server.kind, cell_key) in peers.CANNOT_SERVE:
@@ -94,8 +70,8 @@ def test_every_available_server_ran_every_cell(quick_run):
             assert result["status"] == "ok", (server.key, cell_key, result["note"])
             assert result["bytes"] > 0 and result["duration_s"] > 0, (server.key, cell_key)
     conn = {r["cell"]: r for r in data["results"] if r["server"] == "threading"
-            and r["cell"] in {c.key for c in bench.CONN_CELLS}}
-    assert set(conn) == {c.key for c in bench.CONN_CELLS}
+            and r["cell"] in {c.key for c in cells.CONN_CELLS}}
+    assert set(conn) == {c.key for c in cells.CONN_CELLS}
     assert all(r["status"] == "ok" for r in conn.values()), conn
     assert conn["conn-alone"]["requests"] > 0
     memory = data["memory"]["threading"]
@@ -107,12 +83,37 @@ def test_chart_and_progress(quick_run):
     charts = [path for path in (out / "quick.png", out / "quick.svg") if path.exists()]
     assert charts and charts[0].stat().st_size > 0
     assert charts[0].name in (out / "quick.md").read_text()
-    total = len(bench.SERVERS) * len(bench.CELLS) + len(bench.CONN_CELLS) + 1
+    total = (len(servers.SERVERS) * len(cells.CELLS) + len(cells.CONN_CELLS) + 1
+             + len(run.QUICK_TLS_SERVERS) * len(cells.TLS_CELLS))
     assert f"[ 1/{total}]" in stdout and f"[{total}/{total}]" in stdout
 
 
+def test_tls_cells_ran_or_say_why(quick_run):
+    """Every TLS server of a quick run has both TLS cells: measured over HTTPS, or a cgibox front
+    that refuses --tls-cert reported as having no TLS, or a peer that is not installed."""
+    out, _ = quick_run
+    data = json.loads((out / "quick.json").read_text())
+    table = (out / "quick.md").read_text()
+    assert "## TLS cells" in table and "| × nginx |" in table
+    for key in run.QUICK_TLS_SERVERS:
+        spec = next(s for s in servers.SERVERS if s.key == key)
+        for cell in cells.TLS_CELLS:
+            result = next(r for r in data["results"] if r["server"] == key and r["cell"] == cell.key)
+            assert f"| {cell.title} | {cell.connections} | {spec.label} |" in table
+            if result["status"] == "ok":
+                assert result["probe_ok"] and result["bytes"] > 0, (key, cell.key, result["probe"])
+            elif spec.is_cgibox and result["status"] == "no TLS on this front":
+                assert "--tls-cert" in result["note"]
+            else:
+                assert result["status"] == "not available", (key, cell.key, result["status"], result["note"])
+                gone = not gunicorn_front_exists() if key.startswith("gunicorn") else peers.missing(spec.kind)
+                assert gone, (key, cell.key, result["note"])
+            if key == "gunicorn-gthread" and gunicorn_front_exists():
+                assert result["status"] == "ok", result["note"]  # gunicorn has served TLS since issue 12
+
+
 def test_quick_run_leaves_docs_alone():
-    args = bench.parse_args(["--quick"])
+    args = run.parse_args(["--quick"])
     assert args.output == REPO / "bench" / "results" / "quick.md"
     assert args.chart.parent == args.json.parent == REPO / "bench" / "results"
     assert args.duration <= 1.0
@@ -121,7 +122,7 @@ def test_quick_run_leaves_docs_alone():
 def test_render_only_rewrites_the_same_table(quick_run, tmp_path):
     out, _ = quick_run
     again = tmp_path / "again.md"
-    assert bench.main(["--render-only", "--json", str(out / "quick.json"), "--output", str(again),
+    assert run.main(["--render-only", "--json", str(out / "quick.json"), "--output", str(again),
                        "--chart", str(tmp_path / "again.png")]) == 0
     # the chart may be a PNG or an SVG depending on whether this interpreter has matplotlib
     chart = re.compile(r"(quick|again)\.(png|svg)")

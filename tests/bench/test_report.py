@@ -5,44 +5,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import connections, peers
-from bench import run as bench
+from bench import cells, certs, connections, peers, report, results, servers, targets
 
 
 def result(server: str, cell: str, requests: int, p99: float = 5.0, errors: int = 0,
-           probe_ok: bool = True) -> bench.CellResult:
-    return bench.CellResult(server, cell, requests=requests, bytes=requests * 1000, duration_s=1.0,
+           probe_ok: bool = True) -> results.CellResult:
+    return results.CellResult(server, cell, requests=requests, bytes=requests * 1000, duration_s=1.0,
                             p99_ms=p99, errors={"connect": 0, "read": 0, "write": 0, "timeout": errors,
                                                 "status": 0}, probe_ok=probe_ok, probe="200")
 
 
-def make_run(results: list[bench.CellResult], memory: dict | None = None) -> bench.Run:
-    servers = {spec.key: {"label": spec.label, "kind": spec.kind, "command": "x", "status": "ok", "note": ""}
-               for spec in bench.SERVERS}
-    return bench.Run({}, {"crowds": {"idle": 5000, "slow": 1000, "held": 10000}}, servers, results,
-                     memory or {})
+def make_run(cell_results: list[results.CellResult], memory: dict | None = None) -> results.Run:
+    infos = {spec.key: {"label": spec.label, "kind": spec.kind, "command": "x", "status": "ok", "note": ""}
+             for spec in servers.SERVERS}
+    return results.Run({}, {"crowds": {"idle": 5000, "slow": 1000, "held": 10000}}, infos, cell_results,
+                       memory or {})
 
 
 def test_ratios_go_to_the_best_c_and_python_server_of_the_run():
     run = make_run([result("nginx", "file-1k", 40_000), result("lighttpd", "file-1k", 80_000),
                     result("twisted", "file-1k", 5_000), result("http.server", "file-1k", 1_000),
                     result("threading", "file-1k", 10_000)])
-    cell = bench.cell_by_key("file-1k")
-    assert bench.best_of(run, cell, peers.C_PEERS) == "lighttpd"
-    assert bench.best_of(run, cell, peers.PYTHON_PEERS) == "twisted"
-    summary = bench.ratio_summary(run, "threading", cell)
+    cell = cells.cell_by_key("file-1k")
+    assert results.best_of(run, cell, peers.C_PEERS) == "lighttpd"
+    assert results.best_of(run, cell, peers.PYTHON_PEERS) == "twisted"
+    summary = results.ratio_summary(run, "threading", cell)
     assert summary == "0.12× lighttpd · 2.00× twisted web · 10.00× http.server"
     # the targets name their own peer, not the best one
-    assert "| 1 KiB file ≥ 0.3× nginx | 0.25× | **not met** |" in bench.targets_section(run)
+    assert "| 1 KiB file ≥ 0.3× nginx | 0.25× | **not met** |" in targets.targets_section(run)
 
 
 def test_fast_wrong_answers_compare_to_nothing():
     run = make_run([result("lighttpd", "listing", 36_000, errors=30_000), result("nginx", "listing", 400),
                     result("threading", "listing", 4_000)])
-    cell = bench.cell_by_key("listing")
-    assert not bench.usable(run.get("lighttpd", "listing"))
-    assert bench.best_of(run, cell, peers.C_PEERS) == "nginx"
-    assert bench.ratio_to(run, "threading", "nginx", cell) == 10.0
+    cell = cells.cell_by_key("listing")
+    assert not results.usable(run.get("lighttpd", "listing"))
+    assert results.best_of(run, cell, peers.C_PEERS) == "nginx"
+    assert results.ratio_to(run, "threading", "nginx", cell) == 10.0
 
 
 def test_connection_targets_are_not_met_when_nothing_is_answered_or_held():
@@ -57,7 +56,7 @@ def test_connection_targets_are_not_met_when_nothing_is_answered_or_held():
                     result("forking", "conn-alone", 10_000, p99=20.0),
                     result("forking", "conn-idle", 9_500, 30.0),
                     result("forking", "conn-slow", 9_000, p99=12.0)], memory)
-    text = "\n".join(bench.connection_targets(run))
+    text = "\n".join(targets.connection_targets(run))
     assert "| cgibox threading | beside idle: p99 ≤ 2× alone | no request answered | **not met** |" in text
     assert "| cgibox threading | beside slow heads: p99 ≤ 50 ms | no request answered | **not met** |" in text
     assert "+1.0 MB (only 64 answered) | **not met** |" in text
@@ -77,16 +76,17 @@ def test_peer_configs_listen_on_loopback_and_log_to_dev_null(tmp_path: Path):
     assert 'server.bind = "127.0.0.1"' in lighttpd and 'accesslog.filename = "/dev/null"' in lighttpd
     assert 'cgi.assign = ("" => "")' in lighttpd
     twisted = peers.command("twisted", root, 8125, tmp_path / "twisted", 1)
-    assert "tcp:8125:interface=127.0.0.1" in twisted and twisted[-1] == "/dev/null"
+    assert "tcp:8125:interface=127.0.0.1" in twisted
+    assert twisted[-2:] == ["--logfile", str(tmp_path / "twisted" / "access.log")]
 
 
 def test_a_missing_peer_is_not_available(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(peers, "_which", lambda program: None)
     assert "not installed" in (peers.missing("nginx") or "")
-    spec = next(s for s in bench.SERVERS if s.key == "nginx")
+    spec = next(s for s in servers.SERVERS if s.key == "nginx")
     try:
-        bench.start_server(spec, tmp_path, tmp_path, 1)
-    except bench.NotAvailable as error:
+        servers.start_server(spec, tmp_path, tmp_path, 1)
+    except servers.NotAvailable as error:
         assert "nginx is not installed" in str(error)
     else:
         raise AssertionError("a missing nginx started")
@@ -104,3 +104,25 @@ def test_profile_summary_counts_processes_and_inclusive_shares(tmp_path: Path):
     assert summary["samples"] == 10 and summary["processes"] == 2
     # Handler.handle is in every stack (it says nothing); App.handle counted once per stack, lines merged
     assert summary["top"] == [[0.8, "App.handle (r.py)"], [0.2, "Handler._send (h.py)"]]
+
+
+def test_tls_section_gives_both_units_and_the_ratio_to_nginx():
+    run = make_run([result("nginx", "tls-1k", 40_000), result("threading", "tls-1k", 10_000),
+                    results.CellResult("forking", "tls-1k", "no TLS on this front", "--tls-cert refused")])
+    text = "\n".join(report.tls_section(run))
+    # made-up results carry 1,000 bytes a request: 10,000 req/s is 10 MB/s
+    row = "| 1 KiB file over TLS | 32 | {} | {} req/s | {} MB/s | 5.0 ms | 0 | {} |"
+    assert row.format("cgibox threading", "10,000", "10.0", "0.25×") in text
+    assert row.format("nginx", "40,000", "40.0", "peer") in text
+    assert "| cgibox forking | no TLS on this front |" in text
+
+
+def test_nginx_and_lighttpd_serve_tls_on_the_given_pair(tmp_path: Path):
+    pair = certs.TlsPair(tmp_path / "cert.pem", tmp_path / "key.pem")
+    nginx = peers.nginx_conf(tmp_path / "www", 8123, tmp_path / "nginx", 2, pair)
+    assert "listen 127.0.0.1:8123 ssl;" in nginx
+    assert f"ssl_certificate {pair.cert};" in nginx and f"ssl_certificate_key {pair.key};" in nginx
+    (tmp_path / "lighttpd").mkdir()
+    lighttpd = peers.lighttpd_conf(tmp_path / "www", 8124, tmp_path / "lighttpd", pair)
+    assert 'ssl.engine = "enable"' in lighttpd and f'ssl.pemfile = "{pair.cert}"' in lighttpd
+    assert "ssl" not in peers.nginx_conf(tmp_path / "www", 8123, tmp_path / "nginx", 2)
