@@ -37,6 +37,17 @@ def test_slash_redirect_keeps_the_clients_spelling():
     assert urlpath.slash_redirect("https://h.example/x") == "https://h.example/x/"
 
 
+@pytest.mark.parametrize("target", ["/\\evil.com/../sub", "/x\x01\xff/../sub", "/sub?\x01",
+                                    "/a b", "//evil.com/../sub", "/sub\\"])
+def test_a_spelling_unsafe_to_send_back_gives_no_redirect(target):
+    assert urlpath.slash_redirect(target) is None
+
+
+def test_encode_location_leaves_only_visible_ascii():
+    assert urlpath.encode_location("/sub/?\x01\xff\\ \u20ac") == "/sub/?%01%FF%5C%20%E2%82%AC"
+    assert urlpath.encode_location("/a/..%2fb/?q=1") == "/a/..%2fb/?q=1"
+
+
 def test_is_cgi_path_takes_the_shortest_listed_directory():
     directories = ["/cgi-bin", "/sub/dir/cgi-bin", "/cgi-bin/deep"]
     assert urlpath.is_cgi_path("/cgi-bin/deep/x", directories) == ("/cgi-bin", "deep/x")
