@@ -1,5 +1,5 @@
 """The App options cgibox.compat builds on (Config.cgi_mounts, run_scripts, service_routes,
-index_pages, content_types), through App.handle with Request objects only; the main server's
+builtin_favicon, index_pages, content_types), through App.handle with Request objects only; the main server's
 defaults are covered by test_static.py and test_cgi_runner.py."""
 
 from __future__ import annotations
@@ -103,6 +103,13 @@ def test_service_routes_can_be_left_to_files(root, tmp_path):
     assert call(make(root, tmp_path), "/healthz")[1] == b"ok\n"
     assert call(make(root, tmp_path, service_routes=False), "/healthz")[1] == b"my own file\n"
     assert call(make(root, tmp_path, service_routes=False), "/stats")[0] == 404
+
+
+def test_the_built_in_favicon_is_a_switch_of_its_own(root, tmp_path):
+    without_routes = make(root, tmp_path, service_routes=False)
+    status, body, _ = call(without_routes, "/favicon.ico")
+    assert status == 200 and body[:4] == b"\0\0\1\0"  # an ICO file, though /stats is off
+    assert call(make(root, tmp_path, builtin_favicon=False), "/favicon.ico")[0] == 404
 
 
 def test_index_pages_in_order(root, tmp_path):

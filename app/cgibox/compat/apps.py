@@ -50,7 +50,7 @@ class Site:
             max_body=int(handler.max_body), cgi_mounts=tuple(sorted(set(mounts))),
             run_scripts=run_scripts, service_routes=False, index_pages=tuple(handler.index_pages),
             content_types=tuple(sorted((str(k), str(v)) for k, v in handler.extensions_map.items())),
-            extra_templates=(PAGES,),
+            extra_templates=(PAGES,), no_readme=not handler.show_readme,
         )
         return cls(config)
 

@@ -93,6 +93,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     cgi_max: int | None = None  # scripts at once; None is 4 x CPUs
     max_body: int = 10485760
     templates: str | os.PathLike[str] | None = None  # a folder overriding built-in pages by name
+    show_readme: bool = True  # a folder's README.md / README.txt under its listing (cgibox's --no-readme)
 
     def __init__(self, *args, directory: str | os.PathLike[str] | None = None, **kwargs) -> None:
         if directory is None:
