@@ -115,7 +115,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def send_head(self) -> ResponseBody | None:
         """Send the response head for this request; return its body (or None) for do_GET to copy."""
-        return self.respond(self.site(), static=True)
+        return self.respond(self.file_site(), static=True)
 
     def translate_path(self, path: str) -> str:
         """The filesystem path under `directory` for a URL path, `..` never leaving it."""
@@ -125,7 +125,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def guess_type(self, path: str) -> str:
         """The Content-Type for a file name, from extensions_map first (as the core serves it)."""
-        return self.site().app().static.content_type(os.fspath(path))
+        return self.file_site().app().static.content_type(os.fspath(path))
 
     def send_body(self, body: BinaryIO | ResponseBody | None) -> None:
         """Copy a body send_head() returned to the client, then close it (which ends the response)."""
@@ -148,7 +148,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             short = "Error"
         self.log_error("code %d, message %s", code, message or short)
         try:
-            app = self.site().app()
+            app = self.file_site().app()
         except Exception:  # noqa: BLE001 - a site that cannot be set up still answers
             return BaseHTTPRequestHandler.send_error(self, code, message, explain)
         response = app.error(None, int(code), explain or message or "")
@@ -165,8 +165,19 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     # -- translation to and from the core -----------------------------------------------------
 
     def site(self, scripts: tuple[str, ...] = (), run_scripts: bool = False) -> Site:
-        """This handler's configuration: directory, script folders and the cgibox settings."""
-        return Site.of(self, scripts, run_scripts)
+        """This handler's configuration: directory, script folders and the cgibox settings, made
+        once per handler (one connection) for each set of script folders, as send_head,
+        guess_type and run_cgi all ask for it."""
+        key = (scripts, run_scripts)
+        sites = self.__dict__.setdefault("_sites", {})
+        site = sites.get(key)
+        if site is None:
+            site = sites[key] = Site.of(self, scripts, run_scripts)
+        return site
+
+    def file_site(self) -> Site:
+        """The configuration files, listings and errors are served with."""
+        return self.site()
 
     def core_request(self, target: str) -> Request:
         """A core Request for this request, with `target` as the core should see it."""
@@ -275,12 +286,17 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         if self.is_cgi():
             self.run_cgi()
         else:
-            self.send_body(self.respond(self.site(tuple(self.cgi_directories)), static=True))
+            self.send_body(self.respond(self.file_site(), static=True))
 
     def send_head(self) -> ResponseBody | None:
         if self.is_cgi():
             return self.run_cgi()
-        return self.respond(self.site(tuple(self.cgi_directories)), static=True)
+        return super().send_head()
+
+    def file_site(self) -> Site:
+        """Files are served with the script folders known (never served as files), so that
+        send_head, guess_type and send_error share one App."""
+        return self.site(tuple(self.cgi_directories))
 
     def is_cgi(self) -> bool:
         """Whether the path names a script under one of cgi_directories; sets cgi_info to
