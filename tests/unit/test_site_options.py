@@ -155,3 +155,28 @@ def test_extra_templates_come_after_the_users_and_can_extend_the_built_in_page(r
     assert "<title>For /sub/?x=2</title>" in call(app, "/sub/?x=2")[1].decode()  # not a cached page
     assert call(app, "/missing")[1] == b"user 404"
     assert b"Index of /sub/" in call(make(root, tmp_path), "/sub/?x=1")[1]  # the default is unchanged
+
+
+def test_a_fronts_script_command_decides_how_a_script_file_runs(root, tmp_path):
+    import sys
+    (root / "cgi-bin" / "tool.py").write_text("print('Content-Type: text/plain')\nprint()\nprint('py', end='')\n")
+    app = make(root, tmp_path)
+    assert call(app, "/cgi-bin/tool.py")[0] == 403  # the default: not executable, not run
+    asked: list[str] = []
+
+    def command(path: str) -> list[str] | None:
+        asked.append(path)
+        return [sys.executable, "-u", path] if path.endswith(".py") else None
+
+    def run(target: str) -> tuple[int, bytes]:
+        request = Request("GET", target, remote_addr="127.0.0.1", server_port=8000)
+        request.script_command = command
+        response = app.handle(request)
+        try:
+            return response.status, b"".join(response.parts())
+        finally:
+            response.close()
+
+    assert run("/cgi-bin/tool.py") == (200, b"py")
+    assert run("/cgi-bin/run")[0] == 403  # executable, but the front's rule refuses it
+    assert asked == [str(root / "cgi-bin" / "tool.py"), str(root / "cgi-bin" / "run")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from http.server import BaseHTTPRequestHandler
 from typing import BinaryIO
 
@@ -208,6 +209,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         app = site.app()
         core_target = target if target is not None else urlpath.core_target(self.path)
         request = self.core_request(core_target)
+        if script:
+            request.script_command = self.script_command
         if script and "accept" not in request.headers:
             # http.server always gave scripts HTTP_ACCEPT, empty without the field; scripts
             # written for it read os.environ["HTTP_ACCEPT"] without a default
@@ -310,10 +313,22 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         return True
 
     def is_executable(self, path: str) -> bool:
+        """Whether the script file `path` runs as itself (consulted for every run)."""
         return os.access(path, os.X_OK)
 
     def is_python(self, path: str) -> bool:
+        """Whether a script file that is not executable runs with this interpreter."""
         return os.path.splitext(path)[1].lower() in (".py", ".pyw")
+
+    def script_command(self, path: str) -> list[str] | None:
+        """How the core starts the script file `path` it found under a CGI directory, by this
+        handler's is_executable() and is_python(): the file itself, `python -u` with it (as
+        http.server's non-fork path did, on every system here), or None (403)."""
+        if self.is_executable(path):
+            return [path]
+        if self.is_python(path) and sys.executable:
+            return [sys.executable, "-u", path]
+        return None
 
     def run_cgi(self) -> None:
         """Run the script cgi_info names and send what it answers (streamed, Status: honoured)."""
