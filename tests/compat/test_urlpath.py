@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cgibox.compat import CGIHTTPRequestHandler, urlpath
-from cgibox.compat import apps
+from cgibox.compat import CGIHTTPRequestHandler, apps, urlpath
 from cgibox.compat.apps import Site
 
 
@@ -39,7 +38,8 @@ def test_slash_redirect_keeps_the_clients_spelling():
 
 
 @pytest.mark.parametrize("target", ["/\\evil.com/../sub", "/x\x01\xff/../sub", "/sub?\x01",
-                                    "/a b", "//evil.com/../sub", "/sub\\"])
+                                    "/a b", "//evil.com/../sub", "/sub\\", "http:evil.com/../sub",
+                                    "https:/evil.com/../sub", "javascript://x/../sub"])
 def test_a_spelling_unsafe_to_send_back_gives_no_redirect(target):
     assert urlpath.slash_redirect(target) is None
 

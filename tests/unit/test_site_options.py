@@ -159,7 +159,8 @@ def test_extra_templates_come_after_the_users_and_can_extend_the_built_in_page(r
 
 def test_a_fronts_script_command_decides_how_a_script_file_runs(root, tmp_path):
     import sys
-    (root / "cgi-bin" / "tool.py").write_text("print('Content-Type: text/plain')\nprint()\nprint('py', end='')\n")
+    (root / "cgi-bin" / "tool.py").write_text(
+        "print('Content-Type: text/plain')\nprint()\nprint('py', end='')\n")
     app = make(root, tmp_path)
     assert call(app, "/cgi-bin/tool.py")[0] == 403  # the default: not executable, not run
     asked: list[str] = []

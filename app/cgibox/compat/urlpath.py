@@ -57,6 +57,11 @@ def slash_redirect(target: str) -> str | None:
     client spelled it (after http.server's own `//` fix), with "/" after the path; None when that
     spelling is not safe to send back (see safe_location)."""
     parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        # an absolute-form target names its own http(s) host; "http:evil.com/.." (no "//") is
+        # read by browsers as http://evil.com/ when the page itself came over https
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
     location = urlunsplit((parts.scheme, parts.netloc, parts.path + "/", parts.query, parts.fragment))
     return location if safe_location(location) else None
 
