@@ -323,6 +323,9 @@ class Config:
     cgi_mounts: tuple[tuple[str, Path], ...] | None = None
     run_scripts: bool = True
     service_routes: bool = True
+    # /favicon.ico: the root's own, else the built-in icon (the pages link it); a switch apart
+    # from service_routes, since compat serves the icon but leaves /stats and the rest to files
+    builtin_favicon: bool = True
     index_pages: tuple[str, ...] = ("index.html",)
     # file extension -> Content-Type, consulted before the mimetypes table (".gz": "application/gzip")
     content_types: tuple[tuple[str, str], ...] = ()

@@ -112,7 +112,8 @@ def test_the_default_port_is_8000_in_help_and_the_bind_default_is_said():
 
 
 @pytest.mark.parametrize("args", [
-    ["-p", "HTTP/2.0", "0"], ["-d", "/no/such/folder", "0"], ["not-a-port"], ["70000"],
+    ["-p", "HTTP/2.0", "0"], ["-p", "HTTP/1.1\n", "0"], ["-p", "HTTP/1.0 ", "0"],
+    ["-d", "/no/such/folder", "0"], ["not-a-port"], ["70000"],
     ["--no-such-flag"], ["-b", "192.0.2.1", "0"],
 ])
 def test_bad_command_lines_are_one_line_and_status_2(args, tmp_path):

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import HTTPServer, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -177,3 +178,112 @@ def test_importing_compat_needs_no_gunicorn():
             "assert CGIHTTPRequestHandler.cgi_directories == ['/cgi-bin', '/htbin']\n"
             "assert CGIHTTPRequestHandler.protocol_version == 'HTTP/1.0'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def raw_exchange(address, request: bytes) -> bytes:
+    """The whole answer to a request sent byte for byte (HTTP/1.0: the server closes after it)."""
+    import socket
+    with socket.create_connection(address, timeout=10) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def head_of(answer: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    head = answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    fields = dict(line.split(b": ", 1) for line in head[1:])
+    return head[0], {name.lower(): value for name, value in fields.items()}
+
+
+@pytest.mark.parametrize("target", [b"/\\evil.com/../sub", b"/x\x01\xff/../sub", b"/sub?\x01\xff",
+                                    b"/\\/evil.com/../sub", b"/%5Cevil.com/../sub",
+                                    b"http:evil.com/../sub"])
+def test_a_folder_redirect_never_leaves_the_site_nor_carries_raw_bytes(site, target):
+    handler = functools.partial(type("H", (Quiet, CGIHTTPRequestHandler), {}), directory=site)
+    with serving(handler) as address:
+        status, fields = head_of(raw_exchange(address, b"GET " + target + b" HTTP/1.0\r\n\r\n"))
+    if status.startswith(b"HTTP/1.0 301"):
+        location = fields[b"location"]
+        assert location.startswith(b"/") and not location.startswith((b"//", b"/\\")), location
+        assert b"\\" not in location, location  # browsers read "\\" as "/"; "%5C" they do not
+        assert urlsplit(urljoin("https://site.example/a/", location.decode())).netloc == "site.example"
+        assert all(0x21 <= byte <= 0x7E for byte in location), location
+    else:  # as the main server answers them
+        assert status.startswith((b"HTTP/1.0 400", b"HTTP/1.0 404")), status
+
+
+def test_a_safe_spelling_is_kept_in_the_redirect(site):
+    handler = functools.partial(type("H", (Quiet, CGIHTTPRequestHandler), {}), directory=site)
+    with serving(handler) as address:
+        _, fields = head_of(raw_exchange(address, b"GET /x/..%2fsub?a=%01 HTTP/1.0\r\n\r\n"))
+        assert fields[b"location"] == b"/x/..%2fsub/?a=%01"
+        _, fields = head_of(raw_exchange(address, b"GET /\\evil.com/../sub HTTP/1.0\r\n\r\n"))
+        assert fields[b"location"] == b"/sub/"  # the client's spelling was not safe: the path itself
+
+
+def test_a_scripts_own_reason_phrase_goes_out(site):
+    script = site / "cgi-bin" / "nope"
+    script.write_text("#!/bin/sh\nprintf 'Status: 404 Nope\\nContent-Type: text/plain\\n\\ngone'\n")
+    script.chmod(0o755)
+    handler = functools.partial(type("H", (Quiet, CGIHTTPRequestHandler), {}), directory=site)
+    with serving(handler) as address:
+        answer = raw_exchange(address, b"GET /cgi-bin/nope HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 404 Nope\r\n") and answer.endswith(b"gone")
+
+
+def test_the_built_in_favicon_when_the_folder_has_none(site):
+    handler = functools.partial(type("H", (Quiet, SimpleHTTPRequestHandler), {}), directory=site)
+    with serving(handler) as address:
+        status, headers, body = get(address, "/favicon.ico")
+        assert status == 200 and headers["content-type"] == "image/x-icon" and body[:4] == b"\0\0\1\0"
+        (site / "favicon.ico").write_bytes(b"own icon")
+        assert get(address, "/favicon.ico")[2] == b"own icon"
+        assert get(address, "/stats")[0] == 404  # the other service routes stay off
+
+
+def test_show_readme_false_hides_a_folders_readme(site):
+    (site / "sub" / "README.md").write_text("# readme words\n")
+    shown = functools.partial(type("H", (Quiet, SimpleHTTPRequestHandler), {}), directory=site)
+    hidden = functools.partial(type("H", (Quiet, SimpleHTTPRequestHandler), {"show_readme": False}),
+                               directory=site)
+    with serving(shown) as address:
+        assert b"readme words" in get(address, "/sub/")[2]
+    with serving(hidden) as address:
+        listing = get(address, "/sub/")[2]
+        assert b"Directory listing for /sub/" in listing and b"readme words" not in listing
+
+
+PY_SCRIPT = "print('Content-Type: text/plain')\nprint()\nprint('python ran', end='')\n"
+
+
+def test_a_python_script_that_is_not_executable_runs_with_the_interpreter(site):
+    (site / "cgi-bin" / "tool.py").write_text(PY_SCRIPT)  # mode 0644: no shebang, no x bit
+    (site / "cgi-bin" / "plain").write_text(SCRIPT)  # not executable, not Python: refused
+    handler = functools.partial(type("H", (Quiet, CGIHTTPRequestHandler), {}), directory=site)
+    with serving(handler) as address:
+        assert get(address, "/cgi-bin/tool.py")[:3:2] == (200, b"python ran")
+        status, _, body = get(address, "/cgi-bin/plain")
+        assert status == 403 and SOURCE_MARK.encode() not in body
+
+
+def test_is_python_and_is_executable_overrides_are_consulted(site):
+    (site / "cgi-bin" / "tool.py").write_text(PY_SCRIPT)
+    (site / "cgi-bin" / "tool.cgi").write_text(PY_SCRIPT)
+    seen: list[str] = []
+
+    class Handler(Quiet, CGIHTTPRequestHandler):
+        def is_python(self, path):
+            seen.append(path)
+            return path.endswith(".cgi")  # .py no longer counts; .cgi does
+
+        def is_executable(self, path):
+            return not path.endswith("/run") and super().is_executable(path)
+
+    with serving(functools.partial(Handler, directory=site)) as address:
+        assert get(address, "/cgi-bin/tool.cgi")[:3:2] == (200, b"python ran")
+        assert get(address, "/cgi-bin/tool.py")[0] == 403
+        status, _, body = get(address, "/cgi-bin/run")  # executable on disk, refused by the override
+        assert status == 403 and SOURCE_MARK.encode() not in body
+    assert any(path.endswith("cgi-bin/tool.cgi") for path in seen)

@@ -1,5 +1,5 @@
 """The App options cgibox.compat builds on (Config.cgi_mounts, run_scripts, service_routes,
-index_pages, content_types), through App.handle with Request objects only; the main server's
+builtin_favicon, index_pages, content_types), through App.handle with Request objects only; the main server's
 defaults are covered by test_static.py and test_cgi_runner.py."""
 
 from __future__ import annotations
@@ -105,6 +105,13 @@ def test_service_routes_can_be_left_to_files(root, tmp_path):
     assert call(make(root, tmp_path, service_routes=False), "/stats")[0] == 404
 
 
+def test_the_built_in_favicon_is_a_switch_of_its_own(root, tmp_path):
+    without_routes = make(root, tmp_path, service_routes=False)
+    status, body, _ = call(without_routes, "/favicon.ico")
+    assert status == 200 and body[:4] == b"\0\0\1\0"  # an ICO file, though /stats is off
+    assert call(make(root, tmp_path, builtin_favicon=False), "/favicon.ico")[0] == 404
+
+
 def test_index_pages_in_order(root, tmp_path):
     folder = root / "pages"
     folder.mkdir()
@@ -148,3 +155,29 @@ def test_extra_templates_come_after_the_users_and_can_extend_the_built_in_page(r
     assert "<title>For /sub/?x=2</title>" in call(app, "/sub/?x=2")[1].decode()  # not a cached page
     assert call(app, "/missing")[1] == b"user 404"
     assert b"Index of /sub/" in call(make(root, tmp_path), "/sub/?x=1")[1]  # the default is unchanged
+
+
+def test_a_fronts_script_command_decides_how_a_script_file_runs(root, tmp_path):
+    import sys
+    (root / "cgi-bin" / "tool.py").write_text(
+        "print('Content-Type: text/plain')\nprint()\nprint('py', end='')\n")
+    app = make(root, tmp_path)
+    assert call(app, "/cgi-bin/tool.py")[0] == 403  # the default: not executable, not run
+    asked: list[str] = []
+
+    def command(path: str) -> list[str] | None:
+        asked.append(path)
+        return [sys.executable, "-u", path] if path.endswith(".py") else None
+
+    def run(target: str) -> tuple[int, bytes]:
+        request = Request("GET", target, remote_addr="127.0.0.1", server_port=8000)
+        request.script_command = command
+        response = app.handle(request)
+        try:
+            return response.status, b"".join(response.parts())
+        finally:
+            response.close()
+
+    assert run("/cgi-bin/tool.py") == (200, b"py")
+    assert run("/cgi-bin/run")[0] == 403  # executable, but the front's rule refuses it
+    assert asked == [str(root / "cgi-bin" / "tool.py"), str(root / "cgi-bin" / "run")]

@@ -19,7 +19,7 @@ from cgibox.cli import OneLineParser
 from cgibox.compat.handlers import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
 
 DEFAULT_BIND = "127.0.0.1"
-_PROTOCOL = re.compile(r"^HTTP/1\.[01]$")
+_PROTOCOL = re.compile(r"HTTP/1\.[01]")  # fullmatch: "$" would let "HTTP/1.1\n" through
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,7 @@ def make_server(handler_class: type, family: socket.AddressFamily, address: tupl
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not _PROTOCOL.match(args.protocol):
+    if not _PROTOCOL.fullmatch(args.protocol):
         parser.error(f"argument -p/--protocol: HTTP/1.0 or HTTP/1.1, not {args.protocol!r}")
     if not 0 <= args.port <= 65535:
         parser.error(f"argument port: a number from 0 to 65535, not {args.port}")

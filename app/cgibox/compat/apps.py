@@ -17,8 +17,8 @@ from cgibox.config import Config, default_cgi_max
 from cgibox.core.router import App
 from cgibox.core.stats import Stats
 
-# configurations kept at once; a handler whose cgi_directories change on every request
-# must not grow this without bound
+# configurations kept at once (least recently used dropped first); a handler whose
+# cgi_directories change on every request must not grow this without bound
 MAX_APPS = 32
 # the compat pages (http.server's listing title), between a user's templates and the built-ins
 PAGES = Path(__file__).resolve().parent / "templates"
@@ -50,7 +50,7 @@ class Site:
             max_body=int(handler.max_body), cgi_mounts=tuple(sorted(set(mounts))),
             run_scripts=run_scripts, service_routes=False, index_pages=tuple(handler.index_pages),
             content_types=tuple(sorted((str(k), str(v)) for k, v in handler.extensions_map.items())),
-            extra_templates=(PAGES,),
+            extra_templates=(PAGES,), no_readme=not handler.show_readme,
         )
         return cls(config)
 
@@ -59,10 +59,9 @@ class Site:
 
 
 def app_for(config: Config) -> App:
-    """The App for `config`, built once."""
-    app = _apps.get(config)
-    if app is not None:
-        return app
+    """The App for `config`, built once and kept while it is among the MAX_APPS most recently
+    used: least recently used goes first, so a busy App (its counters and its --cgi-max slots)
+    is never dropped and rebuilt fresh while rarely used configurations come and go."""
     with _lock:
         app = _apps.get(config)
         if app is None:
@@ -70,6 +69,8 @@ def app_for(config: Config) -> App:
             _apps[config] = app
             while len(_apps) > MAX_APPS:
                 _apps.popitem(last=False)
+        else:
+            _apps.move_to_end(config)
         return app
 
 

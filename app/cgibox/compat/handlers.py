@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from http.server import BaseHTTPRequestHandler
 from typing import BinaryIO
 
@@ -93,6 +94,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     cgi_max: int | None = None  # scripts at once; None is 4 x CPUs
     max_body: int = 10485760
     templates: str | os.PathLike[str] | None = None  # a folder overriding built-in pages by name
+    show_readme: bool = True  # a folder's README.md / README.txt under its listing (cgibox's --no-readme)
 
     def __init__(self, *args, directory: str | os.PathLike[str] | None = None, **kwargs) -> None:
         if directory is None:
@@ -114,7 +116,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def send_head(self) -> ResponseBody | None:
         """Send the response head for this request; return its body (or None) for do_GET to copy."""
-        return self.respond(self.site(), static=True)
+        return self.respond(self.file_site(), static=True)
 
     def translate_path(self, path: str) -> str:
         """The filesystem path under `directory` for a URL path, `..` never leaving it."""
@@ -124,7 +126,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def guess_type(self, path: str) -> str:
         """The Content-Type for a file name, from extensions_map first (as the core serves it)."""
-        return self.site().app().static.content_type(os.fspath(path))
+        return self.file_site().app().static.content_type(os.fspath(path))
 
     def send_body(self, body: BinaryIO | ResponseBody | None) -> None:
         """Copy a body send_head() returned to the client, then close it (which ends the response)."""
@@ -147,7 +149,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             short = "Error"
         self.log_error("code %d, message %s", code, message or short)
         try:
-            app = self.site().app()
+            app = self.file_site().app()
         except Exception:  # noqa: BLE001 - a site that cannot be set up still answers
             return BaseHTTPRequestHandler.send_error(self, code, message, explain)
         response = app.error(None, int(code), explain or message or "")
@@ -164,8 +166,19 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     # -- translation to and from the core -----------------------------------------------------
 
     def site(self, scripts: tuple[str, ...] = (), run_scripts: bool = False) -> Site:
-        """This handler's configuration: directory, script folders and the cgibox settings."""
-        return Site.of(self, scripts, run_scripts)
+        """This handler's configuration: directory, script folders and the cgibox settings, made
+        once per handler (one connection) for each set of script folders, as send_head,
+        guess_type and run_cgi all ask for it."""
+        key = (scripts, run_scripts)
+        sites = self.__dict__.setdefault("_sites", {})
+        site = sites.get(key)
+        if site is None:
+            site = sites[key] = Site.of(self, scripts, run_scripts)
+        return site
+
+    def file_site(self) -> Site:
+        """The configuration files, listings and errors are served with."""
+        return self.site()
 
     def core_request(self, target: str) -> Request:
         """A core Request for this request, with `target` as the core should see it."""
@@ -196,6 +209,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         app = site.app()
         core_target = target if target is not None else urlpath.core_target(self.path)
         request = self.core_request(core_target)
+        if script:
+            request.script_command = self.script_command
         if script and "accept" not in request.headers:
             # http.server always gave scripts HTTP_ACCEPT, empty without the field; scripts
             # written for it read os.environ["HTTP_ACCEPT"] without a default
@@ -213,13 +228,20 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         return self.write_head(app, request, response)
 
     def _spell_redirect(self, request: Request, response: Response) -> None:
-        """A folder's slash redirect names the URL as the client spelled it, as http.server's did."""
+        """A folder's slash redirect names the URL as the client spelled it, as http.server's did
+        (CPython's tests expect `..%2f` and `%0a` kept), when that spelling is safe to send back;
+        otherwise the core's own Location, made from the collapsed path. Either way no Location
+        starts with `//` or `/\\` or carries a byte outside visible ASCII."""
         if response.status != 301:
             return
+        core_location = response.header("Location")
+        if core_location is None:
+            return
         expected = "/" + request.raw_path.lstrip("/") + "/" + ("?" + request.query if request.query else "")
-        if response.header("Location") == expected:
-            response.headers = [(k, urlpath.slash_redirect(self.path) if k.lower() == "location" else v)
-                                for k, v in response.headers]
+        location = urlpath.slash_redirect(self.path) if core_location == expected else None
+        if location is None:
+            location = urlpath.encode_location(core_location)
+        response.headers = [(k, location if k.lower() == "location" else v) for k, v in response.headers]
 
     def write_head(self, app: App, request: Request, response: Response) -> ResponseBody | None:
         """Status line and headers through send_response / send_header / end_headers; the body's
@@ -232,7 +254,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         status = response.status
         has_body = not response.omit_body and not (100 <= status < 200 or status in (204, 304))
         names = {name.lower() for name, _ in response.headers}
-        self.send_response(status, reason(status))
+        self.send_response(status, response.reason or reason(status))
         for name, value in response.headers:
             if name.lower() not in _HEAD_OWNED:
                 self.send_header(name, value)
@@ -267,12 +289,17 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         if self.is_cgi():
             self.run_cgi()
         else:
-            self.send_body(self.respond(self.site(tuple(self.cgi_directories)), static=True))
+            self.send_body(self.respond(self.file_site(), static=True))
 
     def send_head(self) -> ResponseBody | None:
         if self.is_cgi():
             return self.run_cgi()
-        return self.respond(self.site(tuple(self.cgi_directories)), static=True)
+        return super().send_head()
+
+    def file_site(self) -> Site:
+        """Files are served with the script folders known (never served as files), so that
+        send_head, guess_type and send_error share one App."""
+        return self.site(tuple(self.cgi_directories))
 
     def is_cgi(self) -> bool:
         """Whether the path names a script under one of cgi_directories; sets cgi_info to
@@ -286,10 +313,22 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
         return True
 
     def is_executable(self, path: str) -> bool:
+        """Whether the script file `path` runs as itself (consulted for every run)."""
         return os.access(path, os.X_OK)
 
     def is_python(self, path: str) -> bool:
+        """Whether a script file that is not executable runs with this interpreter."""
         return os.path.splitext(path)[1].lower() in (".py", ".pyw")
+
+    def script_command(self, path: str) -> list[str] | None:
+        """How the core starts the script file `path` it found under a CGI directory, by this
+        handler's is_executable() and is_python(): the file itself, `python -u` with it (as
+        http.server's non-fork path did, on every system here), or None (403)."""
+        if self.is_executable(path):
+            return [path]
+        if self.is_python(path) and sys.executable:
+            return [sys.executable, "-u", path]
+        return None
 
     def run_cgi(self) -> None:
         """Run the script cgi_info names and send what it answers (streamed, Status: honoured)."""

@@ -52,11 +52,34 @@ def core_target(target: str) -> str:
     return encoded + ("?" + query if query else "")
 
 
-def slash_redirect(target: str) -> str:
+def slash_redirect(target: str) -> str | None:
     """Where http.server redirected a folder asked for without its slash: the same target as the
-    client spelled it (after http.server's own `//` fix), with "/" after the path."""
+    client spelled it (after http.server's own `//` fix), with "/" after the path; None when that
+    spelling is not safe to send back (see safe_location)."""
     parts = urlsplit(target)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path + "/", parts.query, parts.fragment))
+    if parts.scheme or parts.netloc:
+        # an absolute-form target names its own http(s) host; "http:evil.com/.." (no "//") is
+        # read by browsers as http://evil.com/ when the page itself came over https
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
+    location = urlunsplit((parts.scheme, parts.netloc, parts.path + "/", parts.query, parts.fragment))
+    return location if safe_location(location) else None
+
+
+def safe_location(location: str) -> bool:
+    """Whether a Location can go out as it is: visible ASCII only (no control or raw 8-bit
+    bytes in a header), no backslash, and no start that browsers read as another host
+    (`//host`, and `/\\host`, which they treat as `//`: CVE-2021-28861's class)."""
+    return (all("\x21" <= char <= "\x7e" and char != "\\" for char in location)
+            and not location.startswith("//"))
+
+
+def encode_location(location: str) -> str:
+    """`location` with every byte outside visible ASCII, and `\\`, percent-encoded."""
+    return "".join(
+        char if "\x21" <= char <= "\x7e" and char != "\\" else
+        "".join(f"%{byte:02X}" for byte in char.encode("latin-1" if char <= "\xff" else "utf-8"))
+        for char in location)
 
 
 def is_cgi_path(collapsed: str, cgi_directories: list[str]) -> tuple[str, str] | None:

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -79,6 +79,9 @@ class Script:
     name: str
     filename: str
     path_info: str
+    # what is started, the query's words after it: the file itself unless a front's
+    # Request.script_command said otherwise
+    command: tuple[str, ...] = ()
 
     @property
     def nph(self) -> bool:
@@ -500,6 +503,20 @@ def read_request_body(request: Request, size: int) -> bytes:
 _redirects = threading.local()
 
 
+def _command(real: str, st: os.stat_result,
+             script_command: Callable[[str], list[str] | None] | None) -> tuple[str, ...]:
+    """How the regular file `real` is started: itself when executable, or as the front's
+    script_command says; 403 when it cannot run."""
+    if script_command is None:
+        if st.st_mode & 0o111 and os.access(real, os.X_OK):
+            return (real,)
+        raise HTTPError(403, "not an executable script")
+    command = script_command(real)
+    if not command:
+        raise HTTPError(403, "not an executable script")
+    return tuple(command)
+
+
 class CGIRunner:
     """Answers every request under /cgi-bin/ for one App."""
 
@@ -526,13 +543,16 @@ class CGIRunner:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def locate(self, decoded_path: str, mount: tuple[str, str] | None = None) -> Script:
+    def locate(self, decoded_path: str, mount: tuple[str, str] | None = None,
+               script_command: Callable[[str], list[str] | None] | None = None) -> Script:
         """The first segment under the mount's folder (the cgi dir at /cgi-bin unless another is
         given) that is a file is the script, the rest PATH_INFO.
 
         Missing (or unreachable: hidden, `..`, symlinked out) is 404; the cgi dir itself, a folder,
         a non-regular or a non-executable file is 403; a failed stat answers what it answers for
-        files (paths.stat_error_status). Confinement is core.paths' one function.
+        files (paths.stat_error_status). Confinement is core.paths' one function. With
+        `script_command` (Request.script_command) that front's rule, not the x bit, says how a
+        regular file runs, if at all.
         """
         prefix, folder = mount or (CGI_ROOT, self.app.cgi_dir)
         rest = decoded_path[len(prefix):]
@@ -550,10 +570,10 @@ class CGIRunner:
                 raise HTTPError(stat_error_status(error)) from None
             if stat.S_ISDIR(st.st_mode):
                 continue
-            if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111 or not os.access(real, os.X_OK):
+            if not stat.S_ISREG(st.st_mode):
                 raise HTTPError(403, "not an executable script")
             name = prefix + relative
-            return Script(name, real, decoded_path[len(name):])
+            return Script(name, real, decoded_path[len(name):], _command(real, st, script_command))
         raise HTTPError(403, f"folders under {prefix}/ are not listed")
 
     # -- running ---------------------------------------------------------------------------------
@@ -561,11 +581,11 @@ class CGIRunner:
     def run(self, request: Request, decoded_path: str, mount: tuple[str, str] | None = None) -> Response:
         """Run the script `decoded_path` names (under `mount`: URL prefix, real folder) and
         answer with what it writes."""
-        script = self.locate(decoded_path, mount)
+        script = self.locate(decoded_path, mount, request.script_command)
         source, content_length, first, spool = self._request_body(request)
         try:
             env = self.environ(request, script, content_length)
-            argv = [script.filename, *query_argv(request.query)]
+            argv = [*(script.command or (script.filename,)), *query_argv(request.query)]
             reserved = self.slots.acquire()
             if reserved is None:
                 raise HTTPError(503, "every CGI slot is busy; try again shortly",
@@ -639,7 +659,7 @@ class CGIRunner:
         try:
             # with --cgi-limits the wrapper sets them and execs the script (same pid, same session)
             process = subprocess.Popen(
-                self.wrapper + argv, executable=self.wrapper[0] if self.wrapper else script.filename,
+                self.wrapper + argv, executable=self.wrapper[0] if self.wrapper else argv[0],
                 env=env, cwd=os.path.dirname(script.filename),
                 stdin=subprocess.PIPE if source is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
@@ -718,7 +738,8 @@ class CGIRunner:
             method="GET", target=location.split("#", 1)[0], protocol=request.protocol,
             headers=headers, body=EMPTY_BODY, body_length=0, remote_addr=request.remote_addr,
             remote_port=request.remote_port, server_name=request.server_name,
-            server_port=request.server_port, scheme=request.scheme, received_at=request.received_at)
+            server_port=request.server_port, scheme=request.scheme, received_at=request.received_at,
+            script_command=request.script_command)
         _redirects.depth = depth + 1
         try:
             response = self.app.route(redirected)

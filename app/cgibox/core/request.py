@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import parse_qs
@@ -76,6 +76,11 @@ class Request:
     received_at: float = field(default_factory=time.time)
     # the user a login proved (core/auth.py); None without one
     remote_user: str | None = None
+    # how a script file the core located is started, for a front with a rule of its own
+    # (cgibox.compat's is_executable/is_python): called with the file's real name, it gives the
+    # command (the query's words follow) or None to refuse it (403). None: executable files
+    # run as themselves, every other file is 403.
+    script_command: Callable[[str], list[str] | None] | None = None
 
     @property
     def raw_path(self) -> str:

@@ -149,7 +149,7 @@ class App:
         mount = self.cgi_mount_for(decoded)
         if mount is not None and self.config.run_scripts:
             return self.cgi.run(request, decoded, mount), CGI
-        if decoded == FAVICON and self.config.service_routes:
+        if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
         return self.static.serve(request, decoded), FILE
 
