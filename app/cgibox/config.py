@@ -158,7 +158,11 @@ def _cgi_env(values: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _env_value_problem(value: str) -> str | None:
-    return "the value must not contain a NUL byte" if "\x00" in value else None
+    """check_environ's rule, so that a value it would refuse on every request is refused here."""
+    from cgibox.core.cgi_protocol import env_value_problem
+
+    problem = env_value_problem(value)
+    return f"the value would hold {problem}" if problem else None
 
 
 def _cgi_pass_env(values: list[str]) -> tuple[str, ...]:
@@ -295,6 +299,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_key", _existing_file("tls-key"), None, "PEM private key of `--tls-cert`", "FILE"),
 )
 
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -378,7 +384,9 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
     for name in ("cgi_limits", "header"):
         if values[name] is None:
             values[name] = ()
-    values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ)
+    pass_env_source = SETTINGS_BY_NAME["cgi_pass_env"].flag if flags.get("cgi_pass_env") \
+        else SETTINGS_BY_NAME["cgi_pass_env"].env
+    values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ, pass_env_source)
     _check_tls_pair(values)
     return Config(**values)
 
@@ -413,10 +421,15 @@ def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> 
     return setting.parse([item for item in given if item])
 
 
-def _passed_values(names: tuple[str, ...], environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    missing = [name for name in names if name not in environ]
-    if missing:
-        raise ConfigError(f"--cgi-pass-env {missing[0]}: the server's environment has no such variable")
+def _passed_values(names: tuple[str, ...], environ: Mapping[str, str],
+                   source: str) -> tuple[tuple[str, str], ...]:
+    """The passed variables' values now; `source` is the flag or variable that named them."""
+    for name in names:
+        if name not in environ:
+            raise ConfigError(f"{source} {name}: the server's environment has no such variable")
+        problem = _env_value_problem(environ[name])
+        if problem:
+            raise ConfigError(f"{source}: {name!r}: {problem}")
     return tuple((name, environ[name]) for name in names)
 
 
