@@ -388,14 +388,42 @@ def test_listing_json_shape(app):
     assert document["path"] == "/plain-dir/"
     assert document["entries"][0]["name"] == "sub"
     for entry in document["entries"]:
-        assert set(entry) == {"name", "type", "size", "mtime"}
+        assert set(entry) == {"name", "type", "size", "mtime", "href"}
         assert entry["type"] in ("file", "dir")
         assert isinstance(entry["size"], int) and isinstance(entry["mtime"], int)
     files = {e["name"]: e for e in document["entries"]}
-    assert files["a.txt"] == {"name": "a.txt", "type": "file", "size": 2,
+    assert files["a.txt"] == {"name": "a.txt", "href": "a.txt", "type": "file", "size": 2,
                               "mtime": int(os.stat(os.path.join(app.root, "plain-dir", "a.txt")).st_mtime)}
-    assert files["sub"]["type"] == "dir"
+    assert files["sub"]["type"] == "dir" and files["sub"]["href"] == "sub/"
     assert listing_json(app, "/plain-dir/", accept="application/json") == document
+
+
+def test_listing_cache_ignores_query_fields_the_page_does_not_show(tmp_path):
+    # "?x=1", "?x=2"... used to be a cache key each: a full render apiece, other folders evicted
+    root, cgi_dir = build_tree(tmp_path)
+    app = make_app(root, cgi_dir, tmp_path)
+    first = call(app, "/plain-dir/?x=1")[1]
+    for n in range(2, 20):
+        assert call(app, f"/plain-dir/?x={n}")[1] == first
+    assert call(app, "/plain-dir/?order=asc&sort=name")[1] == first
+    assert len(app.static._rendered._items) == 1
+    call(app, "/plain-dir/?sort=size")
+    call(app, "/plain-dir/?format=json&x=1")
+    call(app, "/plain-dir/?format=json&x=2")
+    assert len(app.static._rendered._items) == 3
+
+
+def test_listing_cache_keeps_the_target_of_a_template_that_shows_it(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    (overrides / "listing.html").write_text(
+        '{% extends "builtin/listing.html" %}{% block title %}Index of {{ target }}{% endblock %}')
+    app = make_app(root, cgi_dir, tmp_path, templates=overrides)
+    assert "Index of /plain-dir/?x=1<" in call(app, "/plain-dir/?x=1")[1].decode()
+    assert "Index of /plain-dir/?x=2<" in call(app, "/plain-dir/?x=2")[1].decode()
+    assert app.templates.uses("listing.html", "target")
+    assert not make_app(root, cgi_dir, tmp_path).templates.uses("listing.html", "target")
 
 
 def test_listing_hides_what_cannot_be_served(app):
@@ -490,6 +518,10 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     assert "slash" not in html
     document = listing_json(app, "/mixed/?format=json")
     assert {"bad\\xff.txt", "sub\\xe9", "good.txt"} <= {e["name"] for e in document["entries"]}
+    # the shown name is not the file's: a JSON client fetches what "href" says, as the page's links do
+    hrefs = {e["name"]: e["href"] for e in document["entries"]}
+    assert (hrefs["bad\\xff.txt"], hrefs["sub\\xe9"]) == ("bad%FF.txt", "sub%E9/")
+    assert call(app, "/mixed/" + hrefs["bad\\xff.txt"])[1] == b"latin"
     response, body = call(app, "/mixed/bad%FF.txt")
     assert (response.status, body) == (200, b"latin")
     response, body = call(app, "/mixed/sub%E9/in%FE")

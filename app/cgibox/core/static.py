@@ -242,11 +242,14 @@ class StaticFiles:
         if order not in ("asc", "desc"):
             order = "asc"
         as_json = request.wants_json
-        key = (real, decoded_path, request.query, as_json)
+        # keyed on what the page depends on, not the raw query: "?x=1", "?x=2"... would each
+        # render the folder again and push other folders out of the cache
+        target = "" if as_json or not self.templates.uses("listing.html", "target") else \
+            unquote(request.target, errors="replace")
+        key = (real, decoded_path, sort, order, as_json, target)
         rendered = self._rendered.get(key, st.st_mtime_ns)
         if rendered is None:
-            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json,
-                                            unquote(request.target, errors="replace"))
+            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json, target)
             self._rendered.put(key, st.st_mtime_ns, rendered)
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
@@ -260,8 +263,10 @@ class StaticFiles:
         if as_json:
             document = {
                 "path": display_name(decoded_path),
+                # "name" is for display (bytes no UTF-8 spells are escaped); "href" reaches the entry
                 "entries": [{"name": display_name(e.name), "type": "dir" if e.is_dir else "file",
-                             "size": e.size, "mtime": int(e.mtime)} for e in entries],
+                             "size": e.size, "mtime": int(e.mtime),
+                             "href": url_segment(e.name) + ("/" if e.is_dir else "")} for e in entries],
             }
             return "application/json", json.dumps(document).encode()
         rows = [self._row(e) for e in entries]
