@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cgibox.config import Config
 from cgibox.core.conditional import http_date
-from cgibox.core.readme import README_LIMIT
+from cgibox.core.readme import README_LIMIT, Readmes
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.router import App
@@ -800,3 +801,23 @@ def test_builtin_favicon_unless_the_root_has_one(tmp_path):
     Path(root, "favicon.ico").write_bytes(b"my own icon")
     response, body = call(app, "/favicon.ico")
     assert body == b"my own icon"
+
+
+def test_a_fifo_swapped_in_as_readme_does_not_hang_the_listing(tmp_path):
+    # the listing checked a regular README.md; a FIFO put in its place before it is opened
+    # used to block open() until some writer came (the request hung)
+    readme = tmp_path / "README.md"
+    readme.write_text("# was a file\n")
+    st = readme.stat()
+    readme.unlink()
+    os.mkfifo(readme)
+    results: list = []
+    reader = threading.Thread(target=lambda: results.append(Readmes().render(str(readme), "README.md", st)),
+                              daemon=True)
+    reader.start()
+    reader.join(10)
+    hung = reader.is_alive()
+    if hung:  # let the blocked open() go, so the thread ends
+        os.close(os.open(readme, os.O_WRONLY | os.O_NONBLOCK))
+    assert not hung, "reading a README that is a FIFO blocked"
+    assert results == [None]

@@ -20,7 +20,14 @@ from urllib.parse import unquote
 from cgibox.core import conditional
 from cgibox.core.durations import LISTING
 from cgibox.core.errors import HTTPError, refuse_method
-from cgibox.core.paths import display_name, resolve, resolve_stat, stat_error_status, url_segment
+from cgibox.core.paths import (
+    display_name,
+    open_resolved,
+    resolve,
+    resolve_stat,
+    stat_error_status,
+    url_segment,
+)
 from cgibox.core.readme import Readmes
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
@@ -429,16 +436,10 @@ class StaticFiles:
             if cached is not None:
                 return cached, st
         try:
-            # O_NOFOLLOW: `real` is already resolved, so a symlink here was swapped in since
-            # O_NONBLOCK: opening a FIFO swapped in must not hang the request
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            file, st = open_resolved(real)  # no symlink or FIFO swapped in since the lstat
         except OSError as error:
             raise HTTPError(stat_error_status(error)) from None
-        file = os.fdopen(fd, "rb")
         try:
-            st = os.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise HTTPError(404)
             if st.st_size <= SMALL_FILE_LIMIT:
                 content = file.read(st.st_size + 1)
                 if len(content) == st.st_size:
@@ -446,7 +447,7 @@ class StaticFiles:
                     file.close()
                     return content, st
                 file.seek(0)
-                st = os.fstat(fd)
+                st = os.fstat(file.fileno())
         except BaseException:
             file.close()
             raise
