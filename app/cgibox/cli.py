@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def help_line(setting: Setting) -> str:
     """What --help says of a setting: its help text (the one README's table shows), default, variable."""
-    shown = setting.default_text or setting.default
+    shown = setting.shown_default
     default = "" if shown is None else f"default: {shown}; "
     return f"{setting.plain_help} [{default}env {setting.env}]"
 

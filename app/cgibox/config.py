@@ -223,6 +223,12 @@ class Setting:
         return "CGIBOX_" + self.name.upper()
 
     @property
+    def shown_default(self) -> str | None:
+        """The default as --help and README's table say it (one rule for both): the words of
+        `default_text` when given ("off", "2 per CPU"), else the literal default, else None."""
+        return self.default_text or self.default
+
+    @property
     def plain_help(self) -> str:
         """The help text for a terminal: the same words without Markdown's backticks."""
         return self.help.replace("`", "")
