@@ -362,8 +362,31 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+# cgroup v2's CPU bandwidth limit of this process's cgroup as a container sees it: "max 100000"
+# (none), or "150000 100000" (1.5 CPUs: a quota of microseconds per period)
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def usable_cpus(cpu_max: str = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use, for every "per CPU" default (--cgi-max, --processes,
+    --workers): those its affinity allows, at most its cgroup's CPU quota rounded up. A pod
+    limited to 1 CPU on a 64-CPU node gets 1, where os.cpu_count() says 64."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        count = os.cpu_count() or 1
+    try:
+        with open(cpu_max, encoding="ascii") as file:
+            quota, period = file.read().split()[:2]
+        if quota != "max":
+            count = min(count, -(-int(quota) // int(period)))
+    except (OSError, ValueError, ZeroDivisionError):  # no cgroup v2 file, or not "QUOTA PERIOD"
+        pass
+    return max(1, count)
+
+
 def default_cgi_max() -> int:
-    return 4 * (os.cpu_count() or 1)
+    return 4 * usable_cpus()
 
 
 def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
