@@ -14,11 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cgibox.config import Config
 from cgibox.core.conditional import http_date
+from cgibox.core.listing import file_kind
 from cgibox.core.readme import README_LIMIT, Readmes
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.router import App
-from cgibox.core.static import NOT_MODIFIED_HEADERS, file_kind
+from cgibox.core.static import NOT_MODIFIED_HEADERS
 from cgibox.core.stats import Stats
 from tests.behaviour.site_static import (
     FIXED_MTIME,
@@ -407,11 +408,11 @@ def test_listing_cache_ignores_query_fields_the_page_does_not_show(tmp_path):
     for n in range(2, 20):
         assert call(app, f"/plain-dir/?x={n}")[1] == first
     assert call(app, "/plain-dir/?order=asc&sort=name")[1] == first
-    assert len(app.static._rendered._items) == 1
+    assert len(app.static.listings._rendered._items) == 1
     call(app, "/plain-dir/?sort=size")
     call(app, "/plain-dir/?format=json&x=1")
     call(app, "/plain-dir/?format=json&x=2")
-    assert len(app.static._rendered._items) == 3
+    assert len(app.static.listings._rendered._items) == 3
 
 
 def test_listing_cache_keeps_the_target_of_a_template_that_shows_it(tmp_path):
@@ -784,7 +785,7 @@ def test_readme_changes_show_after_the_listing_ttl(tmp_path):
     app = make_app(root, cgi_dir, tmp_path)
     assert "first version" in call(app, "/changing/")[1].decode()
     readme.write_text("second version")  # rewritten in place: the folder's mtime does not change
-    app.static._rendered.ttl = 0.0  # as if LISTING_TTL had passed
+    app.static.listings._rendered.ttl = 0.0  # as if LISTING_TTL had passed
     assert "second version" in call(app, "/changing/")[1].decode()
 
 
