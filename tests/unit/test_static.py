@@ -7,6 +7,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -822,3 +823,19 @@ def test_a_fifo_swapped_in_as_readme_does_not_hang_the_listing(tmp_path):
         os.close(os.open(readme, os.O_WRONLY | os.O_NONBLOCK))
     assert not hung, "reading a README that is a FIFO blocked"
     assert results == [None]
+
+
+def test_an_override_listing_gets_the_documented_row_fields(tmp_path):
+    # README's templates paragraph promises these, mtime/mtime_iso for first-release templates
+    root, cgi_dir = build_tree(tmp_path)
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    (overrides / "listing.html").write_text(
+        "{% for e in entries %}[{{ e.name }}|{{ e.href }}|{{ e.is_dir }}|{{ e.size }}|{{ e.kind }}|"
+        "{{ e.when }}|{{ e.mtime }}|{{ e.mtime_iso }}]{% endfor %}{{ summary.files }}")
+    html = call(make_app(root, cgi_dir, tmp_path, templates=overrides), "/plain-dir/")[1].decode()
+    mtime = os.stat(os.path.join(root, "plain-dir", "a.txt")).st_mtime
+    local = time.localtime(mtime)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(mtime))
+    shown, iso = time.strftime("%Y-%m-%d %H:%M", local), time.strftime("%Y-%m-%dT%H:%M:%S%z", local)
+    assert f"[a.txt|a.txt|False|2|t|{when}|{shown}|{iso}]" in html
