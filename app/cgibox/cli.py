@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 
 from cgibox import __version__
-from cgibox.config import SETTINGS, Config, ConfigError, Setting, load
+from cgibox.config import SETTINGS, Config, ConfigError, Setting, load, usable_cpus
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def help_line(setting: Setting) -> str:
     """What --help says of a setting: its help text (the one README's table shows), default, variable."""
-    shown = setting.default_text or setting.default
+    shown = setting.shown_default
     default = "" if shown is None else f"default: {shown}; "
     return f"{setting.plain_help} [{default}env {setting.env}]"
 
@@ -106,7 +106,7 @@ def run_httpserver(config: Config) -> int:
                              f"{error.strerror or error}\n")
             return 2
         print(startup_line(config, server.server_port), flush=True)
-        processes = config.processes or os.cpu_count() or 1
+        processes = config.processes or usable_cpus()
         try:
             if config.front == "threading" and processes > 1:
                 from cgibox.fronts.processes import supervise

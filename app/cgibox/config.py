@@ -23,8 +23,7 @@ class ConfigError(ValueError):
 
 
 # A parser says what is wrong with the value alone ("not a number of seconds"); load() puts the
-# flag or variable and the value in front of it. The factories' `name` is no longer part of the
-# message: it stays so that every Setting line keeps one shape.
+# flag or variable and the value in front of it.
 
 def _port(text: str) -> int:
     try:
@@ -50,33 +49,27 @@ def _host(text: str) -> str:
     return host
 
 
-def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise ConfigError("not a whole number") from None
-        if value < 1:
-            raise ConfigError("must be 1 or more")
-        return value
-
-    return parse
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ConfigError("not a whole number") from None
+    if value < 1:
+        raise ConfigError("must be 1 or more")
+    return value
 
 
-def _seconds(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError("not a number of seconds") from None
-        if not 0 < value < 1e6:
-            raise ConfigError("must be more than 0 and less than 1000000 seconds")
-        return value
-
-    return parse
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError("not a number of seconds") from None
+    if not 0 < value < 1e6:
+        raise ConfigError("must be more than 0 and less than 1000000 seconds")
+    return value
 
 
-def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
             raise ConfigError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
@@ -85,52 +78,40 @@ def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _directory(name: str) -> Callable[[str], Path]:
-    def parse(text: str) -> Path:
-        path = Path(text).expanduser()
-        if not path.is_dir():
-            raise ConfigError("not a folder" if path.exists() else "no such folder")
-        return path.resolve()
-
-    return parse
+def _directory(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise ConfigError("not a folder" if path.exists() else "no such folder")
+    return path.resolve()
 
 
-def _web_url(name: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        parts = urllib.parse.urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() \
-                or " " in text:
-            raise ConfigError("not an http:// or https:// URL")
-        return text
-
-    return parse
+def _web_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() \
+            or " " in text:
+        raise ConfigError("not an http:// or https:// URL")
+    return text
 
 
 def _text(text: str) -> str:
     return text
 
 
-def _switch(name: str) -> Callable[[str], bool]:
+def _switch(text: str) -> bool:
     """An on/off setting: the bare flag turns it on; its variable takes 1/0, true/false, yes/no, on/off."""
-    def parse(text: str) -> bool:
-        value = text.strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError("must be 1 or 0 (true/false, yes/no, on/off)")
-
-    return parse
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError("must be 1 or 0 (true/false, yes/no, on/off)")
 
 
-def _existing_file(name: str) -> Callable[[str], Path]:
-    def parse(text: str) -> Path:
-        path = Path(text).expanduser()
-        if not path.is_file():
-            raise ConfigError("no such file" if not path.exists() else "not a file")
-        return path.resolve()
-
-    return parse
+def _existing_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ConfigError("no such file" if not path.exists() else "not a file")
+    return path.resolve()
 
 
 # -- the settings of issue 12 (logins, script environment and limits, extra headers, TLS) --------
@@ -158,7 +139,11 @@ def _cgi_env(values: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _env_value_problem(value: str) -> str | None:
-    return "the value must not contain a NUL byte" if "\x00" in value else None
+    """check_environ's rule, so that a value it would refuse on every request is refused here."""
+    from cgibox.core.cgi_protocol import env_value_problem
+
+    problem = env_value_problem(value)
+    return f"the value would hold {problem}" if problem else None
 
 
 def _cgi_pass_env(values: list[str]) -> tuple[str, ...]:
@@ -219,6 +204,12 @@ class Setting:
         return "CGIBOX_" + self.name.upper()
 
     @property
+    def shown_default(self) -> str | None:
+        """The default as --help and README's table say it (one rule for both): the words of
+        `default_text` when given ("off", "2 per CPU"), else the literal default, else None."""
+        return self.default_text or self.default
+
+    @property
     def plain_help(self) -> str:
         """The help text for a terminal: the same words without Markdown's backticks."""
         return self.help.replace("`", "")
@@ -228,55 +219,55 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", _host, "127.0.0.1", "bind address; IPv6 literals allowed (`--host ::` for every address)",
             "ADDR"),
     Setting("port", _port, "8000", "TCP port; `0` picks a free one, shown in the start-up line", "PORT"),
-    Setting("root", _directory("root"), "./static", "folder served at `/`", "DIR",
+    Setting("root", _directory, "./static", "folder served at `/`", "DIR",
             if_missing="serve a folder with --root DIR"),
-    Setting("cgi_dir", _directory("cgi-dir"), "./cgi-bin", "folder of the scripts run at `/cgi-bin/NAME`",
+    Setting("cgi_dir", _directory, "./cgi-bin", "folder of the scripts run at `/cgi-bin/NAME`",
             "DIR", if_missing="run scripts from a folder with --cgi-dir DIR"),
-    Setting("front", _choice("front", FRONTS), "threading", "`threading`, `forking` or `gunicorn`", "NAME"),
-    Setting("workers", _positive_int("workers"), None, "gunicorn worker processes", "N",
+    Setting("front", _choice(FRONTS), "threading", "`threading`, `forking` or `gunicorn`", "NAME"),
+    Setting("workers", _positive_int, None, "gunicorn worker processes", "N",
             default_text="2 per CPU"),
-    Setting("worker_class", _choice("worker-class", WORKER_CLASSES), "gthread",
+    Setting("worker_class", _choice(WORKER_CLASSES), "gthread",
             "gunicorn worker class: `gthread` (keep-alive) or `sync`", "NAME"),
-    Setting("threads", _positive_int("threads"), "64",
+    Setting("threads", _positive_int, "64",
             "requests handled at once per process (handler threads, forked children, gthread threads); "
             "waiting connections take none", "N"),
-    Setting("templates", _directory("templates"), None,
+    Setting("templates", _directory, None,
             "folder whose `listing.html`, `404.html`, `error.html`, `stats.html` replace the built-in ones",
             "DIR", default_text="built-in"),
-    Setting("cgi_timeout", _seconds("cgi-timeout"), "30",
+    Setting("cgi_timeout", _seconds, "30",
             "seconds before a running script's process group is killed", "SECONDS"),
-    Setting("cgi_max", _positive_int("cgi-max"), None,
+    Setting("cgi_max", _positive_int, None,
             "scripts running at once; more get `503` with `Retry-After`", "N", default_text="4 per CPU"),
-    Setting("max_body", _positive_int("max-body"), "10485760", "largest request body in bytes (`413` above)",
+    Setting("max_body", _positive_int, "10485760", "largest request body in bytes (`413` above)",
             "BYTES"),
-    Setting("header_timeout", _seconds("header-timeout"), "10",
+    Setting("header_timeout", _seconds, "10",
             "seconds a client has to send its request head (`408`)", "SECONDS"),
-    Setting("graceful_timeout", _seconds("graceful-timeout"), "10",
+    Setting("graceful_timeout", _seconds, "10",
             "seconds to finish requests in flight on `SIGTERM`", "SECONDS"),
-    Setting("log_format", _choice("log-format", LOG_FORMATS), "combined",
+    Setting("log_format", _choice(LOG_FORMATS), "combined",
             "access-log lines: `combined` (Combined Log Format) or `json`", "NAME"),
-    Setting("compress_files", _switch("compress-files"), "0",
+    Setting("compress_files", _switch, "0",
             "gzip (br) text-like files up to 1 MiB for clients that accept it, cached by validator; "
             "generated pages are always compressed", switch=True, default_text="off"),
-    Setting("no_readme", _switch("no-readme"), "0", "do not show a folder's README under its listing",
+    Setting("no_readme", _switch, "0", "do not show a folder's README under its listing",
             switch=True, default_text="off"),
-    Setting("keepalive_timeout", _seconds("keepalive-timeout"), None,
+    Setting("keepalive_timeout", _seconds, None,
             "seconds an idle keep-alive connection is kept between requests", "SECONDS",
             default_text="15 (gunicorn: its own, 2)"),
-    Setting("max_connections", _positive_int("max-connections"), "10000",
+    Setting("max_connections", _positive_int, "10000",
             "open connections per process; past it the server stops accepting until one closes", "N"),
-    Setting("processes", _positive_int("processes"), None,
+    Setting("processes", _positive_int, None,
             "serving processes of the threading front, sharing one listening socket", "N",
             default_text="1 per CPU"),
-    Setting("fleet_url", _web_url("fleet-url"), None,
+    Setting("fleet_url", _web_url, None,
             "where `/stats` links for the whole fleet's view (e.g. a Prometheus or Grafana page)", "URL"),
-    Setting("auth_file", _existing_file("auth-file"), None,
+    Setting("auth_file", _existing_file, None,
             "htpasswd file of bcrypt entries (`htpasswd -B`): every path needs a login but `/healthz` "
             "and `--public` ones", "FILE"),
     Setting("public", _globs, None,
             "URL-path glob served without a login, e.g. `/pub/*` (repeatable; the variable: comma-separated)",
             "GLOB", repeat=","),
-    Setting("auth_scope", _choice("auth-scope", AUTH_SCOPES), "all",
+    Setting("auth_scope", _choice(AUTH_SCOPES), "all",
             "`all`, or `scripts`: only `/cgi-bin/` needs a login", "SCOPE"),
     Setting("cgi_env", _cgi_env, None,
             "`NAME=VALUE` added to every script's environment (repeatable; the variable: one per line)",
@@ -290,10 +281,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header", _headers, None,
             "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
             "'NAME: VALUE'", repeat="\n"),
-    Setting("tls_cert", _existing_file("tls-cert"), None,
+    Setting("tls_cert", _existing_file, None,
             "PEM certificate (chain): HTTPS on the same port (gunicorn front for now)", "FILE"),
-    Setting("tls_key", _existing_file("tls-key"), None, "PEM private key of `--tls-cert`", "FILE"),
+    Setting("tls_key", _existing_file, None, "PEM private key of `--tls-cert`", "FILE"),
 )
+
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -353,8 +346,31 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+# cgroup v2's CPU bandwidth limit of this process's cgroup as a container sees it: "max 100000"
+# (none), or "150000 100000" (1.5 CPUs: a quota of microseconds per period)
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def usable_cpus(cpu_max: str = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use, for every "per CPU" default (--cgi-max, --processes,
+    --workers): those its affinity allows, at most its cgroup's CPU quota rounded up. A pod
+    limited to 1 CPU on a 64-CPU node gets 1, where os.cpu_count() says 64."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        count = os.cpu_count() or 1
+    try:
+        with open(cpu_max, encoding="ascii") as file:
+            quota, period = file.read().split()[:2]
+        if quota != "max":
+            count = min(count, -(-int(quota) // int(period)))
+    except (OSError, ValueError, ZeroDivisionError):  # no cgroup v2 file, or not "QUOTA PERIOD"
+        pass
+    return max(1, count)
+
+
 def default_cgi_max() -> int:
-    return 4 * (os.cpu_count() or 1)
+    return 4 * usable_cpus()
 
 
 def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
@@ -381,7 +397,9 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
     for name in ("cgi_limits", "header"):
         if values[name] is None:
             values[name] = ()
-    values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ)
+    pass_env_source = SETTINGS_BY_NAME["cgi_pass_env"].flag if flags.get("cgi_pass_env") \
+        else SETTINGS_BY_NAME["cgi_pass_env"].env
+    values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ, pass_env_source)
     _check_tls_pair(values)
     return Config(**values)
 
@@ -416,10 +434,15 @@ def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> 
     return setting.parse([item for item in given if item])
 
 
-def _passed_values(names: tuple[str, ...], environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    missing = [name for name in names if name not in environ]
-    if missing:
-        raise ConfigError(f"--cgi-pass-env {missing[0]}: the server's environment has no such variable")
+def _passed_values(names: tuple[str, ...], environ: Mapping[str, str],
+                   source: str) -> tuple[tuple[str, str], ...]:
+    """The passed variables' values now; `source` is the flag or variable that named them."""
+    for name in names:
+        if name not in environ:
+            raise ConfigError(f"{source} {name}: the server's environment has no such variable")
+        problem = _env_value_problem(environ[name])
+        if problem:
+            raise ConfigError(f"{source}: {name!r}: {problem}")
     return tuple((name, environ[name]) for name in names)
 
 

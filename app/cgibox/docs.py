@@ -17,10 +17,11 @@ END = "<!-- /flags -->"
 
 
 def table_row(setting: Setting) -> str:
-    if setting.default is not None:
-        default = f"`{setting.default}`"
-    else:
-        default = setting.default_text or "none"
+    shown = setting.shown_default  # what --help says too
+    if shown is None:
+        default = "none"
+    else:  # a literal value as code, words as words
+        default = shown if setting.default_text else f"`{shown}`"
     cells = (f"`{setting.flag}`", f"`{setting.env}`", default, setting.help)
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 

@@ -105,6 +105,8 @@ def test_reason_phrase_rules(from_environment, name, sent):
     ["--cgi-env", "SCRIPT_FILENAME=/bin/sh"],
     ["--cgi-env", "no_equals_sign"],
     ["--cgi-env", "1BAD=x"],
+    ["--cgi-env", "APP_X=one\ntwo"],  # no script could be given it: every request would be a 400
+    ["--cgi-env", "APP_X=one\rtwo"],
     ["--cgi-pass-env", "REQUEST_METHOD"],
     ["--cgi-pass-env", "CGIBOX_TEST_SURELY_UNSET"],
     ["--header", "Connection: close"],
@@ -124,3 +126,11 @@ def test_refused_in_the_environment_too(site_dirs):
     result = run_cgibox("--root", str(root), "--cgi-dir", str(cgi_dir),
                         env={"CGIBOX_CGI_ENV": "GOOD=1\nHTTP_PROXY=http://evil"})
     assert_one_line_error(result, "HTTP_PROXY")
+
+
+def test_passed_value_no_script_can_get_is_refused(site_dirs):
+    root, cgi_dir = site_dirs
+    result = run_cgibox("--root", str(root), "--cgi-dir", str(cgi_dir), "--cgi-pass-env", "APP_TOKEN",
+                        env={"APP_TOKEN": "secret\r\nX-Injected: 1"})
+    assert_one_line_error(result, "--cgi-pass-env: 'APP_TOKEN'")
+    assert "secret" not in result.stderr  # the name is enough; the value may be a secret

@@ -79,8 +79,9 @@ def json_names(server, path: str, **headers: str) -> list[str]:
 def test_listing_json(server):
     document = server.get("/plain-dir/?format=json").json()
     assert document == {"path": "/plain-dir/", "entries": [
-        {"name": "sub", "type": "dir", "size": 0, "mtime": document["entries"][0]["mtime"]},
-        {"name": "a.txt", "type": "file", "size": 2, "mtime": document["entries"][1]["mtime"]},
+        {"name": "sub", "type": "dir", "size": 0, "mtime": document["entries"][0]["mtime"], "href": "sub/"},
+        {"name": "a.txt", "type": "file", "size": 2, "mtime": document["entries"][1]["mtime"],
+         "href": "a.txt"},
     ]}
     assert all(isinstance(e["mtime"], int) for e in document["entries"])
     assert server.get("/plain-dir/", Accept="application/json").json() == document

@@ -46,8 +46,13 @@ def test_names_that_are_not_utf8_are_listed_by_their_bytes(odd_server):
     for href in ("caf%E9.txt", "bad%FF%FE.bin", "ok-%C3%A9.txt", "dossier-%E9/"):
         assert f'href="{href}"' in html, href
     assert "caf\\xe9.txt" in html and "bad\\xff\\xfe.bin" in html and "ok-é.txt" in html
-    names = {entry["name"] for entry in odd_server.get("/?format=json").json()["entries"]}
+    entries = odd_server.get("/?format=json").json()["entries"]
+    names = {entry["name"] for entry in entries}
     assert {"caf\\xe9.txt", "bad\\xff\\xfe.bin", "ok-é.txt", "dossier-\\xe9"} <= names
+    # the JSON's name is for display; its href fetches the file, as the page's links do
+    hrefs = {entry["name"]: entry["href"] for entry in entries}
+    assert hrefs["bad\\xff\\xfe.bin"] == "bad%FF%FE.bin" and hrefs["dossier-\\xe9"] == "dossier-%E9/"
+    assert odd_server.get("/" + hrefs["bad\\xff\\xfe.bin"]).body == b"stray bytes\n"
 
 
 @pytest.mark.parametrize(("path", "body"), [

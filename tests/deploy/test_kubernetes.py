@@ -159,6 +159,31 @@ def test_grace_period_covers_pre_stop_and_graceful_timeout(overlay):
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
+QUANTITY = re.compile(r"(\d+)(Ki|Mi|Gi)?")
+
+
+def quantity_bytes(text: str) -> int:
+    number, unit = QUANTITY.fullmatch(text).groups()  # type: ignore[union-attr]
+    return int(number) * {None: 1, "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3}[unit]
+
+
+@needs_renderer
+def test_tmp_holds_every_chunked_body_that_can_spool_at_once(overlay):
+    """Chunked bodies spool to /tmp, one per busy --cgi-max slot, each up to --max-body; a pod
+    whose emptyDir outgrows its sizeLimit is evicted. The default max body (10 MiB) and a
+    cgi-max by the node's CPUs did not fit the 64Mi /tmp."""
+    objects = overlay[1]
+    deployment = one(objects, "Deployment")
+    env = configmap_env(objects, deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    tmp = next(volume for volume in pod["volumes"] if volume["name"] == "tmp")
+    mounted = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "tmp"]
+    assert mounted and mounted[0]["mountPath"] == "/tmp"
+    spools = int(env["CGIBOX_CGI_MAX"]) * int(env["CGIBOX_MAX_BODY"])
+    # the stats and login-throttle files (well under 1 MiB) and a scripts' margin besides
+    assert quantity_bytes(tmp["emptyDir"]["sizeLimit"]) >= spools + 8 * 1024 ** 2
+
+
 @needs_renderer
 def test_images_are_pinned(overlay):
     deployment = one(overlay[1], "Deployment")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cgibox import cli, config
-from cgibox.config import SETTINGS, Config, ConfigError, load
+from cgibox.config import SETTINGS, Config, ConfigError, load, usable_cpus
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def test_defaults(dirs):
     assert resolved.workers is None
     assert resolved.templates is None
     assert resolved.cgi_timeout == 30
-    assert resolved.cgi_max == 4 * (os.cpu_count() or 1)
+    assert resolved.cgi_max == 4 * usable_cpus()
     assert resolved.max_body == 10485760
     assert resolved.header_timeout == 10
     assert resolved.graceful_timeout == 10
@@ -241,3 +243,30 @@ def test_fleet_url_from_the_environment(dirs):
     assert load(base_flags(dirs), {}).fleet_url is None
     url = "https://grafana.example/d/cgibox?var-job=cgibox"
     assert load(base_flags(dirs), {"CGIBOX_FLEET_URL": url}).fleet_url == url
+
+
+@pytest.mark.parametrize(("cpu_max", "cap"), [
+    ("max 100000\n", None),  # no quota: the affinity mask alone
+    ("100000 100000\n", 1),
+    ("50000 100000\n", 1),  # half a CPU is still one to run on
+    ("150000 100000\n", 2),
+    ("not numbers\n", None),
+    (None, None),  # no cgroup v2 file (cgroup v1, not Linux, not in a container)
+])
+def test_usable_cpus_honour_the_affinity_mask_and_the_cgroup_quota(tmp_path, cpu_max, cap):
+    """Per-CPU defaults used os.cpu_count(): the node's CPUs, not the pod's limit."""
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    allowed = len(os.sched_getaffinity(0))
+    assert usable_cpus(str(path)) == (allowed if cap is None else min(allowed, cap))
+
+
+def test_usable_cpus_follow_the_affinity_mask():
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("one CPU only: no smaller affinity mask to set")
+    code = (f"import os; os.sched_setaffinity(0, {{{min(allowed)}}}); "
+            "from cgibox.config import usable_cpus, default_cgi_max; print(usable_cpus(), default_cgi_max())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["1", "4"], done.stderr

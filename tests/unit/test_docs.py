@@ -33,6 +33,20 @@ def test_defaults_are_code_or_words():
     assert docs.table_row(unset) == "| `--example` | `CGIBOX_EXAMPLE` | none | an example |"
 
 
+def test_table_and_help_say_the_same_default():
+    # --no-readme's row said `0` while --help said "off": one rule for both now
+    from cgibox.cli import help_line
+
+    for setting in SETTINGS:
+        shown = docs.table_row(setting).split(" | ")[2].strip("`").replace("\\|", "|")
+        if shown == "none":
+            assert "default:" not in help_line(setting)
+        else:
+            assert f"[default: {shown}; " in help_line(setting), setting.name
+    by_name = {setting.name: docs.table_row(setting) for setting in SETTINGS}
+    assert "| off |" in by_name["no_readme"] and "| off |" in by_name["compress_files"]
+
+
 def test_a_pipe_in_help_does_not_split_the_row():
     row = docs.table_row(Setting("example", str, "a|b", "`x|y` or z", "X"))
     assert row == "| `--example` | `CGIBOX_EXAMPLE` | `a\\|b` | `x\\|y` or z |"

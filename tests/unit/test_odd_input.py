@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cgibox.core import cgi as cgi_module
 from cgibox.core import cgi_protocol
 from cgibox.core import request as request_module
 from cgibox.core.cgi import Script
@@ -167,24 +168,67 @@ def test_a_spawn_that_fails_with_anything_releases_its_slot(app):
     assert_no_slot_taken(app)
 
 
-def test_a_spool_is_closed_when_the_environment_is_refused(app):
-    """A chunked body is spooled before the script starts: a 400 afterwards must close it."""
-    import io
-    request = Request("POST", "/cgi-bin/dump/a%0Ab", headers=Headers([("Transfer-Encoding", "chunked")]),
-                      body=io.BytesIO(b"x" * 10), body_length=None)
-    opened = []
-    spool_body = app.cgi._spool
+class CountingBody:
+    """A chunked body's stream that says how much of it was read."""
 
-    def spool_and_keep(req):  # the real spooling, with a hold on the file it made
-        result = spool_body(req)
-        opened.append(result[3])
-        return result
-    app.cgi._spool = spool_and_keep
+    def __init__(self, data: bytes) -> None:
+        import io
+        self.stream = io.BytesIO(data)
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_a_refused_environment_reads_no_chunked_body_and_spools_nothing(app):
+    """A chunked body was spooled before the environment was checked; now the check comes first
+    (CONTENT_LENGTH is digits whatever the spooled length), so a 400 reads and spools nothing."""
+    body = CountingBody(b"x" * 10)
+    request = Request("POST", "/cgi-bin/dump/a%0Ab", headers=Headers([("Transfer-Encoding", "chunked")]),
+                      body=body, body_length=None)  # type: ignore[arg-type]
+    assert handle(app, request).status == 400
+    assert body.read_bytes == 0
+    assert_no_slot_taken(app)
+
+
+def test_a_chunked_body_spools_only_in_a_slot(app):
+    """Chunked bodies were spooled (to /tmp) before a slot was taken: --threads of them at once,
+    each up to --max-body. Now with every slot busy the answer is 503 and nothing is read."""
+    taken = [app.cgi.slots.acquire() for _ in range(app.config.cgi_max)]
     try:
-        assert handle(app, request).status == 400
+        body = CountingBody(b"x" * 100)
+        request = Request("POST", "/cgi-bin/echo", headers=Headers([("Transfer-Encoding", "chunked")]),
+                          body=body, body_length=None)  # type: ignore[arg-type]
+        assert handle(app, request).status == 503
+        assert body.read_bytes == 0
     finally:
-        del app.cgi._spool
-    assert opened and opened[0].closed
+        for reserved in taken:
+            app.cgi.slots.release(*reserved)
+    assert_no_slot_taken(app)
+
+
+def test_a_chunked_body_over_max_body_frees_its_slot_and_spool(tmp_path):
+    """The slot is taken before spooling now: a 413 (or a broken body) while spooling frees it."""
+    app = make_app(tmp_path, cgi_max=1, max_body=100)
+    opened = []
+    real_spooled_file = cgi_module.tempfile.SpooledTemporaryFile
+
+    def spooled_file(*args, **kwargs):  # the real spool, with a hold on the file it made
+        opened.append(real_spooled_file(*args, **kwargs))
+        return opened[-1]
+
+    body = CountingBody(b"x" * (app.config.max_body + 1))
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Transfer-Encoding", "chunked")]),
+                      body=body, body_length=None)  # type: ignore[arg-type]
+    cgi_module.tempfile.SpooledTemporaryFile = spooled_file  # type: ignore[misc]
+    try:
+        response = handle(app, request)
+    finally:
+        cgi_module.tempfile.SpooledTemporaryFile = real_spooled_file  # type: ignore[misc]
+    assert response.status == 413 and response.close_connection
+    assert opened and all(spool.closed for spool in opened)
     assert_no_slot_taken(app)
 
 

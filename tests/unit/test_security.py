@@ -17,6 +17,7 @@ import pytest
 
 from cgibox.config import Config, ConfigError, load
 from cgibox.core import auth, cgi_protocol, limits
+from cgibox.core.errors import HTTPError
 from cgibox.core.extra_headers import apply_extra_headers, parse_extra_header
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -263,3 +264,23 @@ def test_startup_warnings_and_errors(tmp_path):
     path.write_text("alice:$apr1$x$y\n")
     with pytest.raises(StartupError, match="MD5"):
         check(loopback)
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\x00b", "x\ud800y"])
+def test_configured_values_script_cannot_get_are_refused_at_start(tmp_path, value):
+    # check_environ would refuse them on every request (400, blaming the client): refuse them once
+    root = str(tmp_path)
+    with pytest.raises(ConfigError, match="^--cgi-env: 'APP_X': "):
+        load({"root": root, "cgi_dir": root, "cgi_env": [f"APP_X={value}"]}, {})
+    with pytest.raises(ConfigError, match="^--cgi-pass-env: 'APP_Y': "):
+        load({"root": root, "cgi_dir": root, "cgi_pass_env": ["APP_Y"]}, {"APP_Y": value})
+    with pytest.raises(ConfigError, match="^CGIBOX_CGI_PASS_ENV: 'APP_Y': "):
+        load({"root": root, "cgi_dir": root}, {"CGIBOX_CGI_PASS_ENV": "APP_Y", "APP_Y": value})
+
+
+def test_one_rule_for_configured_and_request_values():
+    for value in ("a\rb", "a\nb", "a\x00b", "x\ud800y"):
+        assert cgi_protocol.env_value_problem(value)
+        with pytest.raises(HTTPError):
+            cgi_protocol.check_environ({"APP": value})
+    assert cgi_protocol.env_value_problem("postgres://db/app?x=1 y\udcff") is None

@@ -6,6 +6,8 @@ import gzip
 import json
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cgibox.config import Config
 from cgibox.core.conditional import http_date
-from cgibox.core.readme import README_LIMIT
+from cgibox.core.listing import file_kind
+from cgibox.core.readme import README_LIMIT, Readmes
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.router import App
-from cgibox.core.static import NOT_MODIFIED_HEADERS, file_kind
+from cgibox.core.static import NOT_MODIFIED_HEADERS
 from cgibox.core.stats import Stats
 from tests.behaviour.site_static import (
     FIXED_MTIME,
@@ -388,14 +391,42 @@ def test_listing_json_shape(app):
     assert document["path"] == "/plain-dir/"
     assert document["entries"][0]["name"] == "sub"
     for entry in document["entries"]:
-        assert set(entry) == {"name", "type", "size", "mtime"}
+        assert set(entry) == {"name", "type", "size", "mtime", "href"}
         assert entry["type"] in ("file", "dir")
         assert isinstance(entry["size"], int) and isinstance(entry["mtime"], int)
     files = {e["name"]: e for e in document["entries"]}
-    assert files["a.txt"] == {"name": "a.txt", "type": "file", "size": 2,
+    assert files["a.txt"] == {"name": "a.txt", "href": "a.txt", "type": "file", "size": 2,
                               "mtime": int(os.stat(os.path.join(app.root, "plain-dir", "a.txt")).st_mtime)}
-    assert files["sub"]["type"] == "dir"
+    assert files["sub"]["type"] == "dir" and files["sub"]["href"] == "sub/"
     assert listing_json(app, "/plain-dir/", accept="application/json") == document
+
+
+def test_listing_cache_ignores_query_fields_the_page_does_not_show(tmp_path):
+    # "?x=1", "?x=2"... used to be a cache key each: a full render apiece, other folders evicted
+    root, cgi_dir = build_tree(tmp_path)
+    app = make_app(root, cgi_dir, tmp_path)
+    first = call(app, "/plain-dir/?x=1")[1]
+    for n in range(2, 20):
+        assert call(app, f"/plain-dir/?x={n}")[1] == first
+    assert call(app, "/plain-dir/?order=asc&sort=name")[1] == first
+    assert len(app.static.listings._rendered._items) == 1
+    call(app, "/plain-dir/?sort=size")
+    call(app, "/plain-dir/?format=json&x=1")
+    call(app, "/plain-dir/?format=json&x=2")
+    assert len(app.static.listings._rendered._items) == 3
+
+
+def test_listing_cache_keeps_the_target_of_a_template_that_shows_it(tmp_path):
+    root, cgi_dir = build_tree(tmp_path)
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    (overrides / "listing.html").write_text(
+        '{% extends "builtin/listing.html" %}{% block title %}Index of {{ target }}{% endblock %}')
+    app = make_app(root, cgi_dir, tmp_path, templates=overrides)
+    assert "Index of /plain-dir/?x=1<" in call(app, "/plain-dir/?x=1")[1].decode()
+    assert "Index of /plain-dir/?x=2<" in call(app, "/plain-dir/?x=2")[1].decode()
+    assert app.templates.uses("listing.html", "target")
+    assert not make_app(root, cgi_dir, tmp_path).templates.uses("listing.html", "target")
 
 
 def test_listing_hides_what_cannot_be_served(app):
@@ -490,6 +521,10 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     assert "slash" not in html
     document = listing_json(app, "/mixed/?format=json")
     assert {"bad\\xff.txt", "sub\\xe9", "good.txt"} <= {e["name"] for e in document["entries"]}
+    # the shown name is not the file's: a JSON client fetches what "href" says, as the page's links do
+    hrefs = {e["name"]: e["href"] for e in document["entries"]}
+    assert (hrefs["bad\\xff.txt"], hrefs["sub\\xe9"]) == ("bad%FF.txt", "sub%E9/")
+    assert call(app, "/mixed/" + hrefs["bad\\xff.txt"])[1] == b"latin"
     response, body = call(app, "/mixed/bad%FF.txt")
     assert (response.status, body) == (200, b"latin")
     response, body = call(app, "/mixed/sub%E9/in%FE")
@@ -751,7 +786,7 @@ def test_readme_changes_show_after_the_listing_ttl(tmp_path):
     app = make_app(root, cgi_dir, tmp_path)
     assert "first version" in call(app, "/changing/")[1].decode()
     readme.write_text("second version")  # rewritten in place: the folder's mtime does not change
-    app.static._rendered.ttl = 0.0  # as if LISTING_TTL had passed
+    app.static.listings._rendered.ttl = 0.0  # as if LISTING_TTL had passed
     assert "second version" in call(app, "/changing/")[1].decode()
 
 
@@ -768,3 +803,39 @@ def test_builtin_favicon_unless_the_root_has_one(tmp_path):
     Path(root, "favicon.ico").write_bytes(b"my own icon")
     response, body = call(app, "/favicon.ico")
     assert body == b"my own icon"
+
+
+def test_a_fifo_swapped_in_as_readme_does_not_hang_the_listing(tmp_path):
+    # the listing checked a regular README.md; a FIFO put in its place before it is opened
+    # used to block open() until some writer came (the request hung)
+    readme = tmp_path / "README.md"
+    readme.write_text("# was a file\n")
+    st = readme.stat()
+    readme.unlink()
+    os.mkfifo(readme)
+    results: list = []
+    reader = threading.Thread(target=lambda: results.append(Readmes().render(str(readme), "README.md", st)),
+                              daemon=True)
+    reader.start()
+    reader.join(10)
+    hung = reader.is_alive()
+    if hung:  # let the blocked open() go, so the thread ends
+        os.close(os.open(readme, os.O_WRONLY | os.O_NONBLOCK))
+    assert not hung, "reading a README that is a FIFO blocked"
+    assert results == [None]
+
+
+def test_an_override_listing_gets_the_documented_row_fields(tmp_path):
+    # README's templates paragraph promises these, mtime/mtime_iso for first-release templates
+    root, cgi_dir = build_tree(tmp_path)
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    (overrides / "listing.html").write_text(
+        "{% for e in entries %}[{{ e.name }}|{{ e.href }}|{{ e.is_dir }}|{{ e.size }}|{{ e.kind }}|"
+        "{{ e.when }}|{{ e.mtime }}|{{ e.mtime_iso }}]{% endfor %}{{ summary.files }}")
+    html = call(make_app(root, cgi_dir, tmp_path, templates=overrides), "/plain-dir/")[1].decode()
+    mtime = os.stat(os.path.join(root, "plain-dir", "a.txt")).st_mtime
+    local = time.localtime(mtime)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(mtime))
+    shown, iso = time.strftime("%Y-%m-%d %H:%M", local), time.strftime("%Y-%m-%dT%H:%M:%S%z", local)
+    assert f"[a.txt|a.txt|False|2|t|{when}|{shown}|{iso}]" in html

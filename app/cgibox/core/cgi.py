@@ -582,16 +582,28 @@ class CGIRunner:
         """Run the script `decoded_path` names (under `mount`: URL prefix, real folder) and
         answer with what it writes."""
         script = self.locate(decoded_path, mount, request.script_command)
-        source, content_length, first, spool = self._request_body(request)
+        # a chunked body is spooled (to /tmp past SPOOL_IN_MEMORY) only once a slot is taken,
+        # so at most --cgi-max bodies spool at once, not one per handler thread
+        chunked = request.body_length is None
+        source, content_length, first, spool = (None, 0, b"", None) if request.body_length is None \
+            else self._request_body(request, request.body_length)
+        # checked with the spooled length's stand-in: CONTENT_LENGTH is digits either way
+        env = self.environ(request, script, content_length)
+        argv = [*(script.command or (script.filename,)), *query_argv(request.query)]
+        reserved = self.slots.acquire()
+        if reserved is None:
+            raise HTTPError(503, "every CGI slot is busy; try again shortly",
+                            headers=[("Retry-After", RETRY_AFTER)])
         try:
-            env = self.environ(request, script, content_length)
-            argv = [*(script.command or (script.filename,)), *query_argv(request.query)]
-            reserved = self.slots.acquire()
-            if reserved is None:
-                raise HTTPError(503, "every CGI slot is busy; try again shortly",
-                                headers=[("Retry-After", RETRY_AFTER)])
+            if chunked:
+                source, content_length, first, spool = self._spool(request)
+                env["CONTENT_LENGTH"] = str(content_length)
+        except BaseException:  # _spool closes its own file; the slot is still this call's
+            self.slots.release(*reserved)
+            raise
+        try:
             run = self._start(script, argv, env, reserved, source, first, spool)
-        except BaseException:
+        except BaseException:  # _start has released the slot
             if spool is not None:
                 spool.close()
             raise
@@ -601,16 +613,12 @@ class CGIRunner:
             run.stop("the request failed")
             raise
 
-    def _request_body(self, request: Request) -> tuple[BinaryIO | None, int | None, bytes, BinaryIO | None]:
-        """(stdin source, CONTENT_LENGTH, first bytes already read, spool to close).
-
-        Reading starts here, once the script is known to run (that sends `100 Continue`).
-        """
-        length = request.body_length
-        if length is not None and length > self.config.max_body:
+    def _request_body(self, request: Request, length: int) -> tuple[BinaryIO | None, int | None, bytes, None]:
+        """(stdin source, CONTENT_LENGTH, first bytes already read, no spool) for a body of
+        known `length`. Reading starts here, once the script is known to run (that sends
+        `100 Continue`)."""
+        if length > self.config.max_body:
             raise HTTPError(413, close_connection=True)
-        if length is None:
-            return self._spool(request)
         if length == 0:
             return None, (0 if "content-length" in request.headers else None), b"", None
         first = read_request_body(request, min(READ_SIZE, length))

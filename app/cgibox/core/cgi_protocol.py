@@ -131,13 +131,26 @@ def check_environ(env: dict[str, str]) -> dict[str, str]:
     for name, value in env.items():
         if not ENV_NAME.fullmatch(name):
             raise HTTPError(400, "a request field cannot be passed to a script")
-        if _ENV_VALUE_FORBIDDEN.search(value):
-            raise HTTPError(400, f"{name} would hold a control character")
-        try:
-            os.fsencode(value)
-        except UnicodeEncodeError:
-            raise HTTPError(400, f"{name} would hold characters with no bytes") from None
+        problem = env_value_problem(value)
+        if problem:
+            raise HTTPError(400, f"{name} would hold {problem}")
     return env
+
+
+def env_value_problem(value: str) -> str | None:
+    """What keeps `value` from reaching a script intact ("a control character"), None if nothing.
+
+    The one rule for every environment value: check_environ applies it to each request's, and
+    config to the operator's (--cgi-env, --cgi-pass-env) once at start-up, so a configured value
+    no script can get stops the server instead of making every request a 400.
+    """
+    if _ENV_VALUE_FORBIDDEN.search(value):
+        return "a control character (NUL, CR or LF)"
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        return "characters with no bytes"
+    return None
 
 
 def query_argv(query: str) -> list[str]:

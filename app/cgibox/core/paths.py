@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import stat
+from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
 
 # encoded "/" and "\" would let one URL segment become two path segments after decoding
@@ -81,6 +82,25 @@ def stat_error_status(error: OSError) -> int:
     if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM):
         return 403
     return 404
+
+
+def open_resolved(real: str) -> tuple[BinaryIO, os.stat_result]:
+    """`real` (already resolved and confined) open for reading, and its fstat; OSError when it
+    cannot be opened or is not a regular file (stat_error_status says the answer).
+
+    O_NOFOLLOW: a symlink here was swapped in since `real` was resolved. O_NONBLOCK: a FIFO
+    swapped in must not hang the request waiting for a writer (reads of a regular file ignore it).
+    """
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    file = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.ENOENT, "not a regular file", real)
+    except BaseException:
+        file.close()
+        raise
+    return file, st
 
 
 def safe_segments(decoded_path: str) -> list[str] | None:

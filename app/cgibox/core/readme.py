@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
+from cgibox.core.paths import open_resolved
+
 # files larger than this are shown in part, with a link to the whole file
 README_LIMIT = 256 * 1024
 
@@ -40,7 +42,8 @@ class Readmes:
 def _render(real: str, name: str, validator: tuple[int, ...]) -> Readme | None:
     """`validator` is part of the cache key only: a changed file is a new key."""
     try:
-        with open(real, "rb") as file:
+        file, _ = open_resolved(real)  # like any file: a FIFO or symlink swapped in is not read
+        with file:
             data = file.read(README_LIMIT + 1)
     except OSError:
         return None

@@ -30,6 +30,7 @@ from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
+from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
 
 CGI_ROOT = "/cgi-bin"
@@ -195,12 +196,7 @@ class App:
         if request.wants_json:
             response = self.text(200, json.dumps(document), "application/json")
         else:
-            html = self.templates.render("stats.html", stats=document,
-                                         responses=sorted(document["responses"].items()),
-                                         started=self.stats.started_at,
-                                         chart=minute_chart(document.get("requests_per_minute", []),
-                                                            time.time()),
-                                         instance=os.uname().nodename, fleet_url=self.config.fleet_url)
+            html = render_stats_page(self.templates, document, self.stats.started_at, self.config.fleet_url)
             response = self.text(200, html, "text/html; charset=utf-8")
         response.compress = "page"
         return response
@@ -245,23 +241,6 @@ def cgi_mounts(config: Config) -> list[tuple[str, str]]:
     mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
-# the /stats chart: one bar per minute in a viewBox this wide and high (the SVG scales to its box)
-CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 600, 120, 14
-
-
-def minute_chart(series: list[int], now: float) -> dict:
-    """Bars of requests per minute (oldest first) for stats.html, with each bar's minute in UTC."""
-    peak = max(series, default=0)
-    slot = CHART_WIDTH / max(1, len(series))
-    this_minute = int(now // 60) * 60
-    bars = []
-    for index, count in enumerate(series):
-        height = 0.0 if not peak else max(1.5, (CHART_HEIGHT - CHART_TOP) * count / peak) if count else 0.0
-        minute = this_minute - (len(series) - 1 - index) * 60
-        bars.append({"x": round(index * slot + 1, 1), "width": round(slot - 2, 1),
-                     "y": round(CHART_HEIGHT - height, 1), "height": round(height, 1), "count": count,
-                     "minute": time.strftime("%H:%M", time.gmtime(minute))})
-    return {"bars": bars, "peak": peak, "total": sum(series), "width": CHART_WIDTH, "height": CHART_HEIGHT}
 
 
 class _StatsCollector:

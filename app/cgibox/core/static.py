@@ -1,29 +1,22 @@
-"""Files and directory listings under the root: GET/HEAD, validators, ranges, precompressed siblings."""
+"""Files under the root: GET/HEAD, validators, conditionals, ranges, precompressed siblings; a
+folder is redirected to its slashed URL, served by its index page or listed (core/listing.py)."""
 
 from __future__ import annotations
 
 import functools
-import json
 import mimetypes
 import os
-import re
 import secrets
 import stat as stat_mod
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import BinaryIO, Generic, TypeVar
-from urllib.parse import unquote
+from typing import BinaryIO
 
 from cgibox.core import conditional
-from cgibox.core.durations import LISTING
 from cgibox.core.errors import HTTPError, refuse_method
-from cgibox.core.paths import display_name, resolve, resolve_stat, stat_error_status, url_segment
-from cgibox.core.readme import Readmes
+from cgibox.core.listing import Listings
+from cgibox.core.paths import open_resolved, resolve_stat, stat_error_status
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
+from cgibox.core.stamped_cache import StampedCache
 from cgibox.core.templates import Templates
 
 ALLOWED_METHODS = "GET, HEAD"
@@ -31,54 +24,12 @@ ALLOWED_METHODS = "GET, HEAD"
 NOT_MODIFIED_HEADERS = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary"})
 # precompressed siblings, best first: (coding, file suffix)
 ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
-# a listing is rebuilt when its folder's mtime changes, and at the latest after this many seconds
-# (a file growing in place changes its size but not the folder's mtime)
-LISTING_TTL = 2.0
-SORT_KEYS = ("name", "size", "mtime")
 # files up to this size are kept in memory and sent from there while their stat is unchanged:
 # one lstat per request instead of open, fstat, read and close
 SMALL_FILE_LIMIT = 64 * 1024
 SMALL_FILES_CACHED = 512  # at most 32 MiB
 
 mimetypes.add_type("text/markdown", ".md")
-T = TypeVar("T")
-
-# a listing's icons, one <symbol> per kind (templates/icons.html): kind -> symbol id
-KIND_SYMBOLS = {"folder": "d", "text": "t", "image": "i", "archive": "a", "media": "m", "code": "c",
-                "other": "o"}
-ARCHIVE_SUFFIXES = frozenset(".zip .tar .gz .tgz .bz2 .tbz2 .xz .txz .zst .7z .rar .deb .rpm .jar .whl"
-                             " .apk .iso .dmg .cab .lz .lzma .z".split())
-CODE_SUFFIXES = frozenset(".py .js .mjs .ts .tsx .jsx .c .h .cc .cpp .hpp .rs .go .java .kt .rb .php .pl"
-                          " .sh .bash .zsh .ps1 .lua .swift .cs .scala .sql .html .htm .css .scss .json"
-                          " .xml .yaml .yml .toml .ini .cfg .conf .mk .cmake .gradle .vue .svelte".split())
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(name: str) -> tuple:
-    """Names in the order people count: "n2" before "n10", case folded; the exact name breaks ties."""
-    parts = _DIGITS.split(name.casefold())
-    # split() alternates text and digit runs, so the tuples always compare str with str, int with int
-    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts)), name
-
-
-@functools.lru_cache(maxsize=4096)
-def file_kind(name: str) -> str:
-    """Which icon a file gets: text, image, archive, media (audio and video), code or other."""
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix in ARCHIVE_SUFFIXES:
-        return "archive"
-    if suffix in CODE_SUFFIXES or name in ("Makefile", "Dockerfile"):
-        return "code"
-    guessed = mimetypes.guess_type(name, strict=False)[0] or ""
-    major = guessed.partition("/")[0]
-    if major == "image":
-        return "image"
-    if major in ("audio", "video"):
-        return "media"
-    if major == "text" or guessed in ("application/pdf", "application/rtf") or not suffix and \
-            name.isupper():  # README, LICENSE, NOTICE
-        return "text"
-    return "other"
 
 
 # a file asked for by its compressed name is sent as what it is: compressed bytes, not its inner type
@@ -127,43 +78,6 @@ def accepted_codings(header: str | None) -> set[str]:
     return accepted
 
 
-class StampedCache(Generic[T]):
-    """A small cache of values that stay valid while their stamp is unchanged, and at most `ttl`
-    seconds (listings: a file growing in place changes no folder's mtime); the oldest entry
-    goes first when it is full."""
-
-    def __init__(self, size: int = 256, ttl: float | None = LISTING_TTL) -> None:
-        self.size = size
-        self.ttl = ttl
-        self._items: OrderedDict[Hashable, tuple[float, int, T]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, stamp: int) -> T | None:
-        # no lock: a dict lookup is atomic, and every request of every thread passes here;
-        # eviction is therefore by age of insertion rather than of use
-        item = self._items.get(key)
-        if item is None or item[1] != stamp:
-            return None
-        if self.ttl is not None and time.monotonic() - item[0] >= self.ttl:
-            return None
-        return item[2]
-
-    def put(self, key: Hashable, stamp: int, value: T) -> None:
-        with self._lock:
-            self._items.pop(key, None)  # re-inserted: now the newest
-            self._items[key] = (time.monotonic(), stamp, value)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-
-@dataclass(slots=True)
-class ListingEntry:
-    name: str
-    is_dir: bool
-    size: int
-    mtime: float
-
-
 class StaticFiles:
     """Maps decoded URL paths under `root` to responses; `exclude` folders are never reachable."""
 
@@ -177,11 +91,9 @@ class StaticFiles:
         self.index_pages = index_pages
         # extension -> Content-Type before the mimetypes table (http.server's extensions_map)
         self.content_types = content_types or {}
-        self.readmes = Readmes() if readme else None
-        self._scans: StampedCache[list[ListingEntry]] = StampedCache()
+        self.listings = Listings(root, templates, exclude, self._find, readme)
         self._sibling_cache: StampedCache[tuple[str, ...]] = StampedCache(4096)
         self._small_files: StampedCache[bytes] = StampedCache(SMALL_FILES_CACHED, ttl=None)
-        self._rendered: StampedCache[tuple[str, bytes]] = StampedCache()
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -234,143 +146,9 @@ class StaticFiles:
         return Response(301, [("Location", location), ("Content-Length", "0")], b"")
 
     def listing(self, request: Request, decoded_path: str, real: str, st: os.stat_result) -> Response:
-        """The folder's entries as HTML (sortable) or JSON, rendered once per folder state."""
-        sort = request.query_param("sort") or "name"
-        order = request.query_param("order") or "asc"
-        if sort not in SORT_KEYS:
-            sort = "name"
-        if order not in ("asc", "desc"):
-            order = "asc"
-        as_json = request.wants_json
-        key = (real, decoded_path, request.query, as_json)
-        rendered = self._rendered.get(key, st.st_mtime_ns)
-        if rendered is None:
-            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json,
-                                            unquote(request.target, errors="replace"))
-            self._rendered.put(key, st.st_mtime_ns, rendered)
-        content_type, body = rendered
-        return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "no-cache")], body, route_kind=LISTING,
-                            compress="page", compress_key=key)
+        """The folder's listing (core/listing.py), rendered once per folder state."""
+        return self.listings.respond(request, decoded_path, real, st)
 
-    def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
-                        as_json: bool, target: str = "") -> tuple[str, bytes]:
-        """The page; `target` is the URL asked for, decoded for display (query included)."""
-        entries = self._sorted(self._entries(real, st), sort, order == "desc")
-        if as_json:
-            document = {
-                "path": display_name(decoded_path),
-                "entries": [{"name": display_name(e.name), "type": "dir" if e.is_dir else "file",
-                             "size": e.size, "mtime": int(e.mtime)} for e in entries],
-            }
-            return "application/json", json.dumps(document).encode()
-        rows = [self._row(e) for e in entries]
-        body = self.templates.render(
-            "listing.html", path=display_name(decoded_path), breadcrumbs=self._breadcrumbs(decoded_path),
-            entries=rows, sort=sort, order=order, parent=None if decoded_path == "/" else "../",
-            target=target,
-            kinds={row["kind"] for row in rows} | ({"u"} if decoded_path != "/" else set()),
-            summary=self._summary(entries), readme=self._readme(decoded_path, entries),
-        ).encode("utf-8")
-        return "text/html; charset=utf-8", body
-
-    def _row(self, entry: ListingEntry) -> dict:
-        """An entry as a listing row: _view's fields, the icon's symbol and a short UTC time
-        (the page's script shows it in the reader's own time zone, the exact time as a tooltip)."""
-        row = self._view(entry)
-        row["kind"] = KIND_SYMBOLS["folder" if entry.is_dir else file_kind(entry.name)]
-        row["when"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.mtime))
-        return row
-
-    @staticmethod
-    def _summary(entries: list[ListingEntry]) -> dict:
-        files = [e for e in entries if not e.is_dir]
-        return {"folders": len(entries) - len(files), "files": len(files),
-                "bytes": sum(e.size for e in files)}
-
-    def _readme(self, decoded_path: str, entries: list[ListingEntry]):
-        """The folder's README.md or README.txt, rendered (None when there is none, or --no-readme)."""
-        if self.readmes is None:
-            return None
-        names = {e.name.lower(): e.name for e in entries if not e.is_dir}
-        for wanted in self.readmes.NAMES:
-            name = names.get(wanted)
-            if name is None:
-                continue
-            try:  # confined like any file: a README that is a symlink out of the root is not shown
-                real, st = self._find(decoded_path + name)
-            except HTTPError:
-                continue
-            if stat_mod.S_ISREG(st.st_mode):
-                return self.readmes.render(real, name, st)
-        return None
-
-    def _entries(self, real: str, st: os.stat_result) -> list[ListingEntry]:
-        """The folder's visible entries, cached by the folder's mtime (and at most LISTING_TTL)."""
-        entries = self._scans.get(real, st.st_mtime_ns)
-        if entries is not None:
-            return entries
-        entries = []
-        try:
-            with os.scandir(real) as scan:
-                for item in scan:
-                    entry = self._entry(real, item)
-                    if entry is not None:
-                        entries.append(entry)
-        except OSError as error:  # unreadable, or gone since its stat: what a file would answer
-            raise HTTPError(stat_error_status(error)) from None
-        self._scans.put(real, st.st_mtime_ns, entries)
-        return entries
-
-    def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
-        if item.name.startswith(".") or "\\" in item.name:
-            return None  # hidden; or a name no URL reaches ("\\" is refused in every path)
-        path = os.path.join(folder, item.name)
-        try:
-            if item.is_symlink():
-                # a link leading outside the root is not served, so it is not listed either
-                target = os.path.realpath(path)
-                rel = "/" + os.path.relpath(target, self.root) if target.startswith(self.root) else None
-                if rel is None or resolve(self.root, rel, self.exclude) is None:
-                    return None
-            if any(path == ex or path.startswith(ex + os.sep) for ex in self.exclude):
-                return None
-            st = item.stat()
-        except OSError:
-            return None
-        is_dir = stat_mod.S_ISDIR(st.st_mode)
-        return ListingEntry(item.name, is_dir, 0 if is_dir else st.st_size, st.st_mtime)
-
-    @staticmethod
-    def _sorted(entries: list[ListingEntry], sort: str, descending: bool) -> list[ListingEntry]:
-        """Folders first, then by the chosen column; names break ties."""
-        by_name = sorted(entries, key=lambda e: natural_key(e.name), reverse=descending)
-        if sort == "size":
-            by_name.sort(key=lambda e: e.size, reverse=descending)
-        elif sort == "mtime":
-            by_name.sort(key=lambda e: e.mtime, reverse=descending)
-        by_name.sort(key=lambda e: not e.is_dir)
-        return by_name
-
-    @staticmethod
-    def _view(entry: ListingEntry) -> dict:
-        """An entry as the template shows it: the href spells the name's raw bytes (a name that
-        is not UTF-8 included), the shown name escapes what cannot be displayed."""
-        href = url_segment(entry.name) + ("/" if entry.is_dir else "")
-        return {
-            "name": display_name(entry.name), "href": href, "is_dir": entry.is_dir, "size": entry.size,
-            "mtime": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime)),
-            "mtime_iso": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(entry.mtime)),
-        }
-
-    @staticmethod
-    def _breadcrumbs(decoded_path: str) -> list[tuple[str, str]]:
-        crumbs = [("/", "/")]
-        href = "/"
-        for segment in [s for s in decoded_path.split("/") if s]:
-            href += url_segment(segment) + "/"
-            crumbs.append((display_name(segment), href))
-        return crumbs
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -401,7 +179,7 @@ class StaticFiles:
         return content_type_for(real)
 
     def _siblings(self, real: str) -> tuple[str, ...]:
-        """Which of NAME.br / NAME.gz exist (checked at most every LISTING_TTL seconds)."""
+        """Which of NAME.br / NAME.gz exist (checked at most every stamped_cache.LISTING_TTL seconds)."""
         found = self._sibling_cache.get(real, 0)
         if found is None:
             found = tuple(suffix for _, suffix in ENCODINGS if os.path.isfile(real + suffix))
@@ -424,16 +202,10 @@ class StaticFiles:
             if cached is not None:
                 return cached, st
         try:
-            # O_NOFOLLOW: `real` is already resolved, so a symlink here was swapped in since
-            # O_NONBLOCK: opening a FIFO swapped in must not hang the request
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            file, st = open_resolved(real)  # no symlink or FIFO swapped in since the lstat
         except OSError as error:
             raise HTTPError(stat_error_status(error)) from None
-        file = os.fdopen(fd, "rb")
         try:
-            st = os.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise HTTPError(404)
             if st.st_size <= SMALL_FILE_LIMIT:
                 content = file.read(st.st_size + 1)
                 if len(content) == st.st_size:
@@ -441,7 +213,7 @@ class StaticFiles:
                     file.close()
                     return content, st
                 file.seek(0)
-                st = os.fstat(fd)
+                st = os.fstat(file.fileno())
         except BaseException:
             file.close()
             raise

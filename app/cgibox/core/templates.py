@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from cgibox import __version__
 
@@ -74,6 +75,27 @@ class Templates:
     @functools.lru_cache(maxsize=16)  # noqa: B019 - one Templates per process, lives as long
     def _template(self, name: str) -> jinja2.Template:
         return self.env.get_template(name)
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - as _template: once per template and variable
+    def uses(self, name: str, variable: str) -> bool:
+        """Whether template `name` (or one it extends, includes or imports) reads `variable`, so
+        a page may be cached without it when not; a template named at run time counts as reading it."""
+        seen: set[str] = set()
+        waiting = [name]
+        while waiting:
+            current = waiting.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            source = self.env.loader.get_source(self.env, current)[0]  # type: ignore[union-attr]
+            tree = self.env.parse(source)
+            if variable in jinja2.meta.find_undeclared_variables(tree):
+                return True
+            for referenced in jinja2.meta.find_referenced_templates(tree):
+                if referenced is None:
+                    return True
+                waiting.append(referenced)
+        return False
 
     def render(self, name: str, **context: Any) -> str:
         return self._template(name).render(**context)

@@ -21,7 +21,7 @@ from gunicorn.http import errors as gunicorn_errors
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
-from cgibox.config import Config
+from cgibox.config import Config, usable_cpus
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.stats import Stats
@@ -332,7 +332,7 @@ class CgiboxGunicorn(BaseApplication):
         host = f"[{config.host}]" if ":" in config.host else config.host
         settings = {
             "bind": [f"{host}:{config.port}"],
-            "workers": config.workers or 2 * (os.cpu_count() or 1),
+            "workers": config.workers or 2 * usable_cpus(),
             "worker_class": WORKER_CLASSES[config.worker_class],
             # gunicorn quietly turns a "...SyncWorker" into gthread when threads > 1
             "threads": config.threads if config.worker_class == "gthread" else 1,
