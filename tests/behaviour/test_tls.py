@@ -162,6 +162,48 @@ def test_stalled_handshakes_hold_no_handler(front, site_dirs, pair, tmp_path):
         running.stop()
 
 
+def test_keep_alive_with_pauses_between_requests(https, pair):
+    """Pauses longer than a forking child's wait between requests: the connection still goes on
+    (its TLS state stays in the child) and no pipelined byte is lost."""
+    if https.front == "gunicorn-sync":
+        pytest.skip("the sync front closes after each response")
+    cert, _ = pair
+    with socket.create_connection((https.host, https.port), timeout=15) as raw:
+        with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+            for _ in range(3):
+                sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer, closed = read_from(sock, until=b"hello, world\n", timeout=10)
+                assert answer.startswith(b"HTTP/1.1 200 ") and not closed
+                time.sleep(0.5)
+
+
+def test_an_idle_tls_connection_gives_up_its_child(front, site_dirs, pair, tmp_path):
+    """Forking, one child slot: a kept-alive TLS connection holds it while idle; a new request
+    needs it, so that child closes its idle connection (it cannot hand TLS back) and the new one
+    is served at once."""
+    if front != "forking":
+        pytest.skip("child slots are the forking front's")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--threads", "1"])
+    try:
+        with socket.create_connection((running.host, running.port), timeout=15) as raw:
+            with client_context(cert).wrap_socket(raw, server_hostname="localhost") as idle:
+                idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer, _ = read_from(idle, until=b"hello, world\n", timeout=10)
+                assert answer.startswith(b"HTTP/1.1 200 ")
+                time.sleep(0.5)  # past the wait of a plain connection's child: this one stays
+                started = time.monotonic()
+                test_python_ssl_keep_alive_alpn_and_version(running, pair)
+                assert time.monotonic() - started < 5  # not after --keepalive-timeout (15 s)
+                _, closed = read_from(idle, timeout=5)
+                assert closed
+        assert "Traceback" not in running.errors()
+    finally:
+        running.stop()
+
+
 def test_processes_share_one_context(front, site_dirs, pair, tmp_path):
     if front != "threading":
         pytest.skip("--processes is the threading front's")
@@ -193,7 +235,7 @@ def test_a_head_that_stalls_over_tls_gets_408(https, pair):
     cert, _ = pair
     with socket.create_connection((https.host, https.port), timeout=15) as raw:
         with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
-            if https.front == "gunicorn-gthread":
+            if https.front != "gunicorn-sync":  # sync closes after each response
                 sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
                 answer, _ = read_from(sock, until=b"hello, world\n", timeout=10)
                 assert answer.startswith(b"HTTP/1.1 200 ")
