@@ -110,6 +110,8 @@ def test_a_large_file_over_tls(https, pair):
 
 def test_pipelined_requests_over_tls(https, pair):
     """Several requests in one TLS write: every one answered, in order, on the one connection."""
+    if https.front == "gunicorn-sync":
+        pytest.skip("the sync front closes after each response")
     cert, _ = pair
     head = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
     last = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
