@@ -8,6 +8,7 @@ import ipaddress
 
 from cgibox.config import Config
 
+
 class StartupError(ValueError):
     """A one-line reason not to start."""
 
