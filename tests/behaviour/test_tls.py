@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.behaviour.site_static import PATTERN_BYTES
+from tests.behaviour.site_static import BIG_SIZE, PATTERN_BYTES
 from tests.behaviour.test_cli import assert_one_line_error, run_cgibox
 from tests.servers import read_from, start_server
 
@@ -104,6 +104,13 @@ def test_a_large_file_over_tls(https, pair):
         conn.request("GET", "/pattern.bin", headers={"Range": "bytes=100000-"})
         reply = conn.getresponse()
         assert (reply.status, reply.read()) == (206, PATTERN_BYTES[100000:])
+        conn.request("GET", "/big.bin")  # 16 MiB (a sparse file: zeros)
+        reply = conn.getresponse()
+        received = 0
+        while chunk := reply.read(1 << 20):
+            assert not chunk.strip(b"\0")
+            received += len(chunk)
+        assert (reply.status, received) == (200, BIG_SIZE)
     finally:
         conn.close()
 
@@ -204,6 +211,25 @@ def test_an_idle_tls_connection_gives_up_its_child(front, site_dirs, pair, tmp_p
         assert "Traceback" not in running.errors()
     finally:
         running.stop()
+
+
+def test_an_idle_tls_connection_does_not_delay_the_stop(front, site_dirs, pair, tmp_path):
+    """Kept-alive and idle (on the forking front, in its child): closed at SIGTERM, not waited for."""
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key)])
+    conn = http.client.HTTPSConnection("127.0.0.1", running.port, context=client_context(cert), timeout=10)
+    try:
+        conn.request("GET", "/hello.txt")
+        assert conn.getresponse().read() == b"hello, world\n"
+        time.sleep(0.5)
+        started = time.monotonic()
+        code = running.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        conn.close()
+    assert code == 0 and elapsed < 5, f"exit {code} after {elapsed:.1f} s"
 
 
 def test_processes_share_one_context(front, site_dirs, pair, tmp_path):
