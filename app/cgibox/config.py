@@ -282,7 +282,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
             "'NAME: VALUE'", repeat="\n"),
     Setting("tls_cert", _existing_file, None,
-            "PEM certificate (chain): HTTPS on the same port (gunicorn front for now)", "FILE"),
+            "PEM certificate (chain): HTTPS on the same port", "FILE"),
     Setting("tls_key", _existing_file, None, "PEM private key of `--tls-cert`", "FILE"),
 )
 

@@ -8,9 +8,6 @@ import ipaddress
 
 from cgibox.config import Config
 
-# fronts that can serve HTTPS today (the http.server fronts get TLS with the connection engine)
-TLS_FRONTS = ("gunicorn",)
-
 
 class StartupError(ValueError):
     """A one-line reason not to start."""
@@ -33,9 +30,6 @@ def check(config: Config) -> list[str]:
 
     warnings = []
     if config.tls_cert is not None:
-        if config.front not in TLS_FRONTS:
-            raise StartupError(f"--tls-cert: TLS is not available yet on the {config.front} front; "
-                               "use --front gunicorn, or a TLS proxy in front")
         try:
             server_context(config.tls_cert, config.tls_key)  # type: ignore[arg-type]
         except TLSError as error:

@@ -1,6 +1,6 @@
-"""--tls-cert / --tls-key: HTTPS on the gunicorn fronts (curl --cacert and Python's ssl, with a
-certificate made here by openssl), the pair checked at start-up, and a clear refusal on the
-http.server fronts, which get TLS with the connection engine."""
+"""--tls-cert / --tls-key: HTTPS on every front (curl --cacert and Python's ssl, with a certificate
+made here by openssl): keep-alive and pipelining, large files without sendfile, handshakes under
+--header-timeout that hold no handler, plain HTTP on the HTTPS port, and the pair checked at start-up."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import time
 
 import pytest
 
+from tests.behaviour.site_static import BIG_SIZE, PATTERN_BYTES
 from tests.behaviour.test_cli import assert_one_line_error, run_cgibox
 from tests.servers import read_from, start_server
-
-HTTPSERVER_FRONTS = ("threading", "forking")
 
 
 def make_pair(folder, name: str = "localhost"):
@@ -38,8 +37,6 @@ def pair(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def https(front, site_dirs, pair, tmp_path_factory):
-    if front in HTTPSERVER_FRONTS:
-        pytest.skip(f"no TLS on the {front} front until the connection engine (refusal tested below)")
     root, cgi_dir = site_dirs
     cert, key = pair
     running = start_server(front, root, cgi_dir, tmp_path_factory.mktemp("logs"),
@@ -96,15 +93,41 @@ def test_scripts_know_they_run_over_https(https, pair):
 
 
 def test_a_large_file_over_tls(https, pair):
+    """Larger than what goes inline with the head: streamed in chunks, sendfile cannot encrypt."""
     cert, _ = pair
     conn = http.client.HTTPSConnection("127.0.0.1", https.port, context=client_context(cert), timeout=30)
     try:
-        conn.request("GET", "/range.bin")
+        for _ in range(2):  # and the connection goes on after it
+            conn.request("GET", "/pattern.bin")
+            reply = conn.getresponse()
+            assert (reply.status, reply.read()) == (200, PATTERN_BYTES)
+        conn.request("GET", "/pattern.bin", headers={"Range": "bytes=100000-"})
         reply = conn.getresponse()
-        body = reply.read()
-        assert reply.status == 200 and len(body) == int(reply.getheader("Content-Length"))
+        assert (reply.status, reply.read()) == (206, PATTERN_BYTES[100000:])
+        conn.request("GET", "/big.bin")  # 16 MiB (a sparse file: zeros)
+        reply = conn.getresponse()
+        received = 0
+        while chunk := reply.read(1 << 20):
+            assert not chunk.strip(b"\0")
+            received += len(chunk)
+        assert (reply.status, received) == (200, BIG_SIZE)
     finally:
         conn.close()
+
+
+def test_pipelined_requests_over_tls(https, pair):
+    """Several requests in one TLS write: every one answered, in order, on the one connection."""
+    if https.front == "gunicorn-sync":
+        pytest.skip("the sync front closes after each response")
+    cert, _ = pair
+    head = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((https.host, https.port), timeout=15) as raw:
+        with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(head * 5 + last)
+            answer, closed = read_from(sock, timeout=12)
+    assert closed
+    assert answer.count(b"HTTP/1.1 200 ") == 6 and answer.count(b"hello, world\n") == 6
 
 
 def test_an_unfinished_handshake_is_dropped(https, pair):
@@ -116,6 +139,112 @@ def test_an_unfinished_handshake_is_dropped(https, pair):
         assert closed and time.monotonic() - started < 12
     assert "Traceback" not in https.errors()
     test_python_ssl_keep_alive_alpn_and_version(https, pair)
+
+
+def test_stalled_handshakes_hold_no_handler(front, site_dirs, pair, tmp_path):
+    """With one handler (--threads 1), stalled handshakes wait in the loop: others are served
+    meanwhile; the stalled ones are closed at --header-timeout, with a log line."""
+    if front.startswith("gunicorn"):
+        pytest.skip("gunicorn runs handshakes in its workers (a thread or process each)")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--header-timeout", "5",
+                            "--threads", "1", "--processes", "1"])
+    try:
+        stalled = [socket.create_connection((running.host, running.port), timeout=15) for _ in range(3)]
+        for sock in stalled:
+            sock.sendall(b"\x16\x03\x01\x00\x80")
+        test_python_ssl_keep_alive_alpn_and_version(running, pair)
+        for sock in stalled:  # served while they still wait: they held no handler
+            _, closed = read_from(sock, timeout=0.05)
+            assert not closed
+        for sock in stalled:
+            _, closed = read_from(sock, timeout=12)
+            assert closed
+            sock.close()
+        deadline = time.monotonic() + 5
+        while "not finished within --header-timeout" not in running.errors():
+            assert time.monotonic() < deadline, running.errors()
+            time.sleep(0.1)
+        assert "Traceback" not in running.errors()
+    finally:
+        running.stop()
+
+
+def test_keep_alive_with_pauses_between_requests(https, pair):
+    """Pauses longer than a forking child's wait between requests: the connection still goes on
+    (its TLS state stays in the child) and no pipelined byte is lost."""
+    if https.front == "gunicorn-sync":
+        pytest.skip("the sync front closes after each response")
+    cert, _ = pair
+    with socket.create_connection((https.host, https.port), timeout=15) as raw:
+        with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+            for _ in range(3):
+                sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer, closed = read_from(sock, until=b"hello, world\n", timeout=10)
+                assert answer.startswith(b"HTTP/1.1 200 ") and not closed
+                time.sleep(0.5)
+
+
+def test_an_idle_tls_connection_gives_up_its_child(front, site_dirs, pair, tmp_path):
+    """Forking, one child slot: a kept-alive TLS connection holds it while idle; a new request
+    needs it, so that child closes its idle connection (it cannot hand TLS back) and the new one
+    is served at once."""
+    if front != "forking":
+        pytest.skip("child slots are the forking front's")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--threads", "1"])
+    try:
+        with socket.create_connection((running.host, running.port), timeout=15) as raw:
+            with client_context(cert).wrap_socket(raw, server_hostname="localhost") as idle:
+                idle.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer, _ = read_from(idle, until=b"hello, world\n", timeout=10)
+                assert answer.startswith(b"HTTP/1.1 200 ")
+                time.sleep(0.5)  # past the wait of a plain connection's child: this one stays
+                started = time.monotonic()
+                test_python_ssl_keep_alive_alpn_and_version(running, pair)
+                assert time.monotonic() - started < 5  # not after --keepalive-timeout (15 s)
+                _, closed = read_from(idle, timeout=5)
+                assert closed
+        assert "Traceback" not in running.errors()
+    finally:
+        running.stop()
+
+
+def test_an_idle_tls_connection_does_not_delay_the_stop(front, site_dirs, pair, tmp_path):
+    """Kept-alive and idle (on the forking front, in its child): closed at SIGTERM, not waited for."""
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key)])
+    conn = http.client.HTTPSConnection("127.0.0.1", running.port, context=client_context(cert), timeout=10)
+    try:
+        conn.request("GET", "/hello.txt")
+        assert conn.getresponse().read() == b"hello, world\n"
+        time.sleep(0.5)
+        started = time.monotonic()
+        code = running.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        conn.close()
+    assert code == 0 and elapsed < 5, f"exit {code} after {elapsed:.1f} s"
+
+
+def test_processes_share_one_context(front, site_dirs, pair, tmp_path):
+    if front != "threading":
+        pytest.skip("--processes is the threading front's")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--processes", "2"])
+    try:
+        for _ in range(4):
+            test_python_ssl_keep_alive_alpn_and_version(running, pair)
+    finally:
+        running.stop()
 
 
 def test_a_broken_handshake_is_one_log_line(https, pair):
@@ -135,7 +264,7 @@ def test_a_head_that_stalls_over_tls_gets_408(https, pair):
     cert, _ = pair
     with socket.create_connection((https.host, https.port), timeout=15) as raw:
         with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
-            if https.front == "gunicorn-gthread":
+            if https.front != "gunicorn-sync":  # sync closes after each response
                 sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
                 answer, _ = read_from(sock, until=b"hello, world\n", timeout=10)
                 assert answer.startswith(b"HTTP/1.1 200 ")
@@ -160,16 +289,6 @@ def test_plain_http_on_the_tls_port_gets_a_clear_answer(https, pair):
 
 
 # -- start-up -----------------------------------------------------------------------------------------
-
-def test_httpserver_fronts_refuse_tls_for_now(front, site_dirs, pair):
-    if front not in HTTPSERVER_FRONTS:
-        pytest.skip("the gunicorn fronts serve TLS (tested above)")
-    root, cgi_dir = site_dirs
-    cert, key = pair
-    result = run_cgibox("--front", front, "--root", str(root), "--cgi-dir", str(cgi_dir),
-                        "--tls-cert", str(cert), "--tls-key", str(key))
-    assert_one_line_error(result, f"TLS is not available yet on the {front} front")
-
 
 def gunicorn_args(site_dirs) -> list[str]:
     root, cgi_dir = site_dirs

@@ -26,6 +26,7 @@ from cgibox.core import wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.stats import Stats
 from cgibox.fronts.wsgi import WSGIApplication, build
+from cgibox.tls import HANDSHAKE_FAILED_LOG, PLAIN_LINE, PLAIN_LOG, PLAIN_ON_TLS_PORT
 
 try:  # gunicorn >= 24 waits for a new connection's first bytes in a thread, then defers it
     from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT
@@ -57,9 +58,6 @@ class TLSOnPlainPort(Exception):
 class PlainOnTLSPort(Exception):
     """The connection to the HTTPS port opened with something other than a TLS handshake."""
 
-
-PLAIN_ON_TLS_PORT = "This port speaks HTTPS; plain HTTP was tried."
-PLAIN_LOG = "cgibox: {peer} sent plain HTTP to this HTTPS port"
 
 
 # per thread: the request head being read (its deadline and first bytes); deadline None while
@@ -165,7 +163,7 @@ class CoreErrorPages:
         detail = ""
         if isinstance(exc, ssl.SSLError):
             # nothing can be said in a TLS session that never started: a log line, and close
-            server_log(f"cgibox: TLS handshake with {addr[0]} failed: {exc.reason or exc}")
+            server_log(HANDSHAKE_FAILED_LOG.format(peer=addr[0], reason=exc.reason or exc))
             return
         if isinstance(exc, TLSOnPlainPort):
             server_log(wire.TLS_LOG.format(peer=addr[0]))
@@ -185,7 +183,7 @@ class CoreErrorPages:
         elif isinstance(exc, TLSOnPlainPort):
             line = "<TLS handshake>"
         elif isinstance(exc, PlainOnTLSPort):
-            line = "<plain HTTP on the HTTPS port>"
+            line = PLAIN_LINE
         else:
             line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         app.finish(None, status, length, request_line=line, remote_addr=str(addr[0]))

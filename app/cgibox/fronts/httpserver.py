@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
-from cgibox.core.connection import NEED_DATA, Connection, EarlyError, RequestHead
+from cgibox.core.connection import HEAD, NEED_DATA, Closed, Connection, EarlyError, Event, RequestHead
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
@@ -288,6 +288,10 @@ class CgiboxServerMixin:
         self.app = app
         self.config = config
         self.stopping = False
+        self.tls_context = None
+        if config.tls_cert is not None:  # made once, before any fork of --processes or children
+            from cgibox.tls import server_context
+            self.tls_context = server_context(config.tls_cert, config.tls_key)  # type: ignore[arg-type]
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] in ("::", ""):
@@ -304,10 +308,14 @@ class CgiboxServerMixin:
         self.loop = ConnectionLoop(self.socket, self.make_connection, self.dispatch,
                                    config.header_timeout, keepalive_timeout(config),
                                    config.max_connections)
+        if self.tls_context is not None:
+            from cgibox.fronts.tls_transport import client_factory
+            self.loop.client_factory = client_factory(self.tls_context, self.loop.selector)
 
     def make_connection(self, address: tuple) -> Connection:
         return Connection(self.app.config.max_body, peer=(str(address[0]), int(address[1])),
-                          server=(self.server_name, self.server_port))
+                          server=(self.server_name, self.server_port),
+                          scheme="http" if self.tls_context is None else "https")
 
     def dispatch(self, client: Client) -> None:
         """The loop has a head (or an early error) for `client`: run it (socketserver's step)."""
@@ -409,6 +417,8 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
             self.loop.close_inherited(client)
             install_child_signals(self)
             self.finish_request(client, client.address)
+            if client.ends_in_child:
+                self._serve_to_the_end(client)
             connection = client.connection
             keep = client.keep and not self.stopping
             leftover = bytes(connection.buffer) if keep else b""
@@ -455,8 +465,62 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
     def busy(self) -> bool:
         return bool(self.children or self.waiting)
 
+    def _serve_to_the_end(self, client: Client) -> None:
+        """A TLS connection in its child: once this process has read or written on it, the
+        parent's copy of its SSL state is stale, so it is never handed back. The child waits for
+        each next request itself, under the loop's deadlines, then closes it (keep=False)."""
+        while client.keep and not self.stopping:
+            event = self._next_head(client)
+            if event is None:
+                break
+            client.event = event
+            self.finish_request(client, client.address)
+        client.keep = False
+
+    def _next_head(self, client: Client) -> Event | None:
+        """The next head (or 408) on a connection kept in this child; None: close it (the client
+        left or stayed idle past --keepalive-timeout, the parent wants the slot, or stopping)."""
+        connection = client.connection
+        header_timeout = self.config.header_timeout
+        waited = header_timeout if connection.state == HEAD else keepalive_timeout(self.config)
+        deadline = time.monotonic() + waited
+        poller = select.poll()
+        poller.register(client.sock, select.POLLIN)
+        while True:
+            event = connection.next_event()
+            if isinstance(event, Closed):
+                return None
+            if event is not NEED_DATA:
+                return event
+            idle = connection.idle
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                event = connection.timed_out()
+                return None if isinstance(event, Closed) else event
+            if self.stopping or (idle and self.wanted_back):
+                return None
+            if not client.transport_pending():
+                try:
+                    self.waiting_idle = idle  # SIGUSR1 ends an idle wait at once
+                    # in slices, so that SIGTERM (a flag only) is seen soon
+                    if not poller.poll(min(remaining, HANDBACK_AFTER_IDLE) * 1000):
+                        continue
+                except HandBackNow:
+                    return None
+                finally:
+                    self.waiting_idle = False
+            try:
+                data = client.recv_ready()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return None
+            connection.receive_data(data)
+            if idle and data:  # the first bytes of a new head: its own --header-timeout starts now
+                deadline = time.monotonic() + header_timeout
+
     def more_arrived(self, client: Client) -> bool:
-        if self.stopping or self.wanted_back:
+        if self.stopping or self.wanted_back or client.ends_in_child:
             return False
         poller = select.poll()  # not select.select: a descriptor may be past FD_SETSIZE
         poller.register(client.sock, select.POLLIN)

@@ -44,6 +44,8 @@ class Client:
     __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
+    # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
+    ends_in_child = False
 
     def __init__(self, sock: socket.socket, address: tuple, connection: Connection) -> None:
         self.sock = sock
@@ -58,13 +60,21 @@ class Client:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def advance_transport(self) -> bool:
+    def advance_transport(self) -> bool | Event:
         """True once the transport carries HTTP bytes; the loop calls it before reading a head.
 
-        The seam for TLS: a TLS client drives its non-blocking handshake here (SSLWantReadError /
-        SSLWantWriteError mean False: wait for the socket again), and says sendfile_ok = False.
-        Plain TCP is ready at once."""
+        The seam for TLS (fronts/tls_transport.py): a TLS client drives its non-blocking handshake
+        here (False: wait for the socket again), or returns the event that ends it (an EarlyError
+        to answer, CLOSED_EVENT). Plain TCP is ready at once."""
         return True
+
+    def transport_pending(self) -> bool:
+        """Bytes the transport holds that the selector cannot see (TLS: decrypted, not read)."""
+        return False
+
+    def timed_out(self) -> Event:
+        """The loop's deadline passed while this connection was parked."""
+        return self.connection.timed_out()
 
     def recv_ready(self) -> bytes:
         """What the socket holds now, without waiting (BlockingIOError when nothing)."""
@@ -89,6 +99,8 @@ class ConnectionLoop:
         self._timers: list[tuple[float, int, Client]] = []
         self._sequence = itertools.count()
         self._returned: collections.deque[Client] = collections.deque()
+        # makes the Client of each accepted socket (tls_transport's for HTTPS)
+        self.client_factory: Callable[[socket.socket, tuple, Connection], Client] = Client
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -156,8 +168,12 @@ class ConnectionLoop:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(IO_TIMEOUT))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(IO_TIMEOUT))
-            client = Client(sock, address, self.make_connection(address))
-            self.clients[sock.fileno()] = client
+            try:
+                client = self.client_factory(sock, address, self.make_connection(address))
+            except OSError:  # gone before its transport could be set up
+                sock.close()
+                continue
+            self.clients[client.fileno()] = client
             self.park(client, time.monotonic() + self.header_timeout)
 
     def stop_accepting(self) -> None:
@@ -185,7 +201,14 @@ class ConnectionLoop:
         client = self.clients.get(sock.fileno())
         if client is None:
             return
-        if not client.advance_transport():
+        ready = client.advance_transport()
+        if ready is not True:  # False: wait for the socket again; or the transport's own end
+            if ready is CLOSED_EVENT:
+                self.close(client)
+            elif ready:
+                self._unpark(client)
+                client.event = ready
+                self.dispatch(client)
             return
         connection = client.connection
         was_idle = connection.idle
@@ -225,7 +248,7 @@ class ConnectionLoop:
             if not client.parked or client.deadline != deadline:
                 continue  # a stale entry: the client moved on or was re-armed
             self._unpark(client)
-            event = client.connection.timed_out()
+            event = client.timed_out()
             if event is CLOSED_EVENT:
                 self.close(client)
             else:
@@ -248,6 +271,8 @@ class ConnectionLoop:
         now = time.monotonic()
         deadline = now + (self.header_timeout if connection.state == HEAD else self.keepalive_timeout)
         self.park(client, deadline)
+        if client.transport_pending():  # already read from the socket: no readiness will come
+            self._on_readable(client.sock)
 
     def close(self, client: Client) -> None:
         self._unpark(client)
