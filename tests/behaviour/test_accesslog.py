@@ -127,7 +127,9 @@ def test_json_lines(json_server):
     json_server.get(f"/missing-{tag}")
     lines = lines_with(json_server, tag, count=2)
     assert len(lines) == 2
-    first, second = (json.loads(line) for line in lines)
+    # several serving processes share stdout, and each logs once its response is out: the two
+    # lines may come in either order
+    first, second = sorted((json.loads(line) for line in lines), key=lambda doc: doc["status"])
     assert first["method"] == "GET" and first["path"] == "/hello.txt"
     assert first["request"] == f"GET /hello.txt?{tag} HTTP/1.1"
     assert first["status"] == 200 and first["bytes"] == 13
