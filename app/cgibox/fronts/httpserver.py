@@ -448,6 +448,9 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
                 os.close(fd)
             self.loop.close_inherited(client)
             install_child_signals(self)
+            # forked into the last free slot: other heads may soon wait for one (a crowd of new
+            # connections), so this child answers what it has and hands back without waiting
+            self.wanted_back = self.wanted_back or len(self.children) + 1 >= self.max_children
             self.finish_request(client, client.address)
             connection = client.connection
             keep = client.keep and not self.stopping
