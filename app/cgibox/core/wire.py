@@ -39,6 +39,9 @@ _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 # field values: visible ASCII, obs-text, space and tab (RFC 9110 5.5); no CR, LF or NUL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# a well-formed field line in one match (a token, a colon, a value of allowed bytes), so that the
+# common case costs one regex; no nested or lazy quantifiers, so matching stays linear
+_FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\x00-\x08\x0a-\x1f\x7f]*)")
 # a target (ASCII by then) holds no control character, space or DEL
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 # hop-by-hop fields belong to one connection, never to an application's or a script's answer
@@ -89,6 +92,14 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
 
 def parse_header_line(line: bytes) -> tuple[str, str]:
     """b'Name: value' -> ('Name', 'value'); obs-fold and spaces before the colon are 400."""
+    match = _FIELD_LINE.fullmatch(line)
+    if match is None:  # something is wrong with it: the checks below say what
+        return _parse_header_line_checked(line)
+    name, value = match.groups()
+    return name.decode("ascii"), value.strip(b" \t").decode("latin-1")
+
+
+def _parse_header_line_checked(line: bytes) -> tuple[str, str]:
     if line[:1] in (b" ", b"\t"):
         raise HTTPError(400, "obsolete header line folding", close_connection=True)
     name, colon, value = line.partition(b":")
@@ -118,7 +129,10 @@ def body_read_to_end(request: Request) -> bool:
 
 def wants_keep_alive(protocol: str, headers: Headers) -> bool:
     """HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`."""
-    tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
+    value = headers.get("connection")
+    if not value:
+        return protocol == "HTTP/1.1"
+    tokens = {t.strip().lower() for t in value.split(",")}
     if protocol == "HTTP/1.1":
         return "close" not in tokens
     return "keep-alive" in tokens
