@@ -35,7 +35,7 @@ from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
-from cgibox.fronts.loop import RECV_SIZE, Client, ConnectionLoop
+from cgibox.fronts.loop import RECV_SIZE, SHARED_ACCEPT_BATCH, Client, ConnectionLoop
 
 # file regions up to this size are read and sent with the head in one write
 INLINE_FILE_LIMIT = 64 * 1024
@@ -385,6 +385,11 @@ class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer
 
     def shutdown_request(self, request) -> None:
         self.loop.hand_back(request)  # the loop parks it again or closes it
+
+    def start_loop(self) -> None:
+        super().start_loop()
+        if (self.config.processes or os.cpu_count() or 1) > 1:
+            self.loop.accept_batch = SHARED_ACCEPT_BATCH
 
     def busy(self) -> bool:
         return self.pool.in_flight > 0
