@@ -327,6 +327,8 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
 # a response whose fields repeat (a cached small file, an error page: only Date moves, once a
 # second), and the Date line of this second. Bounded: emptied when it grows past this.
 _FIELDS_CACHE_SIZE = 1024
+# a field set this large (a script's cookies) is encoded each time: the cache stays under ~2 MB
+_FIELDS_CACHED_BYTES = 2048
 _fields_cache: dict[tuple, tuple[bytes, bool, bool, bool]] = {}
 _status_cache: dict[tuple[str, int, str | None], bytes] = {}
 _SERVER_LINE = f"Server: {SERVER}\r\n".encode("latin-1")
@@ -357,7 +359,7 @@ def _fields(headers: list[tuple[str, str]]) -> tuple[bytes, bool, bool, bool]:
             has_server = True
         lines.append(f"{name}: {value}\r\n")
     encoded = ("".join(lines).encode("latin-1", "replace"), has_length, has_date, has_server)
-    if key is not None:
+    if key is not None and len(encoded[0]) <= _FIELDS_CACHED_BYTES:
         if len(_fields_cache) >= _FIELDS_CACHE_SIZE:
             _fields_cache.clear()
         _fields_cache[key] = encoded
