@@ -12,6 +12,7 @@ import fcntl
 import mmap
 import os
 import struct
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -49,6 +50,9 @@ class SharedCells:
             os.close(fd)
             raise
         self._fd = fd
+        # the cells as native 64-bit integers, for add_many: indexing a view costs a fraction of
+        # struct.unpack_from + pack_into (the file's layout is little-endian, as `_CELL` says)
+        self._view = memoryview(self._map).cast("q") if sys.byteorder == "little" else None
         self._thread_lock = threading.Lock()
         os.register_at_fork(after_in_child=self._after_fork)
 
@@ -90,6 +94,11 @@ class SharedCells:
     def add_many(self, increments: dict[int, int], exclusive: bool = True) -> None:
         """Add to several cells at once. `exclusive=False` skips the lock, for cells that only
         the calling process (and one thread of it at a time) ever writes."""
+        view = self._view
         with self.locked() if exclusive else nullcontext():
+            if view is None:
+                for index, amount in increments.items():
+                    self.set(index, self.get(index) + amount)
+                return
             for index, amount in increments.items():
-                self.set(index, self.get(index) + amount)
+                view[index] += amount

@@ -39,6 +39,11 @@ _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 # field values: visible ASCII, obs-text, space and tab (RFC 9110 5.5); no CR, LF or NUL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# a well-formed field line in one match (a token, a colon, a value of allowed bytes), so that the
+# common case costs one regex; no nested or lazy quantifiers, so matching stays linear
+_FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\x00-\x08\x0a-\x1f\x7f]*)")
+# a target (ASCII by then) holds no control character, space or DEL
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 # hop-by-hop fields belong to one connection, never to an application's or a script's answer
 # (RFC 9110 7.6.1, PEP 3333)
 HOP_BY_HOP = frozenset({
@@ -80,13 +85,21 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
         raise HTTPError(505, close_connection=True)
     if not (target.startswith("/") or target == "*" or "://" in target):
         raise HTTPError(400, "malformed request target", close_connection=True)
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+    if _BAD_TARGET.search(target):
         raise HTTPError(400, "malformed request target", close_connection=True)
     return method, target, "HTTP/1.1" if version == "HTTP/1.1" else "HTTP/1.0"
 
 
 def parse_header_line(line: bytes) -> tuple[str, str]:
     """b'Name: value' -> ('Name', 'value'); obs-fold and spaces before the colon are 400."""
+    match = _FIELD_LINE.fullmatch(line)
+    if match is None:  # something is wrong with it: the checks below say what
+        return _parse_header_line_checked(line)
+    name, value = match.groups()
+    return name.decode("ascii"), value.strip(b" \t").decode("latin-1")
+
+
+def _parse_header_line_checked(line: bytes) -> tuple[str, str]:
     if line[:1] in (b" ", b"\t"):
         raise HTTPError(400, "obsolete header line folding", close_connection=True)
     name, colon, value = line.partition(b":")
@@ -116,7 +129,10 @@ def body_read_to_end(request: Request) -> bool:
 
 def wants_keep_alive(protocol: str, headers: Headers) -> bool:
     """HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`."""
-    tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
+    value = headers.get("connection")
+    if not value:
+        return protocol == "HTTP/1.1"
+    tokens = {t.strip().lower() for t in value.split(",")}
     if protocol == "HTTP/1.1":
         return "close" not in tokens
     return "keep-alive" in tokens
@@ -285,28 +301,90 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
 
     A body of unknown length is chunked on HTTP/1.1 and delimited by closing on HTTP/1.0.
     """
-    headers = [(k, v) for k, v in response.headers if k.lower() not in ("connection", "transfer-encoding")]
-    names = {k.lower() for k, _ in headers}
+    fields, has_length, has_date, has_server = _fields(response.headers)
     close = not keep_alive or response.close_connection
+    parts = [_status_line(protocol, response.status, response.reason), fields]
     chunked = False
-    if "content-length" not in names and not _has_no_body(response.status) and not response.omit_body:
+    if not has_length and not _has_no_body(response.status) and not response.omit_body:
         if protocol == "HTTP/1.1":
             chunked = True
-            headers.append(("Transfer-Encoding", "chunked"))
+            parts.append(b"Transfer-Encoding: chunked\r\n")
         else:
             close = True
-    if "date" not in names:
-        headers.append(("Date", http_date(time.time())))
-    if "server" not in names:
-        headers.append(("Server", SERVER))
+    if not has_date:
+        parts.append(_date_line())
+    if not has_server:
+        parts.append(_SERVER_LINE)
     if close:
-        headers.append(("Connection", "close"))
+        parts.append(b"Connection: close\r\n")
     elif protocol == "HTTP/1.0":
-        headers.append(("Connection", "keep-alive"))
-    lines = [f"{protocol} {response.status} {response.reason or reason(response.status)}"]
-    lines += [f"{name}: {value}" for name, value in headers]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-    return head, chunked, close
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts), chunked, close
+
+
+# What never changes between two responses is encoded once: the status line, the header fields of
+# a response whose fields repeat (a cached small file, an error page: only Date moves, once a
+# second), and the Date line of this second. Bounded: emptied when it grows past this.
+_FIELDS_CACHE_SIZE = 1024
+# a field set this large (a script's cookies) is encoded each time: the cache stays under ~2 MB
+_FIELDS_CACHED_BYTES = 2048
+_fields_cache: dict[tuple, tuple[bytes, bool, bool, bool]] = {}
+_status_cache: dict[tuple[str, int, str | None], bytes] = {}
+_SERVER_LINE = f"Server: {SERVER}\r\n".encode("latin-1")
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _fields(headers: list[tuple[str, str]]) -> tuple[bytes, bool, bool, bool]:
+    """The response's own fields as wire bytes (no Connection or Transfer-Encoding: framing is
+    ours), and whether it has Content-Length, Date and Server."""
+    try:
+        key = tuple(headers)
+        cached = _fields_cache.get(key)
+    except TypeError:  # a field that is not a hashable pair: encoded every time
+        key, cached = None, None
+    if cached is not None:
+        return cached
+    lines = []
+    has_length = has_date = has_server = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower in ("connection", "transfer-encoding"):
+            continue
+        if lower == "content-length":
+            has_length = True
+        elif lower == "date":
+            has_date = True
+        elif lower == "server":
+            has_server = True
+        lines.append(f"{name}: {value}\r\n")
+    encoded = ("".join(lines).encode("latin-1", "replace"), has_length, has_date, has_server)
+    if key is not None and len(encoded[0]) <= _FIELDS_CACHED_BYTES:
+        if len(_fields_cache) >= _FIELDS_CACHE_SIZE:
+            _fields_cache.clear()
+        _fields_cache[key] = encoded
+    return encoded
+
+
+def _status_line(protocol: str, status: int, reason_phrase: str | None) -> bytes:
+    key = (protocol, status, reason_phrase)
+    line = _status_cache.get(key)
+    if line is None:
+        line = f"{protocol} {status} {reason_phrase or reason(status)}\r\n".encode("latin-1", "replace")
+        if len(_status_cache) >= _FIELDS_CACHE_SIZE:
+            _status_cache.clear()
+        _status_cache[key] = line
+    return line
+
+
+def _date_line() -> bytes:
+    global _date_cache
+    second = int(time.time())
+    cached_second, line = _date_cache
+    if cached_second != second:
+        line = f"Date: {http_date(second)}\r\n".encode("latin-1")
+        _date_cache = (second, line)
+    return line
 
 
 def chunk(data: bytes) -> bytes:

@@ -35,7 +35,7 @@ from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
-from cgibox.fronts.loop import RECV_SIZE, Client, ConnectionLoop
+from cgibox.fronts.loop import RECV_SIZE, SHARED_ACCEPT_BATCH, Client, ConnectionLoop
 
 # file regions up to this size are read and sent with the head in one write
 INLINE_FILE_LIMIT = 64 * 1024
@@ -104,8 +104,13 @@ class Handler(BaseHTTPRequestHandler):
                 if not self._exchange(app, event.request):
                     return
                 event = client.connection.next_event()  # a pipelined head may be buffered already
-                while event is NEED_DATA and self.server.more_arrived(client):
-                    event = client.connection.next_event()
+                if event is NEED_DATA:
+                    # the next head read here saves a round trip through the loop (wake-up, two
+                    # epoll_ctl, a recv and a hand-off to a pool thread); a head still arriving
+                    # at the end of the window goes back to the loop with what came of it
+                    until = time.monotonic() + self.server.keep_busy_for
+                    while event is NEED_DATA and self.server.more_arrived(client, until):
+                        event = client.connection.next_event()
                 if event is NEED_DATA:
                     client.keep = True  # back to the loop to wait for the rest
                     return
@@ -324,10 +329,34 @@ class CgiboxServerMixin:
     def busy(self) -> bool:
         raise NotImplementedError
 
-    def more_arrived(self, client: Client) -> bool:
-        """After a response: whether to keep the connection in its handler because more bytes came
-        (fed to its Connection). By default it goes straight back to the loop."""
-        return False
+    # after a response, how long a handler keeps waiting for the connection's next head
+    keep_busy_for = 0.0
+
+    def may_wait(self) -> bool:
+        """Whether a handler may spend its slot waiting for a connection's next head now."""
+        return not self.stopping
+
+    def more_arrived(self, client: Client, until: float) -> bool:
+        """After a response: whether more bytes came before `until` (fed to its Connection), so
+        that the handler keeps the connection; False hands it back to the loop."""
+        if not self.may_wait():
+            return False
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return False
+        if not client.transport_pending():  # bytes the TLS layer holds need no readiness
+            poller = select.poll()  # not select.select: a descriptor may be past FD_SETSIZE
+            poller.register(client.sock, select.POLLIN)
+            if not self.wait_readable(poller, remaining):
+                return False
+        try:
+            client.connection.receive_data(client.recv_ready())
+        except (BlockingIOError, InterruptedError):
+            pass  # woken for nothing: look again (until bounds it)
+        return True
+
+    def wait_readable(self, poller: select.poll, seconds: float) -> bool:
+        return bool(poller.poll(max(1, round(seconds * 1000))))
 
     def begin_stop(self) -> None:
         """Stopping: tell whatever runs requests to finish the one in flight and keep nothing."""
@@ -340,6 +369,12 @@ def keepalive_timeout(config: Config) -> float:
     return config.keepalive_timeout or DEFAULT_KEEPALIVE
 
 
+# a pool thread keeps a connection whose next request follows within this long (a keep-alive
+# client such as a browser or a load generator sends it at once); a thread holds no more than that
+# for an idle one, and never while other heads wait for a thread
+KEEP_BUSY_THREAD = 0.05
+
+
 class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer):
     """Busy connections run in a pool of at most `threads` handler threads; waiting ones cost no thread."""
 
@@ -349,6 +384,7 @@ class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer
     def __init__(self, address, app: App, config: Config) -> None:
         self.init_cgibox(app, config)
         self.pool = HandlerPool(config.threads)
+        self.keep_busy_for = KEEP_BUSY_THREAD
         super().__init__(address, Handler)
 
     def process_request(self, request, client_address) -> None:
@@ -359,8 +395,17 @@ class ThreadingServer(CgiboxServerMixin, socketserver.ThreadingMixIn, HTTPServer
     def shutdown_request(self, request) -> None:
         self.loop.hand_back(request)  # the loop parks it again or closes it
 
+    def start_loop(self) -> None:
+        super().start_loop()
+        if (self.config.processes or os.cpu_count() or 1) > 1:
+            self.loop.accept_batch = SHARED_ACCEPT_BATCH
+
     def busy(self) -> bool:
         return self.pool.in_flight > 0
+
+    def may_wait(self) -> bool:
+        # not while other heads wait for a thread: then the loop is the cheaper place to wait
+        return not self.stopping and self.pool.in_flight <= self.pool.size
 
 
 # a forked child's report to the parent: keep-alive?, responses finished, bytes read past them
@@ -381,6 +426,7 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
     def __init__(self, address, app: App, config: Config) -> None:
         self.init_cgibox(app, config)
         self.max_children = config.threads
+        self.keep_busy_for = HANDBACK_AFTER_IDLE
         self.wanted_back = False  # in a child: the parent asked for the slot (SIGUSR1)
         self.waiting_idle = False  # in a child: waiting between requests (more_arrived)
         self.children: dict[int, tuple[int, Client, bytearray]] = {}  # report fd -> child
@@ -416,6 +462,12 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
                 os.close(fd)
             self.loop.close_inherited(client)
             install_child_signals(self)
+            # forked into the last free slot: other heads may soon wait for one (a crowd of new
+            # connections), so this child answers what it has and hands back without waiting. Not
+            # a TLS connection, which cannot be handed back: closing it early would only cut its
+            # keep-alive; it gives up an idle wait when the parent asks (SIGUSR1).
+            if not client.ends_in_child:
+                self.wanted_back = self.wanted_back or len(self.children) + 1 >= self.max_children
             self.finish_request(client, client.address)
             if client.ends_in_child:
                 self._serve_to_the_end(client)
@@ -519,25 +571,22 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
             if idle and data:  # the first bytes of a new head: its own --header-timeout starts now
                 deadline = time.monotonic() + header_timeout
 
-    def more_arrived(self, client: Client) -> bool:
-        if self.stopping or self.wanted_back or client.ends_in_child:
-            return False
-        poller = select.poll()  # not select.select: a descriptor may be past FD_SETSIZE
-        poller.register(client.sock, select.POLLIN)
+    def more_arrived(self, client: Client, until: float) -> bool:
+        if client.ends_in_child:
+            return False  # a TLS connection: _serve_to_the_end waits for its next head (SSL buffer too)
+        return super().more_arrived(client, until)
+
+    def may_wait(self) -> bool:
+        return not (self.stopping or self.wanted_back)
+
+    def wait_readable(self, poller: select.poll, seconds: float) -> bool:
         self.waiting_idle = True
         try:
-            ready = poller.poll(HANDBACK_AFTER_IDLE * 1000)
+            return super().wait_readable(poller, seconds)
         except HandBackNow:
             return False
         finally:
             self.waiting_idle = False
-        if not ready:
-            return False
-        try:
-            client.connection.receive_data(client.recv_ready())
-        except (BlockingIOError, InterruptedError):
-            return True  # woken for nothing: look again
-        return True
 
     def begin_stop(self) -> None:
         for pid, _, _ in list(self.children.values()):
