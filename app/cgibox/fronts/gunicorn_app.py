@@ -79,22 +79,7 @@ class DeadlineSocket(socket.socket):
     __slots__ = ()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        deadline = getattr(_head, "deadline", None)
-        if deadline is None:
-            return super().recv(bufsize, flags)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise HeadTimeout
-        self.settimeout(remaining)
-        try:
-            data = super().recv(bufsize, flags)
-        except TimeoutError:
-            raise HeadTimeout from None
-        if not _head.seen and wire.looks_like_tls(data):
-            raise TLSOnPlainPort
-        if len(_head.seen) < HEAD_KEPT:
-            _head.seen += data[:HEAD_KEPT - len(_head.seen)]
-        return data
+        return _recv_in_head(self, super().recv, bufsize, flags, plain_port=True)
 
 
 class DeadlineSSLSocket(ssl.SSLSocket):
@@ -102,20 +87,29 @@ class DeadlineSSLSocket(ssl.SSLSocket):
     the SSLSocket that the TLS context makes is switched to this class (same layout)."""
 
     def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
-        deadline = getattr(_head, "deadline", None)
-        if deadline is None:
-            return super().recv(bufsize, flags)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise HeadTimeout
-        self.settimeout(remaining)
-        try:
-            data = super().recv(bufsize, flags)
-        except TimeoutError:
-            raise HeadTimeout from None
-        if len(_head.seen) < HEAD_KEPT:
-            _head.seen += data[:HEAD_KEPT - len(_head.seen)]
-        return data
+        return _recv_in_head(self, super().recv, bufsize, flags, plain_port=False)
+
+
+def _recv_in_head(sock: socket.socket, recv, bufsize: int, flags: int, plain_port: bool) -> bytes:
+    """`recv` while this thread reads a request head: its deadline bounds the wait (HeadTimeout),
+    the first bytes are kept to name the request in the log, and on the plain-HTTP port a head
+    that opens with a TLS handshake is TLSOnPlainPort. Outside a head, `recv` as it is."""
+    deadline = getattr(_head, "deadline", None)
+    if deadline is None:
+        return recv(bufsize, flags)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise HeadTimeout
+    sock.settimeout(remaining)
+    try:
+        data = recv(bufsize, flags)
+    except TimeoutError:
+        raise HeadTimeout from None
+    if plain_port and not _head.seen and wire.looks_like_tls(data):
+        raise TLSOnPlainPort
+    if len(_head.seen) < HEAD_KEPT:
+        _head.seen += data[:HEAD_KEPT - len(_head.seen)]
+    return data
 
 
 def status_for(exc: BaseException) -> int:
