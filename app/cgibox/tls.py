@@ -6,10 +6,6 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-# the 400 page's detail, the server-log line and the access-log line for plain HTTP on the HTTPS port
-PLAIN_ON_TLS_PORT = "This port speaks HTTPS; plain HTTP was tried."
-PLAIN_LOG = "cgibox: {peer} sent plain HTTP to this HTTPS port"
-PLAIN_LINE = "<plain HTTP on the HTTPS port>"
 # a handshake that failed: nothing can be said in a TLS session that never started
 HANDSHAKE_FAILED_LOG = "cgibox: TLS handshake with {peer} failed: {reason}"
 

@@ -12,8 +12,9 @@ import subprocess
 import pytest
 
 from cgibox.core.connection import CLOSED_EVENT, Connection, EarlyError
+from cgibox.core.wire import PLAIN_ON_TLS_PORT
 from cgibox.fronts import tls_transport
-from cgibox.tls import PLAIN_ON_TLS_PORT, server_context
+from cgibox.tls import server_context
 
 
 @pytest.fixture(scope="module")

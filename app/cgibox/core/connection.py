@@ -78,7 +78,12 @@ class EarlyError:
     status: int
     detail: str = ""
     request_line: str = ""
-    tls: bool = False
+    log: str = ""  # a server-log line to write first ("{peer}" is the client's address)
+
+
+# the wrong protocol on a port: the same answer from every front
+TLS_ON_PLAIN_PORT = EarlyError(400, wire.TLS_ON_PLAIN_PORT, "<TLS handshake>", wire.TLS_LOG)
+PLAIN_ON_TLS_PORT = EarlyError(400, wire.PLAIN_ON_TLS_PORT, "<plain HTTP on the HTTPS port>", wire.PLAIN_LOG)
 
 
 Event = NeedData | Closed | RequestHead | EarlyError
@@ -188,7 +193,7 @@ class Connection:
                     return NEED_DATA
             if wire.looks_like_tls(bytes(buffer[:2])):
                 self._move(ERROR)
-                return EarlyError(400, wire.TLS_ON_PLAIN_PORT, "<TLS handshake>", tls=True)
+                return TLS_ON_PLAIN_PORT
             end = buffer.find(b"\n", 0, wire.MAX_REQUEST_LINE + 3)
             if end < 0:
                 if len(buffer) > wire.MAX_REQUEST_LINE + 2:

@@ -50,9 +50,12 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
 })
 TLS_HANDSHAKE_PREFIX = b"\x16\x03"
-# the 400 page's detail and the server-log line for a TLS handshake on this plain-HTTP port
+# the 400 page's detail and the server-log line for a TLS handshake on this plain-HTTP port, and
+# for plain HTTP on an HTTPS port (core.connection turns them into early answers for every front)
 TLS_ON_PLAIN_PORT = "This port speaks plain HTTP; HTTPS was tried."
 TLS_LOG = "cgibox: {peer} tried HTTPS on this plain-HTTP port"
+PLAIN_ON_TLS_PORT = "This port speaks HTTPS; plain HTTP was tried."
+PLAIN_LOG = "cgibox: {peer} sent plain HTTP to this HTTPS port"
 
 
 def looks_like_tls(first_bytes: bytes) -> bool:

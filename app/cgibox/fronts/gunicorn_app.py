@@ -22,11 +22,11 @@ from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from cgibox.config import Config, usable_cpus
-from cgibox.core import wire
+from cgibox.core import connection, wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.stats import Stats
 from cgibox.fronts.wsgi import WSGIApplication, build
-from cgibox.tls import HANDSHAKE_FAILED_LOG, PLAIN_LINE, PLAIN_LOG, PLAIN_ON_TLS_PORT
+from cgibox.tls import HANDSHAKE_FAILED_LOG
 
 try:  # gunicorn >= 24 waits for a new connection's first bytes in a thread, then defers it
     from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT
@@ -112,11 +112,15 @@ def _recv_in_head(sock: socket.socket, recv, bufsize: int, flags: int, plain_por
     return data
 
 
+# the core's answers to the wrong protocol on a port, by the exception the sockets here raise
+WRONG_PROTOCOL = {TLSOnPlainPort: connection.TLS_ON_PLAIN_PORT, PlainOnTLSPort: connection.PLAIN_ON_TLS_PORT}
+
+
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, HeadTimeout):
         return 408
-    if isinstance(exc, (TLSOnPlainPort, PlainOnTLSPort)):
-        return 400
+    if type(exc) in WRONG_PROTOCOL:
+        return WRONG_PROTOCOL[type(exc)].status
     if isinstance(exc, gunicorn_errors.ParseException):
         return PARSE_ERROR_STATUS.get(type(exc).__name__, 400)
     return 500
@@ -159,12 +163,10 @@ class CoreErrorPages:
             # nothing can be said in a TLS session that never started: a log line, and close
             server_log(HANDSHAKE_FAILED_LOG.format(peer=addr[0], reason=exc.reason or exc))
             return
-        if isinstance(exc, TLSOnPlainPort):
-            server_log(wire.TLS_LOG.format(peer=addr[0]))
-            detail = wire.TLS_ON_PLAIN_PORT
-        elif isinstance(exc, PlainOnTLSPort):
-            server_log(PLAIN_LOG.format(peer=addr[0]))
-            detail = PLAIN_ON_TLS_PORT
+        wrong_protocol = WRONG_PROTOCOL.get(type(exc))
+        if wrong_protocol is not None:
+            server_log(wrong_protocol.log.format(peer=addr[0]))
+            detail = wrong_protocol.detail
         elif status == 500:
             self.log.exception("Error handling request")
         data, length = app.early_answer(status, detail)
@@ -174,10 +176,8 @@ class CoreErrorPages:
             pass
         if req is not None:
             line = f"{req.method} {req.uri} HTTP/{req.version[0]}.{req.version[1]}"
-        elif isinstance(exc, TLSOnPlainPort):
-            line = "<TLS handshake>"
-        elif isinstance(exc, PlainOnTLSPort):
-            line = PLAIN_LINE
+        elif wrong_protocol is not None:
+            line = wrong_protocol.request_line
         else:
             line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         app.finish(None, status, length, request_line=line, remote_addr=str(addr[0]))

@@ -179,8 +179,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer_early(self, app: App, event: EarlyError) -> None:
         """An error before a Request exists (bad head, timeout, TLS): the core's answer, then close."""
-        if event.tls:
-            server_log(wire.TLS_LOG.format(peer=self.client.address[0]))
+        if event.log:
+            server_log(event.log.format(peer=self.client.address[0]))
         data, length = app.early_answer(event.status, event.detail)
         try:
             self.connection.sendall(data)

@@ -12,9 +12,9 @@ import ssl
 
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
-from cgibox.core.connection import CLOSED_EVENT, Connection, EarlyError, Event
+from cgibox.core.connection import CLOSED_EVENT, PLAIN_ON_TLS_PORT, Connection, Event
 from cgibox.fronts.loop import IO_TIMEOUT, RECV_SIZE, Client
-from cgibox.tls import HANDSHAKE_FAILED_LOG, PLAIN_LINE, PLAIN_LOG, PLAIN_ON_TLS_PORT
+from cgibox.tls import HANDSHAKE_FAILED_LOG
 
 STALLED_LOG = "cgibox: TLS handshake with {peer} not finished within --header-timeout; closed"
 
@@ -63,11 +63,10 @@ class TLSClient(Client):
             if not first:
                 return CLOSED_EVENT
             if not wire.looks_like_tls(first):
-                server_log(PLAIN_LOG.format(peer=self.address[0]))
                 # the answer goes in plain text: the same descriptor, without the SSL layer
                 self.sock = socket.socket(fileno=sock.detach())
                 self.sock.settimeout(IO_TIMEOUT)
-                return EarlyError(400, PLAIN_ON_TLS_PORT, PLAIN_LINE)
+                return PLAIN_ON_TLS_PORT  # the handler logs and answers it
             self.checked = True
         try:
             sock.do_handshake()
