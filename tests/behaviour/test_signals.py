@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 
 from tests.behaviour.site_static import BIG_SIZE
+from tests.servers import ALL_FRONTS, STARTUP, cgibox_command
 
 
 def refuses_connections(server, timeout: float = 5.0) -> bool:
@@ -122,3 +125,64 @@ def test_graceful_timeout_bounds_the_wait(make_server):
         sock.close()
     assert code == 0
     assert elapsed < 8, f"stopping took {elapsed:.1f} s with --graceful-timeout 1"
+
+
+# Every os.fork() in the server is followed, in the child, by a second's sleep: the window between
+# a serving process's fork and its own signal handlers, made wide enough to land a signal in.
+SLOW_CHILD = """
+import os, time
+_fork = os.fork
+def fork():
+    pid = _fork()
+    if pid == 0:
+        time.sleep(1.0)
+    return pid
+os.fork = fork
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_while_serving_processes_start_is_not_lost(front, site_dirs, tmp_path, sig):
+    """A signal that reaches a serving process before its handlers are set waits for them: it is
+    not run by the parent's handler in the child's copy and lost. The graceful timeout is long, so
+    a lost signal shows as a stop that does not come."""
+    extra = {"threading": ["--processes", "2"], "forking": None}.get(front, [])
+    if extra is None:
+        pytest.skip("the forking front forks per busy connection, none at start-up")
+    (tmp_path / "sitecustomize.py").write_text(SLOW_CHILD)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")},
+           "PYTHONPATH": str(tmp_path)}
+    root, cgi_dir = site_dirs
+    out = tmp_path / "out"
+    with open(out, "wb") as log:
+        process = subprocess.Popen(
+            cgibox_command(*ALL_FRONTS[front], "--host", "127.0.0.1", "--port", "0", "--root", str(root),
+                           "--cgi-dir", str(cgi_dir), "--graceful-timeout", "120", *extra),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not STARTUP.search(out.read_text("utf-8", "replace")):
+            assert process.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.02)
+        process.send_signal(sig)  # the serving processes are in their first second
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_scripts_start_with_no_signal_blocked(make_server, tmp_path):
+    """Serving processes are forked with the stop signals blocked until their handlers are set;
+    a script inherits the mask of the thread that starts it, so none may be left blocked there."""
+    cgi_dir = tmp_path / "cgi"
+    cgi_dir.mkdir()
+    script = cgi_dir / "mask"
+    script.write_text("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"
+                      "grep '^SigBlk' /proc/self/status\n")
+    script.chmod(0o755)
+    server = make_server(cgi_dir=cgi_dir)
+    for _ in range(3):  # on the forking front, more than one child
+        reply = server.get("/cgi-bin/mask")
+        assert reply.status == 200
+        assert reply.text.split() == ["SigBlk:", "0" * 16]

@@ -25,6 +25,7 @@ from cgibox.config import Config, usable_cpus
 from cgibox.core import connection, wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.stats import Stats
+from cgibox.fronts.forks import STOP_SIGNALS, release, signals_held
 from cgibox.fronts.wsgi import WSGIApplication, build
 from cgibox.tls import HANDSHAKE_FAILED_LOG
 
@@ -126,9 +127,18 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
+# what the arbiter sends a worker to stop it or have it reopen its logs: held across the fork
+# (GracefulArbiter.spawn_worker) until the worker's own handlers are set (see fronts/forks.py)
+WORKER_SIGNALS = STOP_SIGNALS | {signal.SIGQUIT, signal.SIGUSR1}
+
+
 class CoreErrorPages:
     """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, a
     head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
+
+    def init_signals(self) -> None:
+        super().init_signals()  # type: ignore[misc]
+        release(WORKER_SIGNALS)
 
     def arm_head_deadline(self, sock: socket.socket, deadline: float | None = None) -> None:
         if type(sock) is socket.socket and not self.cfg.is_ssl:
@@ -311,6 +321,11 @@ class GracefulArbiter(Arbiter):
 
     def handle_int(self):
         raise StopIteration
+
+    def spawn_worker(self):
+        # the fork is inside; the worker releases the signals in init_signals
+        with signals_held(WORKER_SIGNALS):
+            return super().spawn_worker()
 
 
 class CgiboxGunicorn(BaseApplication):

@@ -35,6 +35,7 @@ from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
+from cgibox.fronts.forks import fork_holding, release
 from cgibox.fronts.loop import RECV_SIZE, SHARED_ACCEPT_BATCH, Client, ConnectionLoop
 
 # file regions up to this size are read and sent with the head in one write
@@ -447,7 +448,7 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
 
     def _fork(self, client: Client) -> None:
         report_r, report_w = os.pipe()
-        pid = os.fork()
+        pid = fork_holding()  # released by install_child_signals
         if pid:
             os.close(report_w)
             os.set_blocking(report_r, False)
@@ -618,6 +619,7 @@ def install_child_signals(server: ForkingServer) -> None:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_wanted)
+    release()
 
 
 def handle_error_quietly(self, request, client_address) -> None:
@@ -649,6 +651,7 @@ def serve(server: ThreadingServer | ForkingServer, config: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    release()  # a --processes child was forked holding them (fronts/processes.py)
     server.start_loop()
     loop = server.loop
     loop.run(stop)

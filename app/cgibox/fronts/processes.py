@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from cgibox.core.accesslog import server_log
+from cgibox.fronts.forks import fork_holding
 
 # after --graceful-timeout, how long a serving process gets to close up before SIGKILL
 STOP_MARGIN = 5.0
@@ -38,7 +39,7 @@ def supervise(count: int, serve_one: Callable[[], int], close_listener: Callable
     started: dict[int, float] = {}
 
     def start() -> None:
-        pid = os.fork()
+        pid = fork_holding()  # the child's serve() releases them once its handlers are set
         if pid == 0:
             status = 1
             try:
