@@ -115,7 +115,7 @@ def test_passwords_verify_cache_and_reload(tmp_path, monkeypatch):
     passwords = auth.Passwords(str(path))
     calls = []
     real = bcrypt.checkpw
-    monkeypatch.setattr(auth.bcrypt, "checkpw", lambda pw, h: calls.append(1) or real(pw, h))
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, h: calls.append(1) or real(pw, h))
     assert passwords.verify("alice", "one") and passwords.verify("alice", "one")
     assert len(calls) == 1  # the second came from the cache
     assert not passwords.verify("alice", "two")

@@ -22,8 +22,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import bcrypt
-
 from cgibox.core.accesslog import server_log
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
@@ -238,6 +236,8 @@ class Passwords:
                 rounds = int(sample[4:6])
             except ValueError:
                 rounds = 10
+            import bcrypt  # see verify
+
             self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
         return self._dummy
 
@@ -252,6 +252,8 @@ class Passwords:
                 self._verified.move_to_end(key)
                 return True
             hashed = self._users.get(user)
+        import bcrypt  # here, not at the top: a server without --auth-file never loads it
+
         ok = bcrypt.checkpw(secret, hashed if hashed is not None else self._dummy_hash())
         if not ok or hashed is None:
             return False

@@ -7,7 +7,6 @@ import functools
 import os
 from dataclasses import dataclass
 
-from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from cgibox.core.paths import open_resolved
@@ -23,9 +22,14 @@ class Readme:
     truncated: bool
 
 
-# CommonMark with GitHub's tables and strikethrough; "html": False escapes any raw HTML, and
-# markdown-it's link validation drops javascript:, vbscript: and data: links (links are kept)
-_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+@functools.cache
+def markdown():
+    """CommonMark with GitHub's tables and strikethrough; "html": False escapes any raw HTML, and
+    markdown-it's link validation drops javascript:, vbscript: and data: links (links are kept).
+    Built on the first README.md, not at start-up: markdown-it-py adds about 1.7 MB to a process."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
 
 class Readmes:
@@ -50,7 +54,7 @@ def _render(real: str, name: str, validator: tuple[int, ...]) -> Readme | None:
     truncated = len(data) > README_LIMIT
     text = data[:README_LIMIT].decode("utf-8", "replace")
     if name.lower().endswith(".md"):
-        html = Markup(_MARKDOWN.render(text))  # noqa: S704 - markdown-it escapes: raw HTML is off
+        html = Markup(markdown().render(text))  # noqa: S704 - markdown-it escapes: raw HTML is off
     else:
         html = Markup("<pre>%s</pre>") % escape(text)
     return Readme(name, html, truncated)

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 import time
 import traceback
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.utils import floatToGoString
 
 from cgibox import __version__
 from cgibox.config import Config
@@ -70,6 +65,19 @@ class App:
         base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
             tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
         return Auth(str(config.auth_file), config.public, config.auth_scope, base + ".auth")
+
+    def load_on_demand_modules(self) -> None:
+        """Import now what a serving process otherwise imports on first use (prometheus_client
+        for /metrics, markdown-it-py for a README.md, bcrypt for a login), to save the memory
+        of the many processes that never use them. For a front whose children are forked per
+        connection and exit: loaded once in the parent, not again in every child that needs it."""
+        from cgibox.core import metrics  # noqa: F401
+        from cgibox.core.readme import markdown
+
+        if not self.config.no_readme:
+            markdown()
+        if self.auth is not None:
+            import bcrypt  # noqa: F401
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -202,11 +210,9 @@ class App:
         return response
 
     def metrics(self) -> Response:
-        document = self.stats_document()
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_StatsCollector(document))
-        registry.register(_FleetCollector(document, self.stats))
-        body = generate_latest(registry).decode("utf-8")
+        from cgibox.core import metrics  # on the first scrape (load_on_demand_modules)
+
+        body = metrics.exposition(self.stats_document(), self.stats)
         return self.text(200, body, "text/plain; version=0.0.4; charset=utf-8")
 
     # -- after the response ------------------------------------------------------------------
@@ -241,51 +247,3 @@ def cgi_mounts(config: Config) -> list[tuple[str, str]]:
     mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
-
-
-class _StatsCollector:
-    """Presents one stats snapshot to prometheus_client, which writes the text format."""
-
-    def __init__(self, document: dict) -> None:
-        self.document = document
-
-    def collect(self):
-        doc = self.document
-        info = GaugeMetricFamily("cgibox_info", "cgibox version and front", labels=["version", "front"])
-        info.add_metric([doc["version"], doc["front"]], 1)
-        yield info
-        yield GaugeMetricFamily("cgibox_uptime_seconds", "Seconds since the server started",
-                                value=doc["uptime_seconds"])
-        yield CounterMetricFamily("cgibox_requests", "Requests answered", value=doc["requests_total"])
-        responses = CounterMetricFamily("cgibox_responses", "Responses by status code", labels=["code"])
-        for code, count in sorted(doc["responses"].items()):
-            responses.add_metric([code], count)
-        yield responses
-        yield CounterMetricFamily("cgibox_sent_bytes", "Body bytes sent", value=doc["bytes_sent"])
-        yield CounterMetricFamily("cgibox_cgi_runs", "CGI scripts run", value=doc["cgi_runs"])
-
-
-class _FleetCollector:
-    """What a fleet's Prometheus needs beyond the counters: build info, start time and the
-    request-duration histograms by route kind (the `instance` label comes from the scrape)."""
-
-    def __init__(self, document: dict, stats: Stats) -> None:
-        self.document = document
-        self.stats = stats
-
-    def collect(self):
-        doc = self.document
-        build = GaugeMetricFamily("cgibox_build_info", "cgibox build: version, front and Python",
-                                  labels=["version", "front", "python"])
-        build.add_metric([doc["version"], doc["front"], platform.python_version()], 1)
-        yield build
-        yield GaugeMetricFamily("process_start_time_seconds",
-                                "Start time of the server (its first process) in Unix seconds",
-                                value=self.stats.started_at)
-        histogram = HistogramMetricFamily("cgibox_request_duration_seconds",
-                                          "Seconds from a request's arrival to its response's end, by route",
-                                          labels=["route"])
-        for kind, data in self.stats.duration_histograms().items():
-            buckets = [(floatToGoString(bound), count) for bound, count in data["buckets"]]
-            histogram.add_metric([kind], buckets, sum_value=data["sum"])
-        yield histogram

@@ -513,6 +513,7 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
         # a child forked before it installs its own SIGUSR1 handler must not die of one (the
         # default action); the handler it installs is reset by exec, so scripts get the default
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        self.app.load_on_demand_modules()  # each child would import them again, then exit
         super().start_loop()
 
     def busy(self) -> bool:
