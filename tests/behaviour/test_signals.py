@@ -151,7 +151,7 @@ def test_a_stop_signal_while_serving_processes_start_is_not_lost(front, site_dir
         pytest.skip("the forking front forks per busy connection, none at start-up")
     (tmp_path / "sitecustomize.py").write_text(SLOW_CHILD)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")},
-           "PYTHONPATH": str(tmp_path)}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     root, cgi_dir = site_dirs
     out = tmp_path / "out"
     with open(out, "wb") as log:
