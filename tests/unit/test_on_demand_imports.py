@@ -34,8 +34,9 @@ def loaded(then: str) -> list[str]:
 
 
 def test_a_started_app_has_not_loaded_them_and_a_readme_and_a_scrape_load_theirs():
-    page = "html = app.handle(Request(\"GET\", \"/\")).body"
-    before, after = loaded(f'{page}; app.handle(Request("GET", "/metrics")); assert b"<em>there</em>" in bytes(html)')
+    before, after = loaded('html = app.handle(Request("GET", "/")).body; '
+                           'app.handle(Request("GET", "/metrics")); '
+                           'assert b"<em>there</em>" in bytes(html)')
     assert before == ""
     assert after == "markdown_it prometheus_client"
 
