@@ -235,13 +235,19 @@ SETTINGS: tuple[Setting, ...] = (
             "folder whose `listing.html`, `404.html`, `error.html`, `stats.html` replace the built-in ones",
             "DIR", default_text="built-in"),
     Setting("cgi_timeout", _seconds, "30",
-            "seconds before a running script's process group is killed", "SECONDS"),
+            "seconds a running script may stay silent (no output) before its process group is killed",
+            "SECONDS"),
+    Setting("cgi_max_time", _seconds, None,
+            "seconds a script may run in all, however much it writes", "SECONDS"),
     Setting("cgi_max", _positive_int, None,
             "scripts running at once; more get `503` with `Retry-After`", "N", default_text="4 per CPU"),
     Setting("max_body", _positive_int, "10485760", "largest request body in bytes (`413` above)",
             "BYTES"),
     Setting("header_timeout", _seconds, "10",
             "seconds a client has to send its request head (`408`)", "SECONDS"),
+    Setting("body_timeout", _seconds, "30",
+            "seconds a client may stay silent while sending a request body; then `408` and the "
+            "connection is closed", "SECONDS"),
     Setting("graceful_timeout", _seconds, "10",
             "seconds to finish requests in flight on `SIGTERM`", "SECONDS"),
     Setting("log_format", _choice(LOG_FORMATS), "combined",
@@ -303,10 +309,12 @@ class Config:
     threads: int = 64
     templates: Path | None = None
     cgi_timeout: float = 30.0
+    cgi_max_time: float | None = None  # None: no cap on a script's whole run
     # 0 scripts at once would make every script a 503 (and no slot cells to map): use the default
     cgi_max: int = dataclasses.field(default_factory=lambda: default_cgi_max())
     max_body: int = 10485760
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     graceful_timeout: float = 10.0
     log_format: str = "combined"
     # Not command-line settings: cgibox.compat sets these to serve http.server's URL space.
