@@ -28,6 +28,16 @@ class HTTPError(Exception):
         self.close_connection = close_connection
 
 
+class BodyTimeout(HTTPError):
+    """What a front's body stream raises when the client stayed silent past --body-timeout while
+    sending its request body: 408 and the connection closed (RFC 9110 15.5.9), the answer nginx's
+    client_body_timeout and Apache's mod_reqtimeout give. The status is decided here, once."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body stopped arriving for {seconds:g} s (--body-timeout)",
+                         close_connection=True)
+
+
 # methods this server knows (RFC 9110 9.3, and PATCH, RFC 5789): a known one that a resource does
 # not allow is 405 with Allow; any other is 501, the answer RFC 9110 9.1 gives for a method the
 # server does not recognise
