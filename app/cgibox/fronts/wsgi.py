@@ -91,6 +91,16 @@ class ResponseBody:
                         route_kind=self.response.route_kind)
 
 
+def close_after(start_response: Callable) -> None:
+    """Close the connection after this response (a 408 for a stalled body, a cut script). WSGI
+    has no word for it and gunicorn drops a Connection header the application sets; its
+    start_response is a method of its Response, whose force_close() does it. Other servers: the
+    Connection header was dropped as hop-by-hop, and they decide themselves."""
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
+
+
 class WSGIApplication:
     """A WSGI callable around one core App."""
 
@@ -102,6 +112,8 @@ class WSGIApplication:
         response = self.app.handle(request)
         headers = [(k, v) for k, v in response.headers if k.lower() not in wire.HOP_BY_HOP]
         start_response(f"{response.status} {response.reason or reason(response.status)}", headers)
+        if response.close_connection:
+            close_after(start_response)
         body = response.body
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(body, FileRegion) and file_wrapper is not None:
