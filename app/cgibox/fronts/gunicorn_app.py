@@ -12,6 +12,8 @@ import socket
 import ssl
 import sys
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -36,11 +38,11 @@ class _HandshakeDeadline:
     client that stalls would hold a worker), answers plain HTTP with the core's 400 page, and
     turns a stalled handshake into the 408 of any late head."""
 
-    def __init__(self, context, timeout: float) -> None:
+    def __init__(self, context: ssl.SSLContext, timeout: float) -> None:
         self.context = context
         self.timeout = timeout
 
-    def wrap_socket(self, sock, **kwargs):
+    def wrap_socket(self, sock: socket.socket, **kwargs: Any) -> ssl.SSLSocket:
         sock.settimeout(self.timeout)
         try:
             first = sock.recv(1, socket.MSG_PEEK)
@@ -60,15 +62,16 @@ class _HandshakeDeadline:
         return wrapped
 
 
-def ssl_context_hook(config: Config):
+def ssl_context_hook(config: Config) -> Callable[[Any, Any], _HandshakeDeadline]:
     """gunicorn's ssl_context setting. gunicorn asks for a context per connection: this builds
     one (cgibox/tls.py, shared with the other fronts) once per process and hands out that one."""
     built: list[_HandshakeDeadline] = []
 
-    def ssl_context(conf, default_factory):
+    def ssl_context(conf: Any, default_factory: Any) -> _HandshakeDeadline:
         if not built:
             from cgibox.tls import server_context
 
+            assert config.tls_cert is not None and config.tls_key is not None
             built.append(_HandshakeDeadline(server_context(config.tls_cert, config.tls_key),
                                             config.header_timeout))
         return built[0]
@@ -76,19 +79,19 @@ def ssl_context_hook(config: Config):
     return ssl_context
 
 
-class GracefulArbiter(Arbiter):
+class GracefulArbiter(Arbiter):  # type: ignore[misc]
     """SIGINT stops as gracefully as SIGTERM (the contract treats them alike)."""
 
-    def handle_int(self):
+    def handle_int(self) -> None:
         raise StopIteration
 
-    def spawn_worker(self):
+    def spawn_worker(self) -> Any:
         # the fork is inside; the worker releases the signals in init_signals
         with signals_held(WORKER_SIGNALS):
             return super().spawn_worker()
 
 
-class CgiboxGunicorn(BaseApplication):
+class CgiboxGunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: Config, wsgi_app: WSGIApplication) -> None:
         self.config = config
         self.wsgi_app = wsgi_app
@@ -97,7 +100,7 @@ class CgiboxGunicorn(BaseApplication):
     def load_config(self) -> None:
         config = self.config
         host = f"[{config.host}]" if ":" in config.host else config.host
-        settings = {
+        settings: dict[str, Any] = {
             "bind": [f"{host}:{config.port}"],
             "workers": config.workers or 2 * usable_cpus(),
             "worker_class": WORKER_CLASSES[config.worker_class],
@@ -130,7 +133,7 @@ class CgiboxGunicorn(BaseApplication):
         for key, value in settings.items():
             self.cfg.set(key, value)
 
-    def when_ready(self, server) -> None:
+    def when_ready(self, server: Any) -> None:
         from cgibox.cli import startup_line
 
         port = server.LISTENERS[0].sock.getsockname()[1]
