@@ -109,9 +109,6 @@ def test_500_idle_keep_alive_connections_then_a_new_client(make_server, front):
 
 
 def test_200_slow_heads_while_others_are_served(make_server, front):
-    if front == "gunicorn-sync":
-        pytest.skip("gunicorn's sync worker reads a request head in its only thread: slow heads "
-                    "hold it (gthread parks them in its poller)")
     server = make_server(LONG)
     slow = [connect(server) for _ in range(200)]
     try:

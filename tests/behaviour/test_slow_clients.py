@@ -149,8 +149,6 @@ def test_stalled_body_is_408_and_closed(make_server):
 def test_300_slow_heads_beside_ordinary_clients(make_server, front):
     """300 clients send half a head and stall; with 4 handler threads per process, ordinary clients
     are still answered (the slow heads wait without a thread: nothing waits for their timeout)."""
-    if front == "gunicorn-sync":
-        pytest.skip("gunicorn's sync worker reads a head in its only thread: use gthread (README)")
     server = make_server([*LONG, "--threads", "4"])
     slow = []
     try:

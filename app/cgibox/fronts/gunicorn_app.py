@@ -28,7 +28,7 @@ from cgibox.fronts.wsgi import WSGIApplication, build
 
 WORKER_CLASSES = {
     "gthread": "cgibox.fronts.gunicorn_gthread.CgiboxThreadWorker",
-    "sync": "cgibox.fronts.gunicorn_workers.CgiboxSyncWorker",
+    "sync": "cgibox.fronts.gunicorn_sync.CgiboxSyncWorker",
 }
 
 

@@ -81,6 +81,12 @@ def disarm_head() -> None:
     _head.deadline = None
 
 
+def hand_over(data: bytes) -> None:
+    """Bytes of this thread's next head, read already (by a worker that parks heads): the socket's
+    first recv()s return them before reading the socket."""
+    _head.pending = data
+
+
 def head_seen() -> bytes:
     watch = getattr(_head, "watch", None)
     return watch.seen if watch is not None else b""
@@ -109,7 +115,11 @@ class DeadlineSSLSocket(ssl.SSLSocket):
 
 def _recv_in_head(sock: socket.socket, recv: Any, bufsize: int, flags: int) -> bytes:
     """`recv` while this thread reads a request head (its deadline bounds the wait), the bytes
-    shown to the core as they come; outside a head, `recv` as it is."""
+    shown to the core as they come; outside a head, `recv` as it is. Bytes handed over come first."""
+    pending = getattr(_head, "pending", b"")
+    if pending:
+        _head.pending = pending[bufsize:]
+        return pending[:bufsize]
     deadline = getattr(_head, "deadline", None)
     if deadline is None:
         return recv(bufsize, flags)  # type: ignore[no-any-return]

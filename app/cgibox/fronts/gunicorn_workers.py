@@ -1,11 +1,10 @@
 """What cgibox's gunicorn workers share (CoreErrorPages: the core's error pages, head deadlines,
-request bodies under the core's framing, closing without a wait) and the sync worker.
-The gthread worker, which also parks heads in its poller, is in fronts/gunicorn_gthread.py.
+request bodies under the core's framing, closing without a wait). The workers themselves, which
+also park heads, are in fronts/gunicorn_gthread.py and fronts/gunicorn_sync.py.
 """
 
 from __future__ import annotations
 
-import errno
 import signal
 import socket
 import ssl
@@ -14,7 +13,6 @@ from typing import Any
 
 from gunicorn import util as gunicorn_util
 from gunicorn.http import errors as gunicorn_errors
-from gunicorn.workers.sync import SyncWorker
 
 from cgibox.core import connection
 from cgibox.core.accesslog import server_log
@@ -149,31 +147,3 @@ class CoreErrorPages:
             pass
         line = event.request_line or seen.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
         app.finish(None, event.status, length, request_line=line, remote_addr=peer)
-
-
-class CgiboxSyncWorker(CoreErrorPages, SyncWorker):  # type: ignore[misc]
-    """sync: one connection at a time per worker, no keep-alive. Its head is read by the worker
-    itself (gunicorn's sync worker has no poller), so a slow head holds it until --header-timeout:
-    gthread parks them."""
-
-    def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        self.arm_head_deadline(client)
-        try:
-            super().handle(listener, client, addr)
-        finally:
-            disarm_head()
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        super().handle_exit(sig, frame)
-        self.close_listeners()  # a request in flight finishes; no new connection is accepted
-
-    def accept(self, listener: Any) -> None:
-        try:
-            super().accept(listener)
-        except OSError as error:
-            if self.alive or error.errno not in (errno.EBADF, errno.EINVAL):
-                raise  # a listener closed by handle_exit just now is the only expected failure
-
-    def handle_request(self, listener: Any, req: Any, client: Any, addr: Any) -> None:
-        self.start_request(req, client)
-        super().handle_request(listener, req, client, addr)
