@@ -70,6 +70,7 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):  # type: ignore[misc]
             self.enqueue_req(conn)
         else:
             self.park_head(conn, served=0)
+            self.on_head_readable(conn, client_sock)  # a client's head often came with its SYN's ACK
 
     def on_client_socket_readable(self, conn: CgiboxConn, client: Any) -> None:
         """A kept-alive connection's next request starts: its head is parked too, with a deadline

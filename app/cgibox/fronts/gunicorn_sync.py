@@ -75,6 +75,7 @@ class CgiboxSyncWorker(CoreErrorPages, SyncWorker):  # type: ignore[misc]
                       time.monotonic() + config.header_timeout)
         self.selector.register(client, selectors.EVENT_READ, park)
         self.heads.append(park)
+        self.read_head(park)  # a client's head often arrives with the connection
         return None
 
     def _accept_now(self, listener: Any) -> None:
