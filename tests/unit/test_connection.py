@@ -20,6 +20,7 @@ from cgibox.core.connection import (
     ProtocolStateError,
     RequestHead,
 )
+from cgibox.core.errors import HTTPError
 from cgibox.core.response import Response
 from tests.unit.test_cgi_runner import make_app
 
@@ -53,7 +54,10 @@ def run(chunks: list[bytes]) -> tuple[list[dict], int | None]:
             continue
         if isinstance(event, RequestHead):
             request = event.request
-            body = request.body.read()
+            try:
+                body = request.body.read()
+            except HTTPError as error:  # a body the core refuses: the front answers it and closes
+                return requests, error.status
             head, chunked = connection.start_response(
                 Response(200, [("Content-Length", "0")]))
             keep, _ = connection.end_response(completed=True)
@@ -161,7 +165,7 @@ def test_pipelined_bytes_stay_buffered_for_the_next_request():
     assert connection.end_response(True) == (True, False)
     assert bytes(connection.buffer) == b"GET /2 HT" and not connection.idle
     assert connection.next_event() is NEED_DATA
-    connection.receive_data(b"TP/1.1\r\n\r\n")
+    connection.receive_data(b"TP/1.1\r\nHost: x\r\n\r\n")
     event = connection.next_event()
     assert isinstance(event, RequestHead) and event.request.target == "/2"
 
@@ -170,7 +174,7 @@ def test_timeouts_408_before_the_first_request_quiet_after():
     fresh = Connection(MAX_BODY)
     event = fresh.timed_out()
     assert isinstance(event, EarlyError) and event.status == 408
-    connection, _ = head_of(b"GET / HTTP/1.1\r\n\r\n")
+    connection, _ = head_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     connection.start_response(Response(200, [("Content-Length", "0")]))
     connection.end_response(True)
     assert connection.idle and connection.state == IDLE
@@ -199,7 +203,7 @@ def test_client_half_close_after_its_request_is_answered_then_closed():
 def test_continue_is_asked_of_the_front_before_the_body_is_read():
     sent = []
     connection = Connection(MAX_BODY)
-    connection.receive_data(b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    connection.receive_data(b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
     event = connection.next_event()
     # the front that reads the body (a handler thread, not the loop) sets these after the head
     connection.send_continue = lambda: sent.append(True)
@@ -209,10 +213,23 @@ def test_continue_is_asked_of_the_front_before_the_body_is_read():
 
 
 def test_moves_outside_the_table_are_refused():
-    connection, _ = head_of(b"GET / HTTP/1.1\r\n\r\n")
+    connection, _ = head_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     with pytest.raises(ProtocolStateError):
         connection.next_event()
     assert (conn_module.IDLE, conn_module.KEEP) not in conn_module.TRANSITIONS
+
+
+def test_a_bad_host_is_refused_before_its_body_is_touched():
+    """Host and HTTP/1.0 framing are answered from the head: no body reader, the logged line is the
+    request line, and the body bytes are never parsed as a next request (the connection closes)."""
+    for head in (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 5\r\n\r\n"):
+        connection = Connection(MAX_BODY)
+        connection.receive_data(head + b"5\r\nGET /smuggled HTTP/1.1\r\n\r\n")
+        event = connection.next_event()
+        assert isinstance(event, EarlyError) and event.status == 400
+        assert event.request_line == "POST / " + head[7:15].decode()
+        assert connection.state == MUST_CLOSE and connection.next_event() is CLOSED_EVENT
 
 
 def test_early_answer_is_one_templated_closing_page(tmp_path):
