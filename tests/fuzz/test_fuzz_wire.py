@@ -9,10 +9,11 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from cgibox.core import wire
+from cgibox.core import fast_head, wire
 from cgibox.core.connection import CLOSED_EVENT, Connection, EarlyError, RequestHead
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Headers, Request, request_problem
@@ -58,11 +59,11 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-def parse_head(pieces: list[bytes]) -> tuple[Request, bytes]:
+def parse_head(pieces: list[bytes], fast: bool = False) -> tuple[Request, bytes]:
     """Feed a head to core.connection in the pieces given, as the loop does with what recv()
     returns (then the end of the stream): the Request it makes and the bytes it kept after the
     head, with the pieces not fed yet. An early error is raised as the HTTPError it stands for."""
-    connection = Connection(max_body=10_000)
+    connection = Connection(max_body=10_000, fast=fast)
     pieces = [p for p in pieces if p]
     while True:
         event = connection.next_event()
@@ -79,10 +80,19 @@ class ConnectionClosed(Exception):
     """The stream ended with no head in it (nothing, or a blank line): nothing to answer."""
 
 
+# the head suites run with the hand parser alone and with llhttp in front of it
+PARSERS = pytest.mark.parametrize("fast", [
+    pytest.param(False, id="hand"),
+    pytest.param(True, id="llhttp", marks=pytest.mark.skipif(not fast_head.AVAILABLE,
+                                                             reason="httptools is not installed"))])
+
+
+@PARSERS
 @given(method=tokens, target=targets, version=st.sampled_from(["HTTP/1.0", "HTTP/1.1"]),
        fields=st.lists(st.tuples(tokens, field_values), max_size=8),
        line_end=st.sampled_from([b"\r\n", b"\n"]), cuts=st.lists(st.integers(0, 10_000), max_size=12))
-def test_a_valid_head_split_at_any_byte_parses_the_same(method, target, version, fields, line_end, cuts):
+def test_a_valid_head_split_at_any_byte_parses_the_same(method, target, version, fields, line_end, cuts,
+                                                        fast):
     # exactly one valid Host, and no field that frames a body (RFC 9112 3.2, 6.1)
     fields = [("Host", b"example:80")] + [
         (name, value) for name, value in fields
@@ -90,12 +100,13 @@ def test_a_valid_head_split_at_any_byte_parses_the_same(method, target, version,
     lines = [f"{method} {target} {version}".encode()] + [name.encode() + b": " + value
                                                         for name, value in fields]
     data = line_end.join(lines) + line_end + line_end + b"BODY"
-    request, after = parse_head(split_at(data, cuts))
+    request, after = parse_head(split_at(data, cuts), fast)
     assert (request.method, request.target, request.protocol) == (method, target, version)
     assert [(k, v.encode("latin-1")) for k, v in request.headers] == [(k, v) for k, v in fields]
     assert after == b"BODY"  # not one byte of what follows the head was taken
 
 
+@PARSERS
 @given(data=st.binary(max_size=300))
 @example(data=b"GET / HTTP/1.1\r\nProxy\n: x\r\n\r\n")
 @example(data=b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n")
@@ -103,13 +114,13 @@ def test_a_valid_head_split_at_any_byte_parses_the_same(method, target, version,
 @example(data=b"GET /\xff HTTP/1.1\r\n\r\n")
 @example(data=b"GET / HTTP/2.0\r\n\r\n")
 @example(data=b"GET / HTTP/1.1\r\n folded\r\n\r\n")
-def test_any_head_is_parsed_or_refused_with_a_contract_status(data):
-    check_head(data)
+def test_any_head_is_parsed_or_refused_with_a_contract_status(data, fast):
+    check_head(data, fast)
 
 
-def check_head(data: bytes) -> None:
+def check_head(data: bytes, fast: bool = False) -> None:
     try:
-        request, _ = parse_head([data])
+        request, _ = parse_head([data], fast)
     except HTTPError as error:
         assert error.status in HEAD_STATUSES
         assert error.close_connection
@@ -135,9 +146,37 @@ def mutated_heads(draw) -> bytes:
     return bytes(data)
 
 
+@PARSERS
 @given(data=mutated_heads())
-def test_a_mutated_head_is_parsed_or_refused_with_a_contract_status(data):
-    check_head(data)
+def test_a_mutated_head_is_parsed_or_refused_with_a_contract_status(data, fast):
+    check_head(data, fast)
+
+
+def outcome(data: bytes, fast: bool) -> tuple:
+    """What a connection makes of `data` arriving in one piece: the request and what is left, or
+    the early error (status and detail), or the end."""
+    try:
+        request, after = parse_head([data], fast)
+    except HTTPError as error:
+        return ("error", error.status, error.detail)
+    except ConnectionClosed:
+        return ("closed",)
+    return ("request", request.method, request.target, request.protocol, list(request.headers),
+            request.body_length, after)
+
+
+@pytest.mark.skipif(not fast_head.AVAILABLE, reason="httptools is not installed")
+@given(data=st.one_of(mutated_heads(), st.binary(max_size=300)))
+@example(data=b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")  # llhttp takes 2.0: ours is 505
+@example(data=b"GET / HTTP/1.1\r\nHost: x\r\nA:  b \t\r\n\r\n")  # llhttp keeps trailing space
+@example(data=b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n")  # a method llhttp does not know
+@example(data=b"GET / HTTP/1.1\r\nHost: x\nA: 1\r\n\r\n")  # one bare LF
+@example(data=b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nHost: x\r\n\r\n")
+@example(data=b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_llhttp_in_front_changes_no_answer(data):
+    """Whatever bytes arrive, a connection with llhttp in front makes of them exactly what the
+    hand parser alone makes: the same request and leftover bytes, or the same status and detail."""
+    assert outcome(data, True) == outcome(data, False)
 
 
 @given(line=st.binary(max_size=80))

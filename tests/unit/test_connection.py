@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cgibox.core import connection as conn_module
+from cgibox.core import fast_head
 from cgibox.core.connection import (
     BUSY,
     CLOSED_EVENT,
@@ -40,11 +41,22 @@ def corpus(kind: str) -> list[pytest.param]:
     return [pytest.param(load(f), json.loads(f.with_suffix(".json").read_text()), id=f.stem) for f in files]
 
 
-def run(chunks: list[bytes]) -> tuple[list[dict], int | None]:
+# every corpus test runs with the hand parser alone and with llhttp in front of it
+PARSERS = [pytest.param(False, id="hand"),
+           pytest.param(True, id="llhttp", marks=pytest.mark.skipif(
+               not fast_head.AVAILABLE, reason="httptools is not installed"))]
+
+
+@pytest.fixture(params=PARSERS)
+def fast(request) -> bool:
+    return request.param
+
+
+def run(chunks: list[bytes], fast: bool = False) -> tuple[list[dict], int | None]:
     """Drive a Connection as a front does: feed chunks when it needs data (the body reads from the
     same chunks through `recv`), answer each request 200. Returns the requests and an early status."""
     pending = [chunk for chunk in chunks if chunk]  # b"" would mean the end of the stream
-    connection = Connection(MAX_BODY, peer=("192.0.2.1", 4000), server=("localhost", 80))
+    connection = Connection(MAX_BODY, peer=("192.0.2.1", 4000), server=("localhost", 80), fast=fast)
     connection.recv = lambda: pending.pop(0) if pending else b""
     requests: list[dict] = []
     for _ in range(10_000):  # bounded: a corpus file is far shorter
@@ -83,25 +95,25 @@ def splits(data: bytes) -> range:
 
 
 @pytest.mark.parametrize(("data", "expected"), corpus("valid"))
-def test_valid_requests_split_anywhere(data, expected):
+def test_valid_requests_split_anywhere(data, expected, fast):
     for position in splits(data):
-        requests, status = run([data[:position], data[position:]])
+        requests, status = run([data[:position], data[position:]], fast)
         assert status is None, position
         assert requests == expected, position
 
 
 @pytest.mark.parametrize(("data", "expected"), corpus("invalid"))
-def test_invalid_requests_split_anywhere(data, expected):
+def test_invalid_requests_split_anywhere(data, expected, fast):
     for position in splits(data):
-        requests, status = run([data[:position], data[position:]])
+        requests, status = run([data[:position], data[position:]], fast)
         assert (requests, status) == ([], expected["status"]), position
 
 
 @pytest.mark.parametrize(("data", "expected"), corpus("valid") + corpus("invalid"))
-def test_a_byte_at_a_time(data, expected):
+def test_a_byte_at_a_time(data, expected, fast):
     size = 1 if len(data) <= 4096 else 97
     chunks = [data[i:i + size] for i in range(0, len(data), size)]
-    requests, status = run(chunks)
+    requests, status = run(chunks, fast)
     if isinstance(expected, list):
         assert (requests, status) == (expected, None)
     else:
@@ -239,3 +251,36 @@ def test_early_answer_is_one_templated_closing_page(tmp_path):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 414 ") and b"Connection: close" in head
     assert len(body) == length and b"414" in body and f"Content-Length: {length}".encode() in head
+
+
+# -- llhttp in front (core/fast_head.py) ------------------------------------------------------------
+
+needs_httptools = pytest.mark.skipif(not fast_head.AVAILABLE, reason="httptools is not installed")
+
+
+@needs_httptools
+def test_a_whole_crlf_head_takes_the_fast_path():
+    data = bytearray(b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-Sp:  v v \t\r\nX-E:\r\nAccept: caf\xe9\r\n\r\nBODY")
+    (line, headers, size) = fast_head.parse_head(data)
+    assert line == ("GET", "/a?b", "HTTP/1.1") and bytes(data[size:]) == b"BODY"
+    assert list(headers) == [("Host", "x"), ("X-Sp", "v v"), ("X-E", ""), ("Accept", "caf\xe9")]
+
+
+@needs_httptools
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n",  # not whole yet
+    b"GET / HTTP/1.1\nHost: x\n\n",  # bare LF: the hand parser takes it
+    b"GET / HTTP/1.1\r\nHost: x\nA: 1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: 1\r\n fold\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: \x7f\r\n\r\n",
+    b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",  # llhttp takes 2.0; the hand parser answers 505
+    b"GET / HTTP/1.2\r\nHost: x\r\n\r\n",
+    b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n",  # not in llhttp's method list; the core answers 501
+    b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nHost: x\r\n\r\n",
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",  # 414 by our own measure
+    b"GET / HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n",  # 431 by our own measure
+    b"GET / HTTP/1.1\r\nX: " + b"b" * 70000 + b"\r\n\r\n",
+    b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
+])
+def test_anything_else_is_left_to_the_hand_parser(data):
+    assert fast_head.parse_head(bytearray(data)) is None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cgibox.core import wire
+from cgibox.core import fast_head, wire
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Headers, Request, framing_problem
 from cgibox.core.response import Response
@@ -102,8 +102,11 @@ class Connection:
     """
 
     def __init__(self, max_body: int, peer: tuple[str, int] = ("-", 0),
-                 server: tuple[str, int] = ("localhost", 0), scheme: str = "http") -> None:
+                 server: tuple[str, int] = ("localhost", 0), scheme: str = "http",
+                 fast: bool = fast_head.AVAILABLE) -> None:
         self.max_body = max_body
+        # a head that arrives whole goes through llhttp first (core/fast_head.py), when installed
+        self.fast = fast and fast_head.AVAILABLE
         self.peer = peer
         self.server = server
         self.scheme = scheme
@@ -191,6 +194,11 @@ class Connection:
                     return self._parse()
                 if len(buffer) < 2 and not self.eof:
                     return NEED_DATA
+            if self.fast:
+                parsed = fast_head.parse_head(buffer)
+                if parsed is not None:
+                    self._line, self._headers, self._scan = parsed
+                    return self._head_done()
             if wire.looks_like_tls(bytes(buffer[:2])):
                 self._move(ERROR)
                 return TLS_ON_PLAIN_PORT
