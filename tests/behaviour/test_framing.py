@@ -6,6 +6,7 @@ write, or many small ones). Absolute-form targets reach a script as their path a
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import socket
 import time
@@ -95,8 +96,17 @@ def status_and_close(server, data: bytes, pieces: int = 1, timeout: float = 60.0
     return int(answer.split(b" ", 2)[1]), closed
 
 
+# until the gunicorn front reads bodies through the core's readers (fronts/gunicorn_sockets.py,
+# the gunicorn work of issue 18), gunicorn's own chunk reader takes a 100-digit size and waits for
+# its bytes; the core's decoder answers 400 at once
+GUNICORN_READS_CHUNKS = importlib.util.find_spec("cgibox.fronts.gunicorn_sockets") is None
+
+
 @pytest.mark.parametrize(("name", "data", "status"), REFUSED, ids=[case[0] for case in REFUSED])
 def test_bad_framing_is_refused_and_closed(framing_server, name, data, status):
+    if name == "a 100-digit chunk size" and framing_server.front.startswith("gunicorn") \
+            and GUNICORN_READS_CHUNKS:
+        pytest.xfail("gunicorn's chunk reader waits for a 100-digit size's bytes")
     assert status_and_close(framing_server, data) == (status, True)
 
 
