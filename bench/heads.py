@@ -3,8 +3,8 @@ front: `python bench/heads.py`. No sockets: a Connection is fed whole heads, as 
 what one recv() brings, and each head is taken through to the Request (framing rules and the
 body reader included), then the response is ended so the next head can follow.
 
-Prints microseconds per head for a few typical heads (best of several rounds, so other load on
-the machine shows less); figures go to docs/benchmarks.md by hand, as the profile notes do.
+Prints CPU microseconds per head for a few typical heads, the best of several rounds with the two
+parsers taking turns, so that other load on the machine shows less.
 """
 
 from __future__ import annotations
