@@ -87,6 +87,16 @@ def _directory(text: str) -> Path:
     return path.resolve()
 
 
+NO_SCRIPTS = "none"
+
+
+def _cgi_dir(text: str) -> Path | None:
+    """A folder of scripts, or `none`: no scripts at all."""
+    if text.strip() == NO_SCRIPTS:
+        return None
+    return _directory(text)
+
+
 def _web_url(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() \
@@ -212,7 +222,6 @@ class Setting:
     help: str  # the one description, shown by --help and in README's table (`code` in backticks)
     metavar: str = ""
     default_text: str = ""  # what a default of None means, for people ("2 per CPU", "built-in")
-    if_missing: str = ""  # the way out when the default does not exist here (run outside the checkout)
     switch: bool = False  # a flag without a value (`--no-readme`); its variable takes 1 or 0
     # a repeatable flag: its parser takes the list of values; the variable holds them joined by this
     repeat: str | None = None
@@ -241,10 +250,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", _host, "127.0.0.1", "bind address; IPv6 literals allowed (`--host ::` for every address)",
             "ADDR"),
     Setting("port", _port, "8000", "TCP port; `0` picks a free one, shown in the start-up line", "PORT"),
-    Setting("root", _directory, "./static", "folder served at `/`", "DIR",
-            if_missing="serve a folder with --root DIR"),
-    Setting("cgi_dir", _directory, "./cgi-bin", "folder of the scripts run at `/cgi-bin/NAME`",
-            "DIR", if_missing="run scripts from a folder with --cgi-dir DIR"),
+    Setting("root", _directory, None,
+            "folder served at `/` (or the first argument: `cgibox DIR`)", "DIR",
+            default_text="./static if it exists, else the current folder"),
+    Setting("cgi_dir", _cgi_dir, None,
+            "folder of the scripts run at `/cgi-bin/NAME`; `none` serves files only", "DIR",
+            default_text="./cgi-bin if it exists, else none"),
     Setting("front", _choice(FRONTS), "threading", "`threading`, `forking` or `gunicorn`", "NAME"),
     Setting("workers", _positive_int, None, "gunicorn worker processes", "N",
             default_text="2 per CPU"),
@@ -334,7 +345,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     root: Path = Path("static")
-    cgi_dir: Path = Path("cgi-bin")
+    cgi_dir: Path | None = Path("cgi-bin")  # None: no scripts at /cgi-bin
     front: str = "threading"
     workers: int | None = None
     worker_class: str = "gthread"
@@ -383,6 +394,8 @@ class Config:
     max_connections: int = 10000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
+    notes: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -434,6 +447,7 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
             values[setting.name] = None if raw is None else setting.parse(raw)
         except ConfigError as problem:
             raise ConfigError(_blame(setting, raw, origin, problem)) from None
+    notes = _default_folders(values, flags, environ)
     if values["cgi_max"] is None:
         values["cgi_max"] = default_cgi_max()
     for name in ("cgi_limits", "header"):
@@ -443,7 +457,26 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
         else SETTINGS_BY_NAME["cgi_pass_env"].env
     values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ, pass_env_source)
     _check_tls_pair(values)
-    return Config(**values)
+    return Config(**values, notes=notes)
+
+
+DEFAULT_ROOT = "static"
+DEFAULT_CGI_DIR = "cgi-bin"
+
+
+def _default_folders(values: dict[str, Any], flags: Mapping[str, Any],
+                     environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The folders nobody named: ./static if it is there, else the current folder; ./cgi-bin if
+    it is there, else no scripts (said in one start-up line). Returns the notes to print."""
+    if values["root"] is None:
+        values["root"] = Path(DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT) else ".").resolve()
+    setting = SETTINGS_BY_NAME["cgi_dir"]
+    if values["cgi_dir"] is None and _raw_value(setting, flags, environ)[1] == "default":
+        if os.path.isdir(DEFAULT_CGI_DIR):
+            values["cgi_dir"] = Path(DEFAULT_CGI_DIR).resolve()
+        else:
+            return (f"cgibox: no ./{DEFAULT_CGI_DIR} here: no scripts; --cgi-dir DIR runs some",)
+    return ()
 
 
 def _raw_value(setting: Setting, flags: Mapping[str, str | None],
@@ -462,8 +495,6 @@ def _blame(setting: Setting, raw: Any, origin: str, problem: ConfigError) -> str
         return f"{setting.flag} {raw!r}: {problem}"
     if origin == "env":
         return f"{setting.env}={raw!r}: {problem}"
-    if setting.if_missing:
-        return f"no {raw} here; {setting.if_missing}"
     return f"{setting.flag} (default {raw!r}): {problem}"
 
 

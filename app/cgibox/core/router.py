@@ -44,7 +44,8 @@ class App:
         self.config = config
         self.front = front
         self.root = os.path.realpath(config.root)
-        self.cgi_dir = os.path.realpath(config.cgi_dir)
+        # None: no scripts at /cgi-bin (--cgi-dir none, or no ./cgi-bin by default)
+        self.cgi_dir = os.path.realpath(config.cgi_dir) if config.cgi_dir is not None else None
         self.cgi_mounts = cgi_mounts(config)
         self.templates = Templates(config.templates, config.extra_templates)
         self.stats = stats
@@ -254,7 +255,7 @@ class App:
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:
     """The config's script folders by URL prefix, shortest prefix first, folders made real."""
     if config.cgi_mounts is None:
-        return [(CGI_ROOT, os.path.realpath(config.cgi_dir))]
+        return [] if config.cgi_dir is None else [(CGI_ROOT, os.path.realpath(config.cgi_dir))]
     mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
