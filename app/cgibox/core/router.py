@@ -253,10 +253,15 @@ class App:
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:
-    """The config's script folders by URL prefix, shortest prefix first, folders made real."""
+    """The config's script folders by URL prefix, shortest prefix first, folders made real:
+    --cgi-dir at /cgi-bin and the folder mounts of --cgi-mount (which win at the same prefix),
+    or cgibox.compat's cgi_mounts."""
     if config.cgi_mounts is None:
-        return [] if config.cgi_dir is None else [(CGI_ROOT, os.path.realpath(config.cgi_dir))]
-    mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
+        mounts = {} if config.cgi_dir is None else {CGI_ROOT: os.path.realpath(config.cgi_dir)}
+        mounts.update((mount.path, os.path.realpath(mount.dir))
+                      for mount in config.cgi_mount if mount.dir is not None)
+    else:
+        mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
 
