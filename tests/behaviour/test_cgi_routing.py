@@ -99,3 +99,50 @@ def test_every_method_reaches_the_script(server, method):
     reply = server.request(method, "/cgi-bin/dump", body=b"")
     assert reply.status == 200
     assert reply.json()["env"]["REQUEST_METHOD"] == method
+
+
+# -- --cgi-ext: scripts beside their files under the root ------------------------------------------------
+
+@pytest.fixture
+def beside(make_server, tmp_path):
+    """A root where gitweb-like scripts sit next to the files they link (AddHandler cgi-script .cgi)."""
+    root = tmp_path / "www"
+    app = root / "app"
+    (app / "folder.cgi").mkdir(parents=True)
+    (app / "folder.cgi" / "inside.txt").write_text("in a folder\n")
+    (app / "style.css").write_text("body {}\n")
+    show = app / "show.cgi"
+    show.write_text('#!/bin/sh\nprintf "Content-Type: text/plain\\n\\n%s|%s|%s\\n" '
+                    '"$SCRIPT_NAME" "$PATH_INFO" "$REQUEST_METHOD"\n')
+    show.chmod(0o755)
+    (app / "source.cgi").write_text("#!/bin/sh\necho SECRET\n")  # not executable
+    hidden = app / ".hidden.cgi"
+    hidden.write_text(show.read_text())
+    hidden.chmod(0o755)
+    outside = tmp_path / "outside.cgi"
+    outside.write_text(show.read_text())
+    outside.chmod(0o755)
+    (app / "out.cgi").symlink_to(outside)
+    (app / "in.cgi").symlink_to(show)
+    return make_server(["--cgi-ext", ".cgi", "--write", "/*"], root=root)
+
+
+def test_cgi_ext_runs_scripts_in_place(beside):
+    assert beside.get("/app/show.cgi").body == b"/app/show.cgi||GET\n"
+    assert beside.get("/app/show.cgi/a/b?x").body == b"/app/show.cgi|/a/b|GET\n"
+    assert beside.request("POST", "/app/show.cgi", body=b"x").body == b"/app/show.cgi||POST\n"
+    assert beside.get("/app/in.cgi").body == b"/app/in.cgi||GET\n"  # a symlink inside the root
+    assert beside.get("/app/style.css").body == b"body {}\n"  # the files beside are files
+
+
+def test_cgi_ext_keeps_the_roots_rules(beside):
+    reply = beside.get("/app/source.cgi")
+    assert reply.status == 403 and b"SECRET" not in reply.body  # never the source
+    assert beside.get("/app/.hidden.cgi").status == 404
+    assert beside.get("/app/out.cgi").status == 404  # a symlink out of the root
+    assert beside.get("/app/missing.cgi").status == 404
+    assert beside.get("/app/style.css/x.cgi").status == 404
+    assert beside.get("/app/folder.cgi/inside.txt").body == b"in a folder\n"
+    # a script's URL takes every method, as /cgi-bin/ does: a PUT runs it, never replaces it
+    # (core.access refuses writes to --cgi-ext names: tests/unit/test_access.py)
+    assert beside.request("PUT", "/app/show.cgi", body=b"x").body == b"/app/show.cgi||PUT\n"

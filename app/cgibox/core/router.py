@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import time
 import traceback
@@ -22,7 +23,7 @@ from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
 from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
-from cgibox.core.paths import decode_path
+from cgibox.core.paths import decode_path, resolve, stat_error_status
 from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 from cgibox.core.static import StaticFiles
@@ -149,8 +150,9 @@ class App:
         if decoded is None:
             raise HTTPError(404)
         mount = self.cgi_mount_for(decoded) if self.config.run_scripts else None
+        in_place = self.in_place_script(decoded) if mount is None else None
         # here rather than in handle: a script's local redirect is routed again, and checked again
-        self.access.check(request, self.kind_of(request, mount), decoded)
+        self.access.check(request, self.kind_of(request, mount or in_place), decoded)
         if decoded in RESERVED and self.config.service_routes:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
@@ -161,18 +163,51 @@ class App:
             return self.metrics(), INTERNAL
         if mount is not None:
             return self.cgi.run(request, decoded, mount), CGI
+        if in_place is not None and self._runs_in_place(request, decoded, in_place):
+            return self.cgi.run(request, decoded, ("", self.root)), CGI
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
         return self.static.serve(request, decoded), FILE
 
     @staticmethod
-    def kind_of(request: Request, mount: tuple[str, str] | None) -> str:
-        """What the request does, for core.access: runs a script, writes, or reads."""
-        if mount is not None:
+    def kind_of(request: Request, script: object) -> str:
+        """What the request does, for core.access: runs a script (`script` is not None: a
+        mount's path or a --cgi-ext name), writes, or reads."""
+        if script is not None:
             return RUN
         if request.method in WRITE_METHODS and request.method in KNOWN_METHODS:
             return WRITE
         return READ
+
+    def in_place_script(self, decoded: str) -> str | None:
+        """--cgi-ext: the URL path of the script `decoded` names under the root (its first
+        segment with one of the extensions; the rest is PATH_INFO), by name alone."""
+        if not self.config.cgi_ext or not self.config.run_scripts:
+            return None
+        end = 0
+        for segment in decoded.split("/")[1:]:
+            end += 1 + len(segment)
+            if segment.endswith(self.config.cgi_ext):
+                return decoded[:end]
+        return None
+
+    def _runs_in_place(self, request: Request, decoded: str, script: str) -> bool:
+        """Whether the --cgi-ext name `script` is a script to run (False: a folder so named,
+        served as files). It runs with the root's confinement (core.paths: no symlink out, no
+        hidden name, no script folder); a file on the way to it, or a name that is missing, is
+        404, and a file that cannot run is 403: its source is never sent (Apache's AddHandler)."""
+        found = resolve(self.root, script, self.static.exclude)
+        if found is None:
+            raise HTTPError(404)
+        try:
+            if stat.S_ISDIR(os.stat(found).st_mode):
+                return False
+        except OSError as error:  # missing, or a file on the way (ENOTDIR): as for files
+            raise HTTPError(stat_error_status(error)) from None
+        located = self.cgi.locate(decoded, ("", self.root), request.script_command)
+        if located.name != script:
+            raise HTTPError(404)
+        return True
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
         """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
@@ -271,4 +306,4 @@ def access_rules(config: Config, mounts: list[tuple[str, str]]) -> Rules:
     return Rules(logins=config.auth_file is not None, scope=config.auth_scope, public=config.public,
                  private=tuple(PrivateRule.parse(text) for text in config.private),
                  writes=tuple(WriteRule.parse(text) for text in config.write),
-                 script_prefixes=tuple(prefix for prefix, _ in mounts))
+                 script_prefixes=tuple(prefix for prefix, _ in mounts), script_exts=config.cgi_ext)
