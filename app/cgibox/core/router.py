@@ -26,6 +26,7 @@ from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path, resolve, stat_error_status
 from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
+from cgibox.core.script_mounts import OperatorRunner, mount_runner, needs_own_runner
 from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.stats_page import render_stats_page
@@ -56,11 +57,18 @@ class App:
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
                                   readme=not config.no_readme)
-        self.cgi = CGIRunner(self)
+        # cgibox's own folders are the operator's (symlinks in them run); cgibox.compat's sit
+        # under the root and keep its confinement
+        self.cgi = OperatorRunner(self) if config.cgi_mounts is None else CGIRunner(self)
+        # every prefix that runs something, programs included, shortest first; and the runners
+        # of the mounts with a program or settings of their own
+        self.script_mounts = script_mounts(config, self.cgi_mounts)
+        self.runners = {mount.path: mount_runner(self.cgi, self, mount)
+                        for mount in config.cgi_mount if needs_own_runner(mount)}
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
-        self.access = Access(access_rules(config, self.cgi_mounts), self.auth)
+        self.access = Access(access_rules(config, self.script_mounts), self.auth)
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -149,11 +157,12 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
-        mount = self.cgi_mount_for(decoded) if self.config.run_scripts else None
+        reserved = decoded in RESERVED and self.config.service_routes
+        mount = self.cgi_mount_for(decoded) if self.config.run_scripts and not reserved else None
         in_place = self.in_place_script(decoded) if mount is None else None
         # here rather than in handle: a script's local redirect is routed again, and checked again
         self.access.check(request, self.kind_of(request, mount or in_place), decoded)
-        if decoded in RESERVED and self.config.service_routes:
+        if reserved:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
             if decoded == "/healthz":
@@ -162,7 +171,7 @@ class App:
                 return self.stats_page(request), INTERNAL
             return self.metrics(), INTERNAL
         if mount is not None:
-            return self.cgi.run(request, decoded, mount), CGI
+            return self.runners.get(mount[0], self.cgi).run(request, decoded, mount), CGI
         if in_place is not None and self._runs_in_place(request, decoded, in_place):
             return self.cgi.run(request, decoded, ("", self.root)), CGI
         if decoded == FAVICON and self.config.builtin_favicon:
@@ -210,9 +219,9 @@ class App:
         return True
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
-        """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
-        is the path or a segment-wise start of it, as http.server's is_cgi() found it."""
-        for prefix, folder in self.cgi_mounts:
+        """The (URL prefix, real folder or program) whose script `decoded` names: the shortest
+        prefix that is the path or a segment-wise start of it, as http.server's is_cgi() found it."""
+        for prefix, folder in self.script_mounts:
             if decoded == prefix or decoded.startswith(prefix + "/"):
                 return prefix, folder
         return None
@@ -299,6 +308,14 @@ def cgi_mounts(config: Config) -> list[tuple[str, str]]:
         mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
+
+
+def script_mounts(config: Config, folders: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The folder mounts and --cgi-mount's programs (a program at "/" takes every path but
+    the server's own), shortest prefix first."""
+    programs = [(mount.path, str(mount.program)) for mount in config.cgi_mount
+                if mount.program is not None]
+    return sorted(folders + programs, key=lambda mount: (mount[0].count("/"), mount[0]))
 
 
 def access_rules(config: Config, mounts: list[tuple[str, str]]) -> Rules:
