@@ -69,6 +69,10 @@ class App:
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
         self.access = Access(access_rules(config, self.script_mounts), self.auth)
+        # the largest body any route takes (--max-body, or a mount's own max_body): the fronts'
+        # wire limit; each route holds its own (a script's runner its mount's max_body)
+        self.body_limit = max((config.max_body, *(mount.max_body for mount in config.cgi_mount
+                                                  if mount.max_body is not None)))
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
