@@ -116,9 +116,6 @@ def test_head_over_64_kib_in_one_write_is_431_at_the_limit(make_server):
     assert b"<html" in data.lower()
 
 
-@pytest.mark.xfail(reason="the core's chunked reader says 413 for a size past --max-body until it "
-                          "bounds sizes itself (the strict-framing work); no front hangs any more",
-                   strict=False)
 def test_hundred_digit_chunk_size_is_400(make_server):
     server = make_server(LONG)
     with connect(server) as sock:

@@ -95,7 +95,9 @@ class CgiboxSyncWorker(CoreErrorPages, SyncWorker):  # type: ignore[misc]
             for listener in self.sockets:
                 self.selector.register(listener, selectors.EVENT_READ, LISTENER)
             self.selector.register(self.PIPE[0], selectors.EVENT_READ, WAKE)
-        if self.heads:
+        if self.ready:
+            timeout = 0.0  # heads read at accept wait to be run
+        elif self.heads:
             timeout = min(timeout, max(0.0, self.heads[0].deadline - time.monotonic()))
         listeners = []
         try:
