@@ -53,6 +53,10 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         self.heads: deque[tuple[float, CgiboxConn, object]] = deque()  # in deadline order
+        # gunicorn keeps at most worker_connections - threads kept alive and answers the rest with
+        # "Connection: close"; --max-connections is every open connection (the http.server fronts
+        # keep them all, and stop accepting until one closes): so may this worker
+        self.max_keepalived = self.worker_connections
         super().init_process()
 
     # -- where connections come from ---------------------------------------------------------
