@@ -27,6 +27,7 @@ from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
+from cgibox.core.writes import Writes, is_write
 
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
@@ -56,6 +57,10 @@ class App:
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
+        self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
+        # the largest body a front's framing lets through: each route then holds its own limit
+        # (scripts --max-body, uploads --max-upload a file)
+        self.body_limit = writes_body_limit(config)
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -142,8 +147,8 @@ class App:
 
     def _dispatch(self, request: Request) -> tuple[Response, str]:
         decoded = decode_path(request.raw_path)
-        if decoded is None:
-            raise HTTPError(404)
+        if decoded is None:  # NUL, an encoded slash: no file has that name, no write may give it
+            raise HTTPError(400 if is_write(request) else 404)
         if self.auth is not None:
             # here rather than in handle: a script's local redirect is routed again, and checked again
             self.auth.check(request, decoded)
@@ -158,9 +163,18 @@ class App:
         mount = self.cgi_mount_for(decoded)
         if mount is not None and self.config.run_scripts:
             return self.cgi.run(request, decoded, mount), CGI
+        if is_write(request) and (request.method != "POST" or decoded.endswith("/")):
+            return self.writes.handle(request, decoded), FILE
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
         return self.static.serve(request, decoded), FILE
+
+    def _check_write(self, request: Request, decoded: str) -> None:
+        """May this request write at `decoded`? (core/access.py's rules; 405 where none allows)"""
+        access = getattr(self, "access", None)
+        if access is None:
+            raise refuse_method(request.method, "GET, HEAD")
+        access.check(request, "write", decoded)
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
         """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
@@ -238,6 +252,14 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+def writes_body_limit(config: Config) -> int:
+    """The framing's body limit: --max-body, or with --write no limit there (a script still gets
+    --max-body, each uploaded file --max-upload)."""
+    if getattr(config, "write", None):
+        return 1 << 62
+    return config.max_body
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:
