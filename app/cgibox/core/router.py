@@ -13,6 +13,7 @@ from cgibox import __version__
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import AccessLog, server_log
+from cgibox.core.archive import Archives
 from cgibox.core.auth import Auth
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.compress import Compressor
@@ -57,6 +58,7 @@ class App:
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
+        self.archives = Archives(self.root, self.static.exclude)
         self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
         # the largest body a front's framing lets through: each route then holds its own limit
         # (scripts --max-body, uploads --max-upload a file)
@@ -165,6 +167,9 @@ class App:
             return self.cgi.run(request, decoded, mount), CGI
         if is_write(request) and (request.method != "POST" or decoded.endswith("/")):
             return self.writes.handle(request, decoded), FILE
+        archive = self.archives.wanted(request, decoded)
+        if archive is not None:
+            return self.archives.respond(request, decoded, archive), FILE
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
         return self.static.serve(request, decoded), FILE
