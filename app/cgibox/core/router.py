@@ -17,7 +17,7 @@ from cgibox.core.archive import Archives
 from cgibox.core.auth import Auth
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.compress import Compressor
-from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
+from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL, LISTING
 from cgibox.core.errors import HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
@@ -29,6 +29,7 @@ from cgibox.core.stats import Stats
 from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
 from cgibox.core.writes import Writes, is_write
+from cgibox.core.writes_page import WriteControls
 
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
@@ -63,6 +64,7 @@ class App:
         # the largest body a front's framing lets through: each route then holds its own limit
         # (scripts --max-body, uploads --max-upload a file)
         self.body_limit = writes_body_limit(config)
+        self.write_controls = WriteControls(self.templates, self._may_write, config.max_upload)
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -172,7 +174,10 @@ class App:
             return self.archives.respond(request, decoded, archive), FILE
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
-        return self.static.serve(request, decoded), FILE
+        response = self.static.serve(request, decoded)
+        if response.route_kind == LISTING:  # a writer's listing shows the write controls
+            response = self.write_controls.apply(request, decoded, response)
+        return response, FILE
 
     def _check_write(self, request: Request, decoded: str) -> None:
         """May this request write at `decoded`? (core/access.py's rules; 405 where none allows)"""
@@ -180,6 +185,14 @@ class App:
         if access is None:
             raise refuse_method(request.method, "GET, HEAD")
         access.check(request, "write", decoded)
+
+    def _may_write(self, request: Request, decoded: str) -> bool:
+        """Whether the page should offer writes at `decoded` (never raises)."""
+        try:
+            self._check_write(request, decoded)
+        except HTTPError:
+            return False
+        return True
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
         """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
