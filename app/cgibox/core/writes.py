@@ -132,9 +132,13 @@ class Writes:
         return False
 
     def copy_body(self, request: Request, landing: Landing) -> None:
-        """The request body into `landing`, READ_SIZE at a time (never the whole file in memory)."""
+        """The request body into `landing`, READ_SIZE at a time (never the whole file in memory).
+        A body shorter than its Content-Length is a client gone (some fronts' streams just end):
+        400, and nothing lands."""
         while data := read_request_body(request, READ_SIZE):
             landing.write(data)
+        if request.body_length is not None and landing.size != request.body_length:
+            raise HTTPError(400, "the request body ended early", close_connection=True)
 
     # -- MKCOL, DELETE, MOVE ---------------------------------------------------------------------
 
