@@ -112,8 +112,8 @@
     const xhr = await request("MKCOL", url(here, name, true));
     if (xhr.status === 201) location.reload(); else alert(`Could not make "${name}": ${why(xhr)}`);
   });
-  // rename and delete on every row but the parent's
-  for (const tr of document.querySelectorAll("#listing tbody tr")) {
+  // rename and delete on every row but the parent's (the table comes after this script)
+  const rowActions = () => { for (const tr of document.querySelectorAll("#listing tbody tr")) {
     const link = tr.cells.length === 3 && !tr.classList.contains("up") && tr.cells[0].querySelector("a");
     if (!link) continue;
     const href = link.getAttribute("href"), isDir = href.endsWith("/");
@@ -138,5 +138,6 @@
     });
     acts.append(rename, remove);
     tr.cells[0].append(acts);
-  }
+  } };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", rowActions); else rowActions();
 })();
