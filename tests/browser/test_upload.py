@@ -91,7 +91,8 @@ def test_upload_through_a_synthetic_drop(browser, writable, folder):
         data.items.add(new File(['dropped one'], 'one.txt', {type: 'text/plain'}));
         data.items.add(new File(['dropped two'], 'two words.txt'));
         for (const type of ['dragenter', 'dragover', 'drop']) {
-          document.body.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true}));
+          const init = {dataTransfer: data, bubbles: true, cancelable: true};
+          document.body.dispatchEvent(new DragEvent(type, init));
         }""")
     names = wait_for_row(browser, "two words.txt")
     assert "one.txt" in names
@@ -113,7 +114,8 @@ def test_a_dropped_folder_keeps_its_tree(browser, writable, folder):
         const album = dir('album', [file('a.txt', 'A'), file('.DS_Store', 'junk'),
                                     dir('inner', [file('b.txt', 'B')])]);
         const event = new Event('drop', {bubbles: true, cancelable: true});
-        Object.defineProperty(event, 'dataTransfer', {value: {items: [{webkitGetAsEntry: () => album}], files: []}});
+        const data = {items: [{webkitGetAsEntry: () => album}], files: []};
+        Object.defineProperty(event, 'dataTransfer', {value: data});
         document.body.dispatchEvent(event);""")
     wait_for_row(browser, "album/")
     assert (path / "album" / "a.txt").read_text() == "A"
