@@ -8,17 +8,30 @@ import os
 import tempfile
 import time
 import traceback
+from typing import Any
 
 from cgibox import __version__
 from cgibox.config import Config
 from cgibox.core import wire
+from cgibox.core.access import (
+    ALLOW,
+    LOGIN,
+    READ,
+    RUN,
+    WRITE,
+    WRITE_METHODS,
+    Access,
+    PrivateRule,
+    Rules,
+    WriteRule,
+)
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.archive import Archives
 from cgibox.core.auth import Auth
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.compress import Compressor
 from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL, LISTING
-from cgibox.core.errors import HTTPError, error_response, refuse_method, warm_error_pages
+from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
@@ -59,6 +72,7 @@ class App:
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
+        self.access = Access(access_rules(config, self.cgi_mounts), self.auth)
         self.archives = Archives(self.root, self.static.exclude)
         self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
         # the largest body a front's framing lets through: each route then holds its own limit
@@ -73,7 +87,7 @@ class App:
             return None
         base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
             tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return Auth(str(config.auth_file), config.public, config.auth_scope, base + ".auth")
+        return Auth(str(config.auth_file), base + ".auth")
 
     def load_on_demand_modules(self) -> None:
         """Import now what a serving process otherwise imports on first use (prometheus_client
@@ -153,9 +167,9 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:  # NUL, an encoded slash: no file has that name, no write may give it
             raise HTTPError(400 if is_write(request) else 404)
-        if self.auth is not None:
-            # here rather than in handle: a script's local redirect is routed again, and checked again
-            self.auth.check(request, decoded)
+        mount = self.cgi_mount_for(decoded) if self.config.run_scripts else None
+        # here rather than in handle: a script's local redirect is routed again, and checked again
+        self.access.check(request, self.kind_of(request, mount), decoded)
         if decoded in RESERVED and self.config.service_routes:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
@@ -164,8 +178,7 @@ class App:
             if decoded == "/stats":
                 return self.stats_page(request), INTERNAL
             return self.metrics(), INTERNAL
-        mount = self.cgi_mount_for(decoded)
-        if mount is not None and self.config.run_scripts:
+        if mount is not None:
             return self.cgi.run(request, decoded, mount), CGI
         if is_write(request) and (request.method != "POST" or decoded.endswith("/")):
             return self.writes.handle(request, decoded), FILE
@@ -179,17 +192,29 @@ class App:
             response = self.write_controls.apply(request, decoded, response)
         return response, FILE
 
+    @staticmethod
+    def kind_of(request: Request, mount: tuple[str, str] | None) -> str:
+        """What the request does, for core.access: runs a script, writes, or reads."""
+        if mount is not None:
+            return RUN
+        if request.method in WRITE_METHODS and request.method in KNOWN_METHODS:
+            return WRITE
+        return READ
+
     def _check_write(self, request: Request, decoded: str) -> None:
-        """May this request write at `decoded`? (core/access.py's rules; 405 where none allows)"""
-        access = getattr(self, "access", None)
-        if access is None:
-            raise refuse_method(request.method, "GET, HEAD")
-        access.check(request, "write", decoded)
+        """May this request write at `decoded`? core.access's rules: 401/403/405 when not."""
+        self.access.check(request, WRITE, decoded)
 
     def _may_write(self, request: Request, decoded: str) -> bool:
-        """Whether the page should offer writes at `decoded` (never raises)."""
+        """Whether a page should offer writes at `decoded`: the rules allow this reader, or would
+        with the credentials the request carries (a login is only tried when it carries some)."""
+        answer = self.access.answer(request, WRITE, decoded)
+        if answer == ALLOW:
+            return True
+        if answer != LOGIN or "authorization" not in request.headers:
+            return False
         try:
-            self._check_write(request, decoded)
+            self.access.check(request, WRITE, decoded)
         except HTTPError:
             return False
         return True
@@ -225,7 +250,7 @@ class App:
 
     # -- /stats and /metrics -----------------------------------------------------------------
 
-    def stats_document(self) -> dict:
+    def stats_document(self) -> dict[str, Any]:
         document = self.stats.snapshot()
         document["front"] = self.front
         document["version"] = __version__
@@ -275,7 +300,7 @@ class App:
 def writes_body_limit(config: Config) -> int:
     """The framing's body limit: --max-body, or with --write no limit there (a script still gets
     --max-body, each uploaded file --max-upload)."""
-    if getattr(config, "write", None):
+    if config.write:
         return 1 << 62
     return config.max_body
 
@@ -287,3 +312,11 @@ def cgi_mounts(config: Config) -> list[tuple[str, str]]:
     mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
+
+
+def access_rules(config: Config, mounts: list[tuple[str, str]]) -> Rules:
+    """core.access's table for this configuration."""
+    return Rules(logins=config.auth_file is not None, scope=config.auth_scope, public=config.public,
+                 private=tuple(PrivateRule.parse(text) for text in config.private),
+                 writes=tuple(WriteRule.parse(text) for text in config.write),
+                 script_prefixes=tuple(prefix for prefix, _ in mounts))
