@@ -512,6 +512,13 @@ def test_the_listing_shows_write_controls_only_to_writers(ruled):
         return 'id="upload-input"' in page
 
     assert not controls("/team/", None)
+    # a reader the rules would let write after a login gets a link that asks for it
+    assert 'href="?login"' in ruled.get("/team/").text
+    assert 'href="?login"' not in ruled.get("/ro/").text  # no rule: nothing to log in for
+    assert ruled.get("/team/?login").status == 401
+    assert ruled.request("GET", "/team/?login", as_user("carol")).status == 403
+    with_login = ruled.request("GET", "/team/?login", as_user("alice"))
+    assert with_login.status == 200 and 'id="upload-input"' in with_login.text
     assert not controls("/team/", "carol")
     assert controls("/team/", "alice")
     assert controls("/drop/", "carol")

@@ -12,7 +12,7 @@ from typing import Any
 
 from cgibox import __version__
 from cgibox.config import Config
-from cgibox.core import wire
+from cgibox.core import wire, writes_page
 from cgibox.core.access import (
     ALLOW,
     LOGIN,
@@ -78,7 +78,8 @@ class App:
         # the largest body a front's framing lets through: each route then holds its own limit
         # (scripts --max-body, uploads --max-upload a file)
         self.body_limit = writes_body_limit(config)
-        self.write_controls = WriteControls(self.templates, self._may_write, config.max_upload)
+        self.write_controls = WriteControls(self.templates, self._write_offer, self._check_write,
+                                            config.max_upload)
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -205,19 +206,22 @@ class App:
         """May this request write at `decoded`? core.access's rules: 401/403/405 when not."""
         self.access.check(request, WRITE, decoded)
 
-    def _may_write(self, request: Request, decoded: str) -> bool:
-        """Whether a page should offer writes at `decoded`: the rules allow this reader, or would
-        with the credentials the request carries (a login is only tried when it carries some)."""
+    def _write_offer(self, request: Request, decoded: str) -> str:
+        """What a page offers this reader at `decoded`: the write controls when the rules allow
+        it (or would, with the credentials the request carries: only then is a login tried), a
+        login link when they want one, else nothing."""
         answer = self.access.answer(request, WRITE, decoded)
         if answer == ALLOW:
-            return True
-        if answer != LOGIN or "authorization" not in request.headers:
-            return False
+            return writes_page.WRITE
+        if answer != LOGIN:
+            return writes_page.NOTHING
+        if "authorization" not in request.headers:
+            return writes_page.LOGIN
         try:
             self.access.check(request, WRITE, decoded)
         except HTTPError:
-            return False
-        return True
+            return writes_page.NOTHING
+        return writes_page.WRITE
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
         """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
