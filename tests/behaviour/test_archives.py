@@ -179,3 +179,21 @@ def test_a_client_that_stops_reading_costs_only_its_connection(archive_server):
     digest = hashlib.sha256(archive_server.get("/share/?download=zip").body).hexdigest()
     assert digest == hashlib.sha256(archive_server.get("/share/?download=zip").body).hexdigest()
     assert archive_server.alive()
+
+
+def test_an_archive_holds_only_what_the_reader_may_read(make_server, archive_tree, tmp_path):
+    """A --private folder inside a public one stays out of the public one's archive."""
+    from tests.behaviour.test_auth import basic, write_htpasswd
+
+    passwd = tmp_path / "htpasswd"
+    write_htpasswd(passwd, {"alice": "alice-pw"})
+    root, cgi_dir = archive_tree
+    server = make_server(["--auth-file", str(passwd), "--auth-scope", "none", "--private", "/share/sub/*"],
+                         root=root, cgi_dir=cgi_dir)
+    assert server.get("/share/sub/deeper/c.txt").status == 401
+    names = zip_members(server.get("/share/?download=zip").body)
+    assert "share/a.txt" in names
+    assert not any(name.startswith("share/sub") for name in names), sorted(names)
+    private = server.get("/share/sub/?download=tar", Authorization=basic("alice", "alice-pw"))
+    assert private.status == 200
+    assert "sub/deeper/c.txt" in tar_members(private.body)

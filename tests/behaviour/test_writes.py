@@ -110,6 +110,12 @@ def test_put_preconditions(server):
     assert server.get(name).body == b"matched"
 
 
+def test_a_partial_put_is_400(server):
+    name = f"/up/{unique()}"
+    assert server.request("PUT", name, {"Content-Range": "bytes 0-0/10"}, b"x").status == 400
+    assert server.get(name).status == 404
+
+
 def test_put_conflicts_409(server):
     assert server.request("PUT", f"/up/{unique()}/file.txt", body=b"x").status == 409
     folder = unique()

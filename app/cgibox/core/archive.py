@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -39,9 +39,13 @@ class Entry:
 class Archives:
     """The archives of the folders under `root`; `exclude` folders are never included."""
 
-    def __init__(self, root: str, exclude: tuple[str, ...]) -> None:
+    def __init__(self, root: str, exclude: tuple[str, ...],
+                 may_read: Callable[[Request, str], bool] = lambda request, path: True) -> None:
         self.root = root
         self.exclude = exclude
+        # the access rules for each member's URL path: a folder's archive holds no more than the
+        # reader could fetch one by one (a --private folder inside a public one stays out)
+        self.may_read = may_read
 
     def wanted(self, request: Request, decoded: str) -> str | None:
         """The format asked for (`?download=zip|tar` on a folder's URL), or None."""
@@ -56,20 +60,22 @@ class Archives:
             raise HTTPError(404)
         top = os.path.basename(real) if real != self.root else (os.path.basename(self.root) or "files")
         top = display_name(top)  # archive names are text; bytes no UTF-8 spells are shown as \xHH
-        entries = self.walk(real, top)
+        entries = self.walk(real, top, decoded, lambda path: self.may_read(request, path))
         body = coalesce(zip_chunks(entries) if kind == "zip" else tar_chunks(entries))
         filename = f"{top}.{kind}"
         return Response(200, [("Content-Type", FORMATS[kind]),
                               ("Content-Disposition", content_disposition(filename)),
                               ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")], body)
 
-    def walk(self, folder: str, top: str) -> Iterator[Entry]:
-        """Every member below `folder`, depth first in name order, read as the archive is made.
-        A folder reached twice (a link to a folder above it) is entered once."""
+    def walk(self, folder: str, top: str, url: str = "/",
+             allowed: Callable[[str], bool] = lambda path: True) -> Iterator[Entry]:
+        """Every member below `folder` (at the decoded URL path `url`) that `allowed` lets the
+        reader have, depth first in name order, read as the archive is made. A folder reached
+        twice (a link to a folder above it) is entered once."""
         seen: set[tuple[int, int]] = set()
-        stack: list[tuple[str, str]] = [(folder, top)]
+        stack: list[tuple[str, str, str]] = [(folder, top, url)]
         while stack:
-            path, name = stack.pop()
+            path, name, at = stack.pop()
             try:
                 st = os.stat(path)
             except OSError:
@@ -83,7 +89,7 @@ class Archives:
                     children = sorted((item.name, item.is_symlink()) for item in scan)
             except OSError:
                 continue
-            folders: list[tuple[str, str]] = []
+            folders: list[tuple[str, str, str]] = []
             for child, is_link in children:
                 if child.startswith(".") or "\\" in child:
                     continue  # hidden, or a name no URL reaches: not listed, not archived
@@ -100,8 +106,9 @@ class Archives:
                     continue
                 member = name + "/" + display_name(child)
                 if stat.S_ISDIR(child_st.st_mode):
-                    folders.append((real, member))
-                elif stat.S_ISREG(child_st.st_mode) and os.access(real, os.R_OK):
+                    if allowed(at + child + "/"):
+                        folders.append((real, member, at + child + "/"))
+                elif stat.S_ISREG(child_st.st_mode) and os.access(real, os.R_OK) and allowed(at + child):
                     yield Entry(member, real, child_st)
             stack.extend(reversed(folders))
 

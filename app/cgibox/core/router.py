@@ -73,7 +73,8 @@ class App:
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
         self.access = Access(access_rules(config, self.cgi_mounts), self.auth)
-        self.archives = Archives(self.root, self.static.exclude)
+        self.archives = Archives(self.root, self.static.exclude,
+                                 lambda request, path: self.access.answer(request, READ, path) == ALLOW)
         self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
         # the largest body a front's framing lets through: each route then holds its own limit
         # (scripts --max-body, uploads --max-upload a file)

@@ -91,6 +91,8 @@ class Writes:
         folder or onto a folder, 413 past --max-upload (at once when the length says so)."""
         if decoded.endswith("/"):
             raise HTTPError(409, "a folder cannot be written with PUT")
+        if "content-range" in request.headers:  # a partial PUT would be taken for the whole file
+            raise HTTPError(400, "PUT with Content-Range is not supported (RFC 9110 14.5)")
         folder, name = split_path(decoded)
         if request.body_length is not None and request.body_length > self.max_upload:
             raise HTTPError(413, f"the file is larger than {self.max_upload} bytes (--max-upload)",
