@@ -331,6 +331,34 @@ def test_a_client_gone_half_way_leaves_nothing(server, method):
     assert leftovers(server.root) == []
 
 
+def test_a_server_killed_mid_upload_leaves_nothing(make_server, tmp_path):
+    """SIGKILL to every process of the server while a PUT and a form are half sent: the file
+    was unnamed (O_TMPFILE) until it would have landed, so nothing is left, not even a
+    temporary name."""
+    import signal
+
+    root, cgi_dir, _ = build_root(tmp_path / "killed")
+    server = make_server(["--write", "/up/*"], root=root, cgi_dir=cgi_dir)
+    body, content_type = multipart([(b"form.bin", b"x" * 10 * MIB)])
+    heads = [f"PUT /up/put.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {10 * MIB}\r\n\r\n".encode(),
+             (f"POST /up/ HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:2 * MIB]]
+    sockets = []
+    try:
+        for head in heads:
+            sock = socket.create_connection((server.host, server.port), timeout=10)
+            sock.sendall(head + b"x" * MIB)
+            sockets.append(sock)
+        time.sleep(1.0)  # both are being written by now
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert sorted(os.listdir(root / "up")) == ["outdir", "outfile"]
+    assert leftovers(root) == []
+
+
 def test_two_uploads_to_one_name_never_mix_and_readers_see_whole_files(server):
     name = f"/up/{unique()}"
     path = server.root / name.lstrip("/")
