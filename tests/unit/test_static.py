@@ -14,13 +14,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cgibox.config import Config
-from cgibox.core.conditional import http_date
+from cgibox.core.conditional import NOT_MODIFIED_HEADERS, http_date
 from cgibox.core.listing import file_kind
 from cgibox.core.readme import README_LIMIT, Readmes
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.router import App
-from cgibox.core.static import NOT_MODIFIED_HEADERS
 from cgibox.core.stats import Stats
 from tests.behaviour.site_static import (
     FIXED_MTIME,
@@ -510,7 +509,7 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     with open(os.path.join(os.fsencode(folder), b"sub\xe9", b"in\xfe"), "wb") as f:
         f.write(b"deeper")
     Path(folder, "good.txt").write_text("g")
-    Path(folder, "back\\slash.txt").write_text("b")  # no URL reaches it ("\\" is refused): not listed
+    Path(folder, "back\\slash.txt").write_text("b")  # a name byte like any other: listed and served
     Path(folder, "family \U0001f468\u200d\U0001f469\u200d\U0001f467.txt").write_text("f")  # ZWJ: still listed
     app = make_app(root, cgi_dir, tmp_path)
     response, body = call(app, "/mixed/")
@@ -518,7 +517,9 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     html = body.decode("utf-8")
     assert 'href="bad%FF.txt"' in html and "bad\\xff.txt" in html
     assert 'href="sub%E9/"' in html and "good.txt" in html and "family" in html
-    assert "slash" not in html
+    assert 'href="back%5Cslash.txt"' in html and "back\\\\slash.txt" in html  # shown doubled
+    assert "family \U0001f468\u200d\U0001f469\u200d\U0001f467.txt" in html  # an emoji sequence stays whole
+    assert call(app, "/mixed/back%5Cslash.txt")[1] == call(app, "/mixed/back\\slash.txt")[1] == b"b"
     document = listing_json(app, "/mixed/?format=json")
     assert {"bad\\xff.txt", "sub\\xe9", "good.txt"} <= {e["name"] for e in document["entries"]}
     # the shown name is not the file's: a JSON client fetches what "href" says, as the page's links do

@@ -182,8 +182,8 @@ class Listings:
         return entries
 
     def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
-        if item.name.startswith(".") or "\\" in item.name:
-            return None  # hidden; or a name no URL reaches ("\\" is refused in every path)
+        if item.name.startswith("."):
+            return None  # hidden
         path = os.path.join(folder, item.name)
         try:
             if item.is_symlink():

@@ -48,12 +48,12 @@ class App:
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
         # no script folder is ever served as files, whether its scripts run or not
+        self.compressor = Compressor(compress_files=config.compress_files)
         self.static = StaticFiles(self.root, self.templates,
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
-                                  readme=not config.no_readme)
+                                  readme=not config.no_readme, compressor=self.compressor)
         self.cgi = CGIRunner(self)
-        self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
 
