@@ -5,6 +5,7 @@ one-line error (exit 2), and the warnings an operator should see once."""
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from cgibox.config import Config
 
@@ -47,6 +48,10 @@ def check(config: Config) -> list[str]:
                             "the network readable; set --tls-cert/--tls-key or put a TLS proxy in front")
     elif config.public or config.auth_scope != "all":
         warnings.append("cgibox: warning: --public and --auth-scope do nothing without --auth-file")
+    warnings += _open_to_the_network(config)
+    if os.path.isdir(config.root) and not os.access(config.root, os.R_OK | os.X_OK):
+        warnings.append(f"cgibox: warning: {config.root} is not readable by this user (uid {os.getuid()}): "
+                        "every page will be 403; make it readable (chmod -R o+rX) or run as its owner")
     limits = dict(config.cgi_limits)
     if limits and find_prlimit() is None:
         raise StartupError("--cgi-limits needs util-linux's prlimit, which is not installed")
@@ -54,3 +59,16 @@ def check(config: Config) -> list[str]:
         warnings.append("cgibox: warning: --cgi-limits processes= does not hold for scripts run as "
                         "root (the kernel exempts uid 0); run cgibox as another user")
     return warnings
+
+
+def _open_to_the_network(config: Config) -> list[str]:
+    """One line when anyone on the network can read (or, with --write, change) the folder."""
+    if config.auth_file is not None or _loopback(config.host):
+        return []
+    writes = getattr(config, "write", None)  # --write (the uploads work), when this build has it
+    if writes:
+        return [f"cgibox: WARNING: --write without --auth-file on {config.host or 'every address'}: anyone "
+                "who can reach this machine can upload, overwrite and delete files; add --auth-file"]
+    scripts = " and run its scripts" if config.run_scripts and os.path.isdir(config.cgi_dir) else ""
+    return [f"cgibox: warning: open to the network on {config.host or 'every address'} without "
+            f"--auth-file: anyone who can reach this machine can read the folder{scripts}"]

@@ -222,7 +222,11 @@ class App:
                cgi_run: bool = False, route_kind: str = ERROR) -> None:
         """Count and log one finished exchange; `bytes_sent` counts body bytes actually written.
         `route_kind` is the response's (the router's decision); an exchange without a request
-        (an early error of the front) is counted but not timed."""
+        (an early error of the front) is counted but not timed. A health-check probe (is_probe) is
+        neither, unless --log-probes."""
+        config = self.config
+        if request is not None and not config.log_probes and is_probe(request, config.service_routes):
+            return
         if request is not None:
             duration = time.time() - request.received_at
             self.stats.record(status, bytes_sent, cgi_run, route_kind, duration)
@@ -238,6 +242,17 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+# a probe announces itself by its User-Agent: the image's HEALTHCHECK, Kubernetes' kubelet
+PROBE_AGENTS = ("cgibox-healthcheck", "kube-probe/")
+
+
+def is_probe(request: Request, service_routes: bool = True) -> bool:
+    """A health-check probe: `/healthz` asked by a User-Agent of PROBE_AGENTS (nothing else can hide
+    from the log this way: only the health answer is left out)."""
+    agent = request.headers.get("user-agent") or ""
+    return service_routes and request.raw_path == "/healthz" and agent.startswith(PROBE_AGENTS)
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:
