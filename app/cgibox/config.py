@@ -80,6 +80,12 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
 
 def _directory(text: str) -> Path:
     path = Path(text).expanduser()
+    try:
+        path.stat()
+    except PermissionError:
+        raise ConfigError("cannot be reached by this user (permission denied on a folder above it)") from None
+    except OSError:
+        pass
     if not path.is_dir():
         raise ConfigError("not a folder" if path.exists() else "no such folder")
     return path.resolve()

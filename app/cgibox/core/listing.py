@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from cgibox.core.durations import LISTING
 from cgibox.core.errors import HTTPError
-from cgibox.core.paths import display_name, resolve, stat_error_status, url_segment
+from cgibox.core.paths import display_name, refused_status, resolve, url_segment
 from cgibox.core.readme import Readmes
 from cgibox.core.request import Request
 from cgibox.core.response import Response
@@ -177,7 +177,7 @@ class Listings:
                     if entry is not None:
                         entries.append(entry)
         except OSError as error:  # unreadable, or gone since its stat: what a file would answer
-            raise HTTPError(stat_error_status(error)) from None
+            raise HTTPError(refused_status(error, real)) from None
         self._scans.put(real, st.st_mtime_ns, entries)
         return entries
 

@@ -19,6 +19,8 @@ import unicodedata
 from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
 
+from cgibox.core.accesslog import server_log
+
 # an encoded "/" would let one URL segment become two path segments after decoding
 _ENCODED_SEPARATOR = "%2f"
 # what a page shows escaped: control characters (C0, DEL, C1) and surrogates (those from
@@ -120,6 +122,16 @@ def stat_error_status(error: OSError) -> int:
     if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM):
         return 403
     return 404
+
+
+def refused_status(error: OSError, path: str) -> int:
+    """stat_error_status for a file or folder to serve, with a log line saying why when it is 403
+    (the client is told nothing more; the operator needs the path, the reason and the user)."""
+    status = stat_error_status(error)
+    if status == 403:
+        server_log(f"cgibox: 403: {display_name(path)}: {error.strerror or error} for uid {os.getuid()}; "
+                   "make it readable by that user (e.g. chmod o+rX, or o+r for a file) or run as its owner")
+    return status
 
 
 def open_resolved(real: str) -> tuple[BinaryIO, os.stat_result]:

@@ -15,7 +15,7 @@ from cgibox.core import conditional
 from cgibox.core.compress import Compressor, choose, tagged
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.listing import Listings
-from cgibox.core.paths import open_resolved, resolve_stat, stat_error_status
+from cgibox.core.paths import open_resolved, refused_status, resolve_stat
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.stamped_cache import StampedCache
@@ -96,7 +96,7 @@ class StaticFiles:
             try:
                 st = os.stat(real)
             except OSError as error:
-                raise HTTPError(stat_error_status(error)) from None
+                raise HTTPError(refused_status(error, real)) from None
         return real, st
 
     # -- directories ---------------------------------------------------------------------------
@@ -181,7 +181,7 @@ class StaticFiles:
         try:
             file, st = open_resolved(real)  # no symlink or FIFO swapped in since the lstat
         except OSError as error:
-            raise HTTPError(stat_error_status(error)) from None
+            raise HTTPError(refused_status(error, real)) from None
         try:
             if st.st_size <= SMALL_FILE_LIMIT:
                 content = file.read(st.st_size + 1)
