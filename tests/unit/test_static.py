@@ -476,6 +476,17 @@ def test_listing_sort_links_flip_order(app):
     html = call(app, "/sorting/?sort=size&order=asc")[1].decode()
     assert 'href="?sort=size&amp;order=desc"' in html
     assert 'href="?sort=name&amp;order=asc"' in html
+    assert 'href="?sort=mtime&amp;order=desc"' in html
+    assert 'href="?sort=size&amp;order=asc"' in call(app, "/sorting/?sort=size&order=desc")[1].decode()
+
+
+def test_the_first_click_on_size_or_modified_sorts_largest_and_newest_first(app):
+    """Issue 24 A5: it sorted smallest / oldest first; names still start from A."""
+    html = call(app, "/sorting/")[1].decode()
+    assert 'href="?sort=size&amp;order=desc"' in html and 'href="?sort=mtime&amp;order=desc"' in html
+    assert 'href="?sort=name&amp;order=desc"' in html  # sorted by name ascending now: the click flips it
+    html = call(app, "/sorting/?sort=size&order=desc")[1].decode()
+    assert 'href="?sort=name&amp;order=asc"' in html
 
 
 def test_root_listing_has_no_parent_link(app):
