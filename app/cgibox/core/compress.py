@@ -37,6 +37,8 @@ BROTLI_QUALITY = 5  # close to gzip's speed, a good deal smaller
 MIN_SIZE = 256  # below this an encoded body is hardly smaller, and costs the client a decoder
 FILE_MAX_SIZE = 1024 * 1024  # --compress-files: larger files go as they are (sendfile)
 PAGE_ENTRIES = 256
+PAGE_CACHE_BYTES = 16 * 1024 * 1024  # the encoded forms of generated pages (their plain bytes are
+# the page caches' own, shared, not counted twice)
 FILE_CACHE_BYTES = 32 * 1024 * 1024
 TEXT_LIKE = ("application/javascript", "application/json", "application/xml", "image/svg+xml",
              "application/xhtml+xml", "application/manifest+json", "application/wasm")
@@ -132,8 +134,12 @@ class Variants:
         return self.encoded[coding]
 
     @property
+    def encoded_size(self) -> int:
+        return sum(len(data) for data in self.encoded.values() if data)
+
+    @property
     def size(self) -> int:
-        return len(self.identity) + sum(len(data) for data in self.encoded.values() if data)
+        return len(self.identity) + self.encoded_size
 
 
 class Compressor:
@@ -142,6 +148,7 @@ class Compressor:
     def __init__(self, compress_files: bool = False) -> None:
         self.compress_files = compress_files
         self._pages: OrderedDict[Hashable, Variants] = OrderedDict()
+        self._pages_bytes = 0
         self._files: OrderedDict[str, Variants] = OrderedDict()
         self._files_bytes = 0
         self._lock = threading.Lock()
@@ -206,11 +213,18 @@ class Compressor:
             return cached
         variants = Variants(body, _content_etag(body) if with_etag else None)
         with self._lock:
+            self._forget_page(key)
             self._pages[key] = variants
-            self._pages.move_to_end(key)
-            while len(self._pages) > PAGE_ENTRIES:
-                self._pages.popitem(last=False)
         return variants
+
+    def _forget_page(self, key: Hashable) -> None:
+        """Drop `key`'s page, and the oldest ones while the cache is past its bounds (under the lock).
+        Encoded forms are made on demand after a page is kept, so they are counted here, at the
+        next page kept: the bound holds but for the newest page's encodings."""
+        self._pages.pop(key, None)
+        self._pages_bytes = sum(variants.encoded_size for variants in self._pages.values())
+        while self._pages and (len(self._pages) >= PAGE_ENTRIES or self._pages_bytes > PAGE_CACHE_BYTES):
+            self._pages_bytes -= self._pages.popitem(last=False)[1].encoded_size
 
     def _file_variants(self, etag: str, content: Callable[[], bytes | None]) -> Variants | None:
         """A file's encoded forms, cached by its ETag (inode, mtime and size: a changed file is a
