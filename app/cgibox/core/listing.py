@@ -133,7 +133,10 @@ class Listings:
         # render the folder again and push other folders out of the cache
         target = "" if as_json or not self.templates.uses("listing.html", "target") else \
             unquote(request.target, errors="replace")
-        key = (real, decoded_path, sort, order, as_json, target, 0 if as_json else max(page, 1))
+        scan = self._scans.peek(real)
+        if scan is not None:  # pages past the last are the last: one cache entry, not one per number
+            page = min(page, max(1, -(-len(scan.entries) // PAGE_ROWS)))
+        key = (real, decoded_path, sort, order, as_json, target, 0 if as_json else page)
         rendered = self._rendered.get(key, st.st_mtime_ns)
         if rendered is None:
             rendered = self._render_listing(decoded_path, real, st, sort, order, as_json, target, page)
