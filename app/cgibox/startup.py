@@ -46,8 +46,13 @@ def check(config: Config) -> list[str]:
         if config.tls_cert is None and not _loopback(config.host):
             warnings.append(f"cgibox: warning: logins without TLS on {config.host}: passwords cross "
                             "the network readable; set --tls-cert/--tls-key or put a TLS proxy in front")
-    elif config.public or config.auth_scope != "all":
-        warnings.append("cgibox: warning: --public and --auth-scope do nothing without --auth-file")
+    else:
+        if config.public or config.private or config.auth_scope != "all":
+            warnings.append("cgibox: warning: --public, --private and --auth-scope do nothing "
+                            "without --auth-file")
+        named = [rule for rule in config.write if "=" in rule]
+        if named:
+            raise StartupError(f"--write {named[0]!r} names users, which needs --auth-file")
     warnings += _open_to_the_network(config)
     if os.path.isdir(config.root) and not os.access(config.root, os.R_OK | os.X_OK):
         warnings.append(f"cgibox: warning: {config.root} is not readable by this user (uid {os.getuid()}): "
@@ -65,10 +70,10 @@ def _open_to_the_network(config: Config) -> list[str]:
     """One line when anyone on the network can read (or, with --write, change) the folder."""
     if config.auth_file is not None or _loopback(config.host):
         return []
-    writes = getattr(config, "write", None)  # --write (the uploads work), when this build has it
-    if writes:
+    if config.write:
         return [f"cgibox: WARNING: --write without --auth-file on {config.host or 'every address'}: anyone "
-                "who can reach this machine can upload, overwrite and delete files; add --auth-file"]
+                "who can reach this address may upload, overwrite, move and delete files there; "
+                "add --auth-file"]
     scripts = " and run its scripts" if config.run_scripts and os.path.isdir(config.cgi_dir) else ""
     return [f"cgibox: warning: open to the network on {config.host or 'every address'} without "
             f"--auth-file: anyone who can reach this machine can read the folder{scripts}"]

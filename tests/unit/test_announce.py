@@ -4,15 +4,13 @@ A3 and A6, without binding anything but loopback."""
 from __future__ import annotations
 
 import re
-import types
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
 from cgibox import announce, cli
 from cgibox.config import Config
-from cgibox.startup import _open_to_the_network, check
+from cgibox.startup import check
 from tests.servers import STARTUP
 
 LAN = ["192.168.1.20", "10.8.0.3"]
@@ -92,11 +90,9 @@ def test_open_to_the_network_without_logins_is_one_warning_line():
 
 
 def test_writes_open_to_the_network_get_the_stronger_warning():
-    # --write arrives with the uploads work; the warning reads it wherever the Config has it
-    writable = cast(Any, types.SimpleNamespace(auth_file=None, host="0.0.0.0", write=("/*",),
-                                               run_scripts=True, cgi_dir=Path("cgi-bin")))
-    (line,) = _open_to_the_network(writable)
-    assert line.startswith("cgibox: WARNING: --write without --auth-file")
+    lines = [line for line in check(Config(host="0.0.0.0", write=("/up/*",))) if "auth-file" in line]
+    assert len(lines) == 1 and lines[0].startswith("cgibox: WARNING: --write without --auth-file")
+    assert not [line for line in check(Config(write=("/up/*",))) if "auth-file" in line]  # loopback
 
 
 def test_an_unreadable_root_is_warned_at_start(tmp_path, monkeypatch):
