@@ -195,10 +195,11 @@ def test_columns_do_not_jump_when_the_filter_matches_nothing(browser, server, wi
 
 
 def test_readme_headings_do_not_look_like_the_cards_title_bar(browser, server):
-    folder = server.root / "pages" / "sections"
+    # beside /pages/ (whose folders the sort test counts), shared by every front's server
+    folder = server.root / "readme-sections"
     folder.mkdir(exist_ok=True)
     (folder / "README.md").write_text("# Title\n\n## A section\n\nText.\n\n### Smaller\n")
-    browser.open(server.url + "/pages/sections/")
+    browser.open(server.url + "/readme-sections/")
     style = """const el = document.querySelector(arguments[0]), s = getComputedStyle(el);
         return {bg: s.backgroundColor, border: s.borderBottomStyle, display: s.display,
                 pad: s.paddingLeft};"""
