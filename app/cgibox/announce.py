@@ -101,9 +101,11 @@ def startup_line(config: Config, port: int) -> str:
 
 def notes(config: Config, port: int) -> list[str]:
     """The lines after the start-up line: other URLs, the container's port."""
+    container = in_container()
     lines = [f"  also on {url}" + (" (this machine only)" if "127.0.0.1" in url else "")
-             for url in reachable_urls(config, port)[1:]]
-    if in_container():
+             for url in reachable_urls(config, port)[1:]
+             if not (container and "127.0.0.1" in url)]  # a container's loopback is its own
+    if container:
         lines.append(f"  (in a container: {port} is the container's port; from outside use the port it is "
                      "published on, e.g. compose's CGIBOX_PUBLISH_PORT, 8000 unless set)")
     return lines

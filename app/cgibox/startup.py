@@ -75,5 +75,11 @@ def _open_to_the_network(config: Config) -> list[str]:
                 "who can reach this address may upload, overwrite, move and delete files there; "
                 "add --auth-file"]
     scripts = " and run its scripts" if config.run_scripts and os.path.isdir(config.cgi_dir) else ""
+    from cgibox.announce import in_container
+
+    if in_container():  # it listens on every address of its own network; the publish decides
+        return [f"cgibox: warning: no --auth-file: whoever can reach the port this container is "
+                f"published on can read the folder{scripts} (compose publishes on 127.0.0.1 unless "
+                "CGIBOX_BIND says otherwise)"]
     return [f"cgibox: warning: open to the network on {config.host or 'every address'} without "
             f"--auth-file: anyone who can reach this machine can read the folder{scripts}"]

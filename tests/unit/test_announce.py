@@ -58,6 +58,9 @@ def test_in_a_container_the_port_is_said_to_be_the_containers(lan, monkeypatch):
     monkeypatch.setattr(announce, "in_container", lambda: True)
     notes = announce.notes(Config(host="0.0.0.0"), 8000)
     assert "8000 is the container's port" in notes[-1] and "CGIBOX_PUBLISH_PORT" in notes[-1]
+    assert not any("127.0.0.1" in line for line in notes)  # the container's own loopback: no use
+    (warning,) = [line for line in check(Config(host="0.0.0.0")) if "auth-file" in line]
+    assert "the port this container is published on" in warning
 
 
 def test_the_machines_own_addresses_are_found_without_loopback():
@@ -83,13 +86,15 @@ def test_qr_is_a_switch():
 
 # -- A3: open to the network without logins ------------------------------------------------------
 
-def test_open_to_the_network_without_logins_is_one_warning_line():
+def test_open_to_the_network_without_logins_is_one_warning_line(monkeypatch):
+    monkeypatch.setattr(announce, "in_container", lambda: False)
     assert [line for line in check(Config()) if "open to the network" in line] == []
     exposed = [line for line in check(Config(host="0.0.0.0")) if "open to the network" in line]
     assert len(exposed) == 1 and "without --auth-file" in exposed[0]
 
 
-def test_writes_open_to_the_network_get_the_stronger_warning():
+def test_writes_open_to_the_network_get_the_stronger_warning(monkeypatch):
+    monkeypatch.setattr(announce, "in_container", lambda: False)
     lines = [line for line in check(Config(host="0.0.0.0", write=("/up/*",))) if "auth-file" in line]
     assert len(lines) == 1 and lines[0].startswith("cgibox: WARNING: --write without --auth-file")
     assert not [line for line in check(Config(write=("/up/*",))) if "auth-file" in line]  # loopback
