@@ -810,6 +810,9 @@ def test_builtin_favicon_unless_the_root_has_one(tmp_path):
     assert body[:4] == b"\x00\x00\x01\x00" and b"\x89PNG" in body  # an ICO holding a PNG
     etag = response.header("ETag")
     assert call(app, "/favicon.ico", if_none_match=etag)[0].status == 304
+    # the one If-None-Match rule (conditional.evaluate): lists and weak tags match too
+    not_modified = call(app, "/favicon.ico", if_none_match=f'"other", W/{etag}')[0]
+    assert not_modified.status == 304 and not_modified.header("Content-Type") is None
     assert call(app, "/favicon.ico", "HEAD")[1] == b""
     assert '<link rel="icon" href="/favicon.ico"' in call(app, "/")[1].decode()
     Path(root, "favicon.ico").write_bytes(b"my own icon")

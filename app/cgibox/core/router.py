@@ -12,7 +12,7 @@ from typing import Any
 
 from cgibox import __version__
 from cgibox.config import Config
-from cgibox.core import wire
+from cgibox.core import conditional, wire
 from cgibox.core.access import READ, RUN, WRITE, WRITE_METHODS, Access, PrivateRule, Rules, WriteRule
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.auth import Auth
@@ -189,12 +189,13 @@ class App:
             if error.status != 404:
                 raise
         etag = f'"cgibox-favicon-{__version__}"'
-        headers = [("ETag", etag), ("Cache-Control", "public, max-age=86400")]
-        if request.headers.get("if-none-match") == etag:
-            return Response(304, headers, b"")
         body = favicon_ico()
-        return Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
-                              *headers], body)
+        response = Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
+                                  ("ETag", etag), ("Cache-Control", "public, max-age=86400")], body)
+        answer = conditional.evaluate(request.method, request.headers, etag, None)
+        if answer == 412:
+            raise HTTPError(412)
+        return conditional.not_modified_response(response) if answer == 304 else response
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
