@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from cgibox.core import conditional
 from cgibox.core.request import Request
 from cgibox.core.response import Response
+from cgibox.core.wire import has_no_body
 
 try:  # optional: br is offered only where the Brotli package is installed
     import brotli
@@ -158,7 +159,8 @@ class Compressor:
         304 for an If-None-Match naming it. Files are not done here (see `encoded_file`)."""
         if response.compress != "page":
             return response
-        if response.status in (204, 206, 304) or response.header("content-encoding") is not None:
+        if has_no_body(response.status) or response.status == 206 or \
+                response.header("content-encoding") is not None:
             return response
         add_vary(response)
         coding = choose(request.headers.get("accept-encoding"))
