@@ -74,7 +74,8 @@ def _open_to_the_network(config: Config) -> list[str]:
         return [f"cgibox: WARNING: --write without --auth-file on {config.host or 'every address'}: anyone "
                 "who can reach this address may upload, overwrite, move and delete files there; "
                 "add --auth-file"]
-    scripts = " and run its scripts" if config.run_scripts and os.path.isdir(config.cgi_dir) else ""
+    scripts = " and run its scripts" if config.run_scripts and config.cgi_dir is not None \
+        and os.path.isdir(config.cgi_dir) else ""
     from cgibox.announce import in_container
 
     if in_container():  # it listens on every address of its own network; the publish decides
