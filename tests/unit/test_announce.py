@@ -127,3 +127,20 @@ def test_nothing_close_gets_no_guess(capsys):
     with pytest.raises(SystemExit):
         cli.parse_config(["--zzz"], {})
     assert "did you mean" not in capsys.readouterr().err
+
+
+def test_a_root_behind_a_folder_the_user_cannot_enter_is_one_line(capsys, monkeypatch, tmp_path):
+    """Was a PermissionError traceback from the config loader (a 0700 folder above the root)."""
+    real_stat = Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self == tmp_path / "locked" / "www":
+            raise PermissionError(13, "Permission denied")
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    with pytest.raises(SystemExit) as stopped:
+        cli.parse_config([str(tmp_path / "locked" / "www")], {})
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "permission denied" in err
