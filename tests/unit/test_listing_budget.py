@@ -66,8 +66,8 @@ def huge(tmp_path, monkeypatch):
 
 
 def get(app: App, target: str, **fields: str):
-    response = app.handle(Request("GET", target, headers=Headers((k.replace("_", "-"), v)
-                                                                  for k, v in fields.items())))
+    response = app.handle(Request("GET", target, headers=Headers(
+        [("Host", "localhost")] + [(k.replace("_", "-"), v) for k, v in fields.items()])))
     assert isinstance(response.body, bytes)
     return response, response.body
 
