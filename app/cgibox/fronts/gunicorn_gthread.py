@@ -104,7 +104,7 @@ class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):  # type: ignore[misc]
     # -- parked heads ------------------------------------------------------------------------
 
     def park_head(self, conn: CgiboxConn, served: int) -> None:
-        conn.cgibox_watch = HeadWatch(self.wsgi.app.config.max_body, served)
+        conn.cgibox_watch = HeadWatch(self.wsgi.app.body_limit, served)
         conn.cgibox_bytes = bytearray()
         token = conn.cgibox_park = object()
         self.heads.append((time.monotonic() + self.wsgi.app.config.header_timeout, conn, token))

@@ -71,7 +71,7 @@ class CgiboxSyncWorker(CoreErrorPages, SyncWorker):  # type: ignore[misc]
         util.close_on_exec(client)
         self.accepted += 1
         config = self.wsgi.app.config
-        park = Parked(listener, client, addr, HeadWatch(config.max_body),
+        park = Parked(listener, client, addr, HeadWatch(self.wsgi.app.body_limit),
                       time.monotonic() + config.header_timeout)
         self.selector.register(client, selectors.EVENT_READ, park)
         self.heads.append(park)

@@ -96,8 +96,8 @@ class CoreErrorPages:
                           watch: HeadWatch | None = None) -> None:
         if type(sock) is socket.socket and not self.cfg.is_ssl:
             sock.__class__ = DeadlineSocket
-        config = self.wsgi.app.config
-        arm_head(deadline or time.monotonic() + config.header_timeout, watch or HeadWatch(config.max_body))
+        app = self.wsgi.app
+        arm_head(deadline or time.monotonic() + app.config.header_timeout, watch or HeadWatch(app.body_limit))
 
     def start_request(self, req: Any, sock: socket.socket) -> None:
         """The head is parsed: no head deadline while the application runs, and the body is read
@@ -105,7 +105,7 @@ class CoreErrorPages:
         disarm_head()
         sock.settimeout(None)
         config = self.wsgi.app.config
-        req.body = core_body(req, sock, config.max_body, config.body_timeout)
+        req.body = core_body(req, sock, self.wsgi.app.body_limit, config.body_timeout)
 
     def close_listeners(self) -> None:
         """Stop accepting: with every worker's copy closed, new connections are refused instead of
