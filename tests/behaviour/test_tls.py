@@ -276,6 +276,28 @@ def test_a_head_that_stalls_over_tls_gets_408(https, pair):
     test_python_ssl_keep_alive_alpn_and_version(https, pair)
 
 
+@pytest.mark.parametrize("size", [100, 200_000], ids=["held-in-the-loop", "read-by-the-handler"])
+def test_a_body_that_stalls_over_tls_gets_408(front, site_dirs, pair, tmp_path, size):
+    """--body-timeout over TLS: a small body waits in the loop, a big one in its handler; 408 both."""
+    if front.startswith("gunicorn"):
+        pytest.skip("the gunicorn front's body deadline is fronts/gunicorn_app.py's (issue 18 point 6)")
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--body-timeout", "1"])
+    try:
+        with socket.create_connection((running.host, running.port), timeout=30) as raw:
+            with client_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+                framing = b"Content-Length: %d\r\n\r\n" % size if size <= 65536 else \
+                    b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % size
+                sock.sendall(b"POST /cgi-bin/dump HTTP/1.1\r\nHost: x\r\n" + framing + b"x" * (size // 2))
+                answer, closed = read_from(sock, timeout=20)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert closed
+    finally:
+        running.stop()
+
+
 def test_plain_http_on_the_tls_port_gets_a_clear_answer(https, pair):
     answer = https.raw(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
     assert answer.startswith(b"HTTP/1.1 400 ")

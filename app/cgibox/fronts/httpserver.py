@@ -31,12 +31,12 @@ from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.connection import HEAD, NEED_DATA, Closed, Connection, EarlyError, Event, RequestHead
-from cgibox.core.errors import HTTPError
+from cgibox.core.errors import BodyTimeout, HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
 from cgibox.fronts.forks import fork_holding, release
-from cgibox.fronts.loop import RECV_SIZE, SHARED_ACCEPT_BATCH, Client, ConnectionLoop
+from cgibox.fronts.loop import SHARED_ACCEPT_BATCH, Client, ConnectionLoop
 
 # file regions up to this size are read and sent with the head in one write
 INLINE_FILE_LIMIT = 64 * 1024
@@ -88,13 +88,12 @@ class Handler(BaseHTTPRequestHandler):
         connection = self.client.connection
         connection.recv = _nothing_to_recv
         connection.send_continue = _no_continue
-        self.client.event = None
 
     def handle(self) -> None:
         app = self.server.app
         client = self.client
         client.keep = False
-        event = client.event
+        event, client.event = client.event, None
         try:
             while True:
                 if isinstance(event, EarlyError):
@@ -114,6 +113,10 @@ class Handler(BaseHTTPRequestHandler):
                         event = client.connection.next_event()
                 if event is NEED_DATA:
                     client.keep = True  # back to the loop to wait for the rest
+                    return
+                if isinstance(event, RequestHead) and self.server.hands_back_for_body(client, event):
+                    client.event = event  # the loop waits for its small body (no thread meanwhile)
+                    client.keep = True
                     return
         except (ClientGone, ConnectionError, TimeoutError, OSError):
             client.keep = False
@@ -141,18 +144,19 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             response.close()
         keep, linger = connection.end_response(completed)
-        if linger:
+        if linger and response.status != 408:  # a client that timed out is not sending
             self._linger()
         app.finish(request, response.status, sent, cgi_run=response.cgi_run,
                    route_kind=response.route_kind)
         return keep
 
     def _recv(self) -> bytes:
-        """The next bytes of a request body (the socket's SO_RCVTIMEO bounds the wait)."""
+        """The next bytes of a request body: the core's 408 after --body-timeout of silence."""
+        seconds = self.server.config.body_timeout
         try:
-            return self.connection.recv(RECV_SIZE)
-        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
-            raise TimeoutError from None
+            return self.client.recv_body(seconds)
+        except TimeoutError:
+            raise BodyTimeout(seconds) from None
 
     def _linger(self) -> None:
         """Closing with request bytes unread makes the kernel answer them with a reset, which can
@@ -313,7 +317,7 @@ class CgiboxServerMixin:
         config = self.config
         self.loop = ConnectionLoop(self.socket, self.make_connection, self.dispatch,
                                    config.header_timeout, keepalive_timeout(config),
-                                   config.max_connections)
+                                   config.max_connections, config.body_timeout)
         if self.tls_context is not None:
             from cgibox.fronts.tls_transport import client_factory
             self.loop.client_factory = client_factory(self.tls_context, self.loop.selector)
@@ -329,6 +333,10 @@ class CgiboxServerMixin:
 
     def busy(self) -> bool:
         raise NotImplementedError
+
+    def hands_back_for_body(self, client: Client, event: RequestHead) -> bool:
+        """Whether a handler that read `event` itself lets the loop wait for its body."""
+        return self.loop.body_on_its_way(client, event)
 
     # after a response, how long a handler keeps waiting for the connection's next head
     keep_busy_for = 0.0
@@ -450,6 +458,7 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
         report_r, report_w = os.pipe()
         pid = fork_holding()  # released by install_child_signals
         if pid:
+            client.event = None  # the child's to act on; the parent keeps no request
             os.close(report_w)
             os.set_blocking(report_r, False)
             self.children[report_r] = (pid, client, bytearray())
@@ -572,6 +581,9 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
             connection.receive_data(data)
             if idle and data:  # the first bytes of a new head: its own --header-timeout starts now
                 deadline = time.monotonic() + header_timeout
+
+    def hands_back_for_body(self, client: Client, event: RequestHead) -> bool:
+        return False  # the parent cannot take a connection back in the middle of a request
 
     def more_arrived(self, client: Client, until: float) -> bool:
         if client.ends_in_child:

@@ -18,8 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, Event, RequestHead
+from cgibox.core import wire
+from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, EarlyError, Event, RequestHead
 from cgibox.core.connection import Closed as ClosedEvent
+from cgibox.core.errors import BodyTimeout
 
 RECV_SIZE = 64 * 1024
 # a body write or read that makes no progress for this long ends the connection
@@ -31,6 +33,10 @@ ACCEPT_BATCH = 64
 # woke first (measured: 28 of wrk's 32 on one of two processes); a busy process, slower to get
 # back to accept(), then takes fewer
 SHARED_ACCEPT_BATCH = 1
+# a request body up to this size that has not fully arrived with its head waits in the loop (under
+# --body-timeout) before a handler takes it: a slow small upload holds no thread or child; a
+# bigger one is read by its handler as it streams (under the same deadline, SO_RCVTIMEO)
+HELD_BODY_LIMIT = 64 * 1024
 
 
 def timeval(seconds: float) -> bytes:
@@ -43,10 +49,12 @@ class Client:
     """One accepted connection: its socket, peer, core Connection, and where the loop holds it.
 
     The socket stays blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) for the handlers;
-    the loop reads it with MSG_DONTWAIT, so no mode switch happens when it changes hands.
+    the loop reads it with MSG_DONTWAIT, so no mode switch happens when it changes hands. The
+    only blocking read a handler makes is a request body's, so SO_RCVTIMEO is --body-timeout.
     """
 
-    __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child")
+    __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child",
+                 "body_due")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
     # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
@@ -61,6 +69,7 @@ class Client:
         self.event: Event | None = None  # what a handler is to act on
         self.keep = False  # set by the handler: the connection goes on
         self.child: int | None = None  # forking front: the child running it
+        self.body_due = 0  # parked until the buffer holds this many body bytes (0: not waiting)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -85,18 +94,35 @@ class Client:
         """What the socket holds now, without waiting (BlockingIOError when nothing)."""
         return self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
 
+    def recv_body(self, seconds: float) -> bytes:
+        """A handler's blocking read of request-body bytes; TimeoutError after `seconds` of
+        silence (plain sockets: SO_RCVTIMEO, set to --body-timeout at accept)."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
+            raise TimeoutError from None
+
+
+def body_timed_out(request_head: RequestHead, seconds: float) -> EarlyError:
+    """The early answer for a body that stopped arriving while its connection waited in the loop:
+    the core's BodyTimeout (408, close), logged under the request's own line."""
+    request = request_head.request
+    error = BodyTimeout(seconds)
+    return EarlyError(error.status, error.detail, f"{request.method} {request.target} {request.protocol}")
+
 
 class ConnectionLoop:
     """Accepts, parks and wakes connections for one serving process (run by its main thread)."""
 
     def __init__(self, listener: socket.socket, make_connection: Callable[[tuple], Connection],
                  dispatch: Callable[[Client], None], header_timeout: float, keepalive_timeout: float,
-                 max_connections: int) -> None:
+                 max_connections: int, body_timeout: float = 30.0) -> None:
         self.listener = listener
         self.make_connection = make_connection
         self.dispatch = dispatch
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.selector = selectors.DefaultSelector()
         self.clients: dict[int, Client] = {}  # every open connection of this process, by fd
@@ -173,7 +199,7 @@ class ConnectionLoop:
                 return  # ECONNABORTED and the like: try again on the next readiness
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(IO_TIMEOUT))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(IO_TIMEOUT))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(self.body_timeout))
             try:
                 client = self.client_factory(sock, address, self.make_connection(address))
             except OSError:  # gone before its transport could be set up
@@ -226,7 +252,20 @@ class ConnectionLoop:
             self.close(client)
             return
         connection.receive_data(data)
+        if client.body_due:
+            self._body_step(client, bool(data))
+            return
         self._step(client, was_idle)
+
+    def _body_step(self, client: Client, arrived: bool) -> None:
+        """Bytes of a held body came: dispatch once it is all here (or the client closed)."""
+        connection = client.connection
+        if len(connection.buffer) >= client.body_due or connection.eof:
+            client.body_due = 0
+            self._unpark(client)
+            self.dispatch(client)  # client.event is the head it was held with
+        elif arrived:  # --body-timeout counts silence: it starts again
+            self._rearm(client, time.monotonic() + self.body_timeout)
 
     def _step(self, client: Client, was_idle: bool = False) -> None:
         """Act on what the connection's buffered bytes amount to."""
@@ -238,9 +277,34 @@ class ConnectionLoop:
         if isinstance(event, ClosedEvent):
             self.close(client)
             return
+        if isinstance(event, RequestHead) and self.hold_body(client, event):
+            return
         self._unpark(client)
         client.event = event
         self.dispatch(client)
+
+    @staticmethod
+    def body_on_its_way(client: Client, event: RequestHead) -> bool:
+        """Whether the loop should hold this request until its (small) body has arrived: not one
+        that waits for 100 Continue, which only a handler decides to send."""
+        request = event.request
+        length = request.body_length
+        connection = client.connection
+        return bool(length) and length <= HELD_BODY_LIMIT and len(connection.buffer) < length \
+            and not connection.eof and not wire.expects_continue(request)  # type: ignore[operator]
+
+    def hold_body(self, client: Client, event: RequestHead) -> bool:
+        """Park `client` until the body of `event` is buffered (True), under --body-timeout."""
+        if not self.body_on_its_way(client, event):
+            return False
+        client.event = event
+        client.body_due = event.request.body_length or 0
+        deadline = time.monotonic() + self.body_timeout
+        if client.parked:
+            self._rearm(client, deadline)
+        else:
+            self.park(client, deadline)
+        return True
 
     def _rearm(self, client: Client, deadline: float) -> None:
         client.deadline = deadline
@@ -254,6 +318,12 @@ class ConnectionLoop:
             if not client.parked or client.deadline != deadline:
                 continue  # a stale entry: the client moved on or was re-armed
             self._unpark(client)
+            if client.body_due:
+                client.body_due = 0
+                assert isinstance(client.event, RequestHead)
+                client.event = body_timed_out(client.event, self.body_timeout)
+                self.dispatch(client)
+                continue
             event = client.timed_out()
             if event is CLOSED_EVENT:
                 self.close(client)
@@ -272,6 +342,12 @@ class ConnectionLoop:
         """A connection back from a handler: parked again for its next request, or closed."""
         if not client.keep or self.stopping:
             self.close(client)
+            return
+        if isinstance(client.event, RequestHead):  # a handler read a head whose body is coming
+            if not self.hold_body(client, client.event):
+                self.dispatch(client)
+            elif client.transport_pending():
+                self._on_readable(client.sock)
             return
         connection = client.connection
         now = time.monotonic()
@@ -296,6 +372,11 @@ class ConnectionLoop:
         (one last look at the socket); every other parked one is closed at once."""
         for client in [c for c in self.clients.values() if c.parked]:
             connection = client.connection
+            if client.body_due:  # a complete head whose body is arriving: answered too
+                client.body_due = 0
+                self._unpark(client)
+                self.dispatch(client)
+                continue
             try:
                 connection.receive_data(client.recv_ready())
             except (BlockingIOError, InterruptedError):

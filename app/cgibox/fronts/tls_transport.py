@@ -110,6 +110,17 @@ class TLSClient(Client):
         finally:
             sock.settimeout(IO_TIMEOUT)
 
+    def recv_body(self, seconds: float) -> bytes:
+        """Request-body bytes for a handler, under --body-timeout (Python's timeout mode here)."""
+        sock = self.sock
+        sock.settimeout(seconds)
+        try:
+            return sock.recv(RECV_SIZE)
+        except ssl.SSLZeroReturnError:  # close_notify
+            return b""
+        finally:
+            sock.settimeout(IO_TIMEOUT)
+
     def transport_pending(self) -> bool:
         return self.handshaken and self.sock.pending() > 0
 
