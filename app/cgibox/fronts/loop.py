@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cgibox.core import wire
 from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, EarlyError, Event, RequestHead
@@ -53,17 +54,17 @@ class Client:
     only blocking read a handler makes is a request body's, so SO_RCVTIMEO is --body-timeout.
     """
 
-    __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child",
+    __slots__ = ("sock", "address", "http", "deadline", "parked", "event", "keep", "child",
                  "body_due")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
     # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
     ends_in_child = False
 
-    def __init__(self, sock: socket.socket, address: tuple, connection: Connection) -> None:
-        self.sock = sock
+    def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection) -> None:
+        self.sock = sock  # the socket (a TLS one on the HTTPS port)
         self.address = address
-        self.connection = connection
+        self.http = http  # the core's Connection: what the bytes mean
         self.deadline = 0.0
         self.parked = False
         self.event: Event | None = None  # what a handler is to act on
@@ -88,7 +89,7 @@ class Client:
 
     def timed_out(self) -> Event:
         """The loop's deadline passed while this connection was parked."""
-        return self.connection.timed_out()
+        return self.http.timed_out()
 
     def recv_ready(self) -> bytes:
         """What the socket holds now, without waiting (BlockingIOError when nothing)."""
@@ -114,7 +115,7 @@ def body_timed_out(request_head: RequestHead, seconds: float) -> EarlyError:
 class ConnectionLoop:
     """Accepts, parks and wakes connections for one serving process (run by its main thread)."""
 
-    def __init__(self, listener: socket.socket, make_connection: Callable[[tuple], Connection],
+    def __init__(self, listener: socket.socket, make_connection: Callable[[tuple[Any, ...]], Connection],
                  dispatch: Callable[[Client], None], header_timeout: float, keepalive_timeout: float,
                  max_connections: int, body_timeout: float = 30.0) -> None:
         self.listener = listener
@@ -131,7 +132,7 @@ class ConnectionLoop:
         self._sequence = itertools.count()
         self._returned: collections.deque[Client] = collections.deque()
         # makes the Client of each accepted socket (tls_transport's for HTTPS)
-        self.client_factory: Callable[[socket.socket, tuple, Connection], Client] = Client
+        self.client_factory: Callable[[socket.socket, tuple[Any, ...], Connection], Client] = Client
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -157,7 +158,7 @@ class ConnectionLoop:
             key.data(key.fileobj)
         self._fire_timers()
 
-    def _on_wake(self, _fileobj) -> None:
+    def _on_wake(self, _fileobj: object) -> None:
         try:
             while self._wake_r.recv(4096):
                 pass
@@ -184,7 +185,7 @@ class ConnectionLoop:
             self.selector.unregister(self.listener)
             self._accepting = False
 
-    def _on_accept(self, _listener) -> None:
+    def _on_accept(self, _listener: object) -> None:
         for _ in range(self.accept_batch):
             if len(self.clients) >= self.max_connections:
                 self._pause_accepting()  # the backlog holds the rest until one closes
@@ -242,8 +243,8 @@ class ConnectionLoop:
                 client.event = ready
                 self.dispatch(client)
             return
-        connection = client.connection
-        was_idle = connection.idle
+        http = client.http
+        was_idle = http.idle
         try:
             data = client.recv_ready()
         except (BlockingIOError, InterruptedError):
@@ -251,7 +252,7 @@ class ConnectionLoop:
         except OSError:  # reset: nobody to answer
             self.close(client)
             return
-        connection.receive_data(data)
+        http.receive_data(data)
         if client.body_due:
             self._body_step(client, bool(data))
             return
@@ -259,8 +260,8 @@ class ConnectionLoop:
 
     def _body_step(self, client: Client, arrived: bool) -> None:
         """Bytes of a held body came: dispatch once it is all here (or the client closed)."""
-        connection = client.connection
-        if len(connection.buffer) >= client.body_due or connection.eof:
+        http = client.http
+        if len(http.buffer) >= client.body_due or http.eof:
             client.body_due = 0
             self._unpark(client)
             self.dispatch(client)  # client.event is the head it was held with
@@ -269,7 +270,7 @@ class ConnectionLoop:
 
     def _step(self, client: Client, was_idle: bool = False) -> None:
         """Act on what the connection's buffered bytes amount to."""
-        event = client.connection.next_event()
+        event = client.http.next_event()
         if event is NEED_DATA:
             if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
                 self._rearm(client, time.monotonic() + self.header_timeout)
@@ -289,9 +290,9 @@ class ConnectionLoop:
         that waits for 100 Continue, which only a handler decides to send."""
         request = event.request
         length = request.body_length
-        connection = client.connection
-        return bool(length) and length <= HELD_BODY_LIMIT and len(connection.buffer) < length \
-            and not connection.eof and not wire.expects_continue(request)  # type: ignore[operator]
+        http = client.http
+        return length is not None and 0 < length <= HELD_BODY_LIMIT and len(http.buffer) < length \
+            and not http.eof and not wire.expects_continue(request)
 
     def hold_body(self, client: Client, event: RequestHead) -> bool:
         """Park `client` until the body of `event` is buffered (True), under --body-timeout."""
@@ -349,9 +350,9 @@ class ConnectionLoop:
             elif client.transport_pending():
                 self._on_readable(client.sock)
             return
-        connection = client.connection
+        http = client.http
         now = time.monotonic()
-        deadline = now + (self.header_timeout if connection.state == HEAD else self.keepalive_timeout)
+        deadline = now + (self.header_timeout if http.state == HEAD else self.keepalive_timeout)
         self.park(client, deadline)
         if client.transport_pending():  # already read from the socket: no readiness will come
             self._on_readable(client.sock)
@@ -371,20 +372,20 @@ class ConnectionLoop:
         """Stopping: a parked connection whose complete head already arrived is still answered
         (one last look at the socket); every other parked one is closed at once."""
         for client in [c for c in self.clients.values() if c.parked]:
-            connection = client.connection
+            http = client.http
             if client.body_due:  # a complete head whose body is arriving: answered too
                 client.body_due = 0
                 self._unpark(client)
                 self.dispatch(client)
                 continue
             try:
-                connection.receive_data(client.recv_ready())
+                http.receive_data(client.recv_ready())
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
                 self.close(client)
                 continue
-            event = connection.next_event()
+            event = http.next_event()
             if isinstance(event, RequestHead):
                 self._unpark(client)
                 client.event = event

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from cgibox.core.accesslog import server_log
+from cgibox.fronts import forks
 from cgibox.fronts.forks import fork_holding
 
 # after --graceful-timeout, how long a serving process gets to close up before SIGKILL
@@ -36,6 +37,7 @@ def supervise(count: int, serve_one: Callable[[], int], close_listener: Callable
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # only to wake the wait below
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     children: set[int] = set()
+    forks.release()  # a stop signal held since the start-up line is handled now
     started: dict[int, float] = {}
 
     def start() -> None:
