@@ -339,3 +339,38 @@ def test_idle_connections_give_their_handler_back_for_waiting_ones(make_server, 
         assert all(r.endswith(HELLO_BODY) for r in again)
     finally:
         close_all(idle)
+
+
+def occupy_the_only_handler(server) -> socket.socket:
+    """A connection with /big.bin in flight that the client does not read: with --threads 1 its
+    handler (thread or child) is blocked in a send until the client reads or IO_TIMEOUT (60 s)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.settimeout(30)
+    sock.connect((server.host, server.port))
+    sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(16 * 1024).startswith(b"HTTP/1.1 200")
+    time.sleep(0.3)
+    return sock
+
+
+def test_the_loop_answers_early_errors_while_every_handler_is_busy(make_server, front):
+    """A bad head (400), a head that stops (408) and a body that stops (408) need no handler:
+    the loop writes the core's answer itself, while the only handler is busy for a minute."""
+    if front.startswith("gunicorn"):
+        pytest.skip("gunicorn parses heads in its workers; the connection loop is the http.server fronts'")
+    server = make_server(["--threads", "1", "--header-timeout", "1", "--body-timeout", "1",
+                          "--keepalive-timeout", "60"])
+    busy = occupy_the_only_handler(server)
+    try:
+        clients = [connect(server, timeout=30) for _ in range(3)]
+        clients[0].sendall(b"NOT A REQUEST LINE\r\n\r\n")
+        clients[1].sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        clients[2].sendall(b"POST /cgi-bin/dump HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nab")
+        answers = [read_from(sock, timeout=20) for sock in clients]
+        assert [data[:12] for data, _ in answers] == [b"HTTP/1.1 400", b"HTTP/1.1 408", b"HTTP/1.1 408"]
+        assert all(closed for _, closed in answers)
+        close_all(clients)
+    finally:
+        busy.close()
+    assert server.get("/healthz").status == 200

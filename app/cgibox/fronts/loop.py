@@ -38,6 +38,10 @@ SHARED_ACCEPT_BATCH = 1
 # --body-timeout) before a handler takes it: a slow small upload holds no thread or child; a
 # bigger one is read by its handler as it streams (under the same deadline, SO_RCVTIMEO)
 HELD_BODY_LIMIT = 64 * 1024
+# closing after an early error with request bytes unread: the loop reads and drops at most this
+# much, this long, first (a reset could destroy the answer before the client reads it)
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1024 * 1024
 
 
 def timeval(seconds: float) -> bytes:
@@ -55,7 +59,7 @@ class Client:
     """
 
     __slots__ = ("sock", "address", "http", "deadline", "parked", "event", "keep", "child",
-                 "body_due")
+                 "body_due", "draining")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
     # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
@@ -71,6 +75,7 @@ class Client:
         self.keep = False  # set by the handler: the connection goes on
         self.child: int | None = None  # forking front: the child running it
         self.body_due = 0  # parked until the buffer holds this many body bytes (0: not waiting)
+        self.draining = 0  # lingering close: bytes still to read and drop (0: not lingering)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -94,6 +99,14 @@ class Client:
     def recv_ready(self) -> bytes:
         """What the socket holds now, without waiting (BlockingIOError when nothing)."""
         return self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+
+    def send_ready(self, data: bytes) -> bool:
+        """Write `data` now without waiting (the loop's own answers: small pages on a connection
+        with nothing else to send); False when the socket would not take all of it."""
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT) == len(data)
+        except (BlockingIOError, InterruptedError):
+            return False
 
     def recv_body(self, seconds: float) -> bytes:
         """A handler's blocking read of request-body bytes; TimeoutError after `seconds` of
@@ -234,6 +247,9 @@ class ConnectionLoop:
         client = self.clients.get(sock.fileno())
         if client is None:
             return
+        if client.draining:
+            self._drain_step(client)
+            return
         ready = client.advance_transport()
         if ready is not True:  # False: wait for the socket again; or the transport's own end
             if ready is CLOSED_EVENT:
@@ -319,6 +335,9 @@ class ConnectionLoop:
             if not client.parked or client.deadline != deadline:
                 continue  # a stale entry: the client moved on or was re-armed
             self._unpark(client)
+            if client.draining:
+                self.close(client)
+                continue
             if client.body_due:
                 client.body_due = 0
                 assert isinstance(client.event, RequestHead)
@@ -331,6 +350,31 @@ class ConnectionLoop:
             else:
                 client.event = event
                 self.dispatch(client)
+
+    # -- lingering close ---------------------------------------------------------------------------
+
+    def linger(self, client: Client) -> None:
+        """Close `client` once the client stops sending (or after LINGER_SECONDS / LINGER_BYTES):
+        the answer already written must not be destroyed by a reset for unread bytes (Apache's
+        lingering close, here without a thread)."""
+        try:
+            socket.socket.shutdown(client.sock, socket.SHUT_WR)  # the raw socket: no TLS alert
+        except OSError:
+            self.close(client)
+            return
+        client.draining = LINGER_BYTES
+        self.park(client, time.monotonic() + LINGER_SECONDS)
+
+    def _drain_step(self, client: Client) -> None:
+        try:  # the raw socket's recv: these bytes are dropped unread, TLS or not
+            data = socket.socket.recv(client.sock, RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        client.draining = max(0, client.draining - len(data))
+        if not data or not client.draining:
+            self.close(client)
 
     # -- coming back from a handler ---------------------------------------------------------------
 
@@ -373,6 +417,9 @@ class ConnectionLoop:
         (one last look at the socket); every other parked one is closed at once."""
         for client in [c for c in self.clients.values() if c.parked]:
             http = client.http
+            if client.draining:
+                self.close(client)
+                continue
             if client.body_due:  # a complete head whose body is arriving: answered too
                 client.body_due = 0
                 self._unpark(client)

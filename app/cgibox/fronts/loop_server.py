@@ -16,7 +16,7 @@ from typing import Any
 
 from cgibox.config import Config
 from cgibox.core.accesslog import server_log
-from cgibox.core.connection import Connection, RequestHead
+from cgibox.core.connection import Connection, EarlyError, RequestHead
 from cgibox.core.router import App
 from cgibox.fronts.loop import Client, ConnectionLoop
 
@@ -77,8 +77,37 @@ class LoopServer(HTTPServer):
                           scheme="http" if self.tls_context is None else "https")
 
     def dispatch(self, client: Client) -> None:
-        """The loop has a head (or an early error) for `client`: run it (socketserver's step)."""
+        """The loop has a head (or an early error) for `client`: run it (socketserver's step).
+        An early error needs no handler: the loop answers it itself."""
+        event = client.event
+        if isinstance(event, EarlyError):
+            client.event = None
+            self.answer_early(client, event)
+            return
         self.process_request(client, client.address)  # type: ignore[arg-type]
+
+    def answer_early(self, client: Client, event: EarlyError) -> None:
+        """Write the core's answer for an error before any Request (a bad or slow head, a body
+        that stopped, the wrong protocol), from the loop, without waiting: a small page on a
+        connection with nothing else to send. A client whose socket would not take it is closed.
+        Then close: at once after a 408 (that client is not sending), else lingering."""
+        app = self.app
+        peer = str(client.address[0])
+        if event.log:
+            server_log(event.log.format(peer=peer))
+        data, length = app.early_answer(event.status, event.detail)
+        written = False
+        try:
+            written = client.send_ready(data)
+        except OSError:
+            pass
+        client.http.early_error_answered()
+        app.finish(None, event.status, length if written else 0, request_line=event.request_line,
+                   remote_addr=peer)
+        if written and event.status != 408:
+            self.loop.linger(client)
+        else:
+            self.loop.close(client)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A handler failed outside any request (socketserver calls this): a client that left is

@@ -113,6 +113,18 @@ class TLSClient(Client):
         finally:
             sock.settimeout(IO_TIMEOUT)
 
+    def send_ready(self, data: bytes) -> bool:
+        sock = self.sock
+        if not isinstance(sock, ssl.SSLSocket):  # the plain answer to plain HTTP on this port
+            return Client.send_ready(self, data)
+        sock.settimeout(0)
+        try:
+            return sock.send(data) == len(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            return False
+        finally:
+            sock.settimeout(IO_TIMEOUT)
+
     def recv_body(self, seconds: float) -> bytes:
         """Request-body bytes for a handler, under --body-timeout (Python's timeout mode here)."""
         sock = self.sock
