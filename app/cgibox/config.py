@@ -262,6 +262,11 @@ SETTINGS: tuple[Setting, ...] = (
             default_text="15 (gunicorn: its own, 2)"),
     Setting("max_connections", _positive_int, "10000",
             "open connections per process; past it the server stops accepting until one closes", "N"),
+    # a child's leak or fragmentation cannot grow past this many requests, and a fresh child
+    # forked ahead from the small template process costs ~2 ms per thousand requests
+    Setting("max_requests", _positive_int, "1000",
+            "requests a forking-front child answers before it exits and a fresh one, forked ahead, "
+            "takes its place", "N"),
     Setting("processes", _positive_int, None,
             "serving processes of the threading front, sharing one listening socket", "N",
             default_text="1 per CPU"),
@@ -347,6 +352,7 @@ class Config:
     tls_key: Path | None = None
     keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
     max_connections: int = 10000
+    max_requests: int = 1000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
 

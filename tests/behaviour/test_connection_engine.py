@@ -170,20 +170,22 @@ def ppid_cgi(tmp_path) -> Path:
 
 
 def test_keep_alive_across_a_forked_child_exit(make_server, front, ppid_cgi):
-    """On the forking front each busy spell of a connection runs in a child that exits when the
-    connection goes idle: the connection still carries request after request, each in a new child."""
+    """On the forking front a connection goes from the loop to a child forked ahead and back
+    each busy spell, and a child exits after --max-requests (a fresh one takes its place): the
+    connection still carries request after request, none answered by the loop's process."""
     needs_keep_alive(front)
-    server = make_server(LONG, cgi_dir=ppid_cgi)
+    server = make_server([*LONG, "--max-requests", "2"], cgi_dir=ppid_cgi)
     runners = []
     with connect(server) as sock:
-        for _ in range(4):
+        for _ in range(6):
             sock.sendall(b"GET /cgi-bin/ppid HTTP/1.1\r\nHost: x\r\n\r\n")
             data, closed = read_from(sock, until=b"\r\n0\r\n\r\n", timeout=30)
             assert data.startswith(b"HTTP/1.1 200") and not closed, data[:200]
             runners.append(int(re.search(rb"\r\n\r\n[0-9a-f]+\r\n(\d+)\n", data).group(1)))
-            time.sleep(0.3)  # idle: the child hands the connection back and exits
+            time.sleep(0.3)  # idle: the child hands the connection back
     if front == "forking":
-        assert len(set(runners)) == 4, runners
+        assert len(set(runners)) >= 3, runners
+        assert max(runners.count(pid) for pid in runners) <= 2, runners
         assert server.process.pid not in runners
 
 

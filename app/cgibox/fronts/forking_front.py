@@ -1,17 +1,25 @@
-"""`--front forking`: a busy connection runs in a forked child (at most --threads at once). The
-child answers the requests it has, then hands the connection back: the parent kept the socket;
-the child reports over a pipe whether it goes on, and the bytes it read past its last response.
-A TLS connection stays in its child to the end (its SSL state lives there)."""
+"""`--front forking`: every request runs in a process apart from the loop and from the requests
+running at once, paid for before it arrives. At start the loop's process forks a small template
+process (no connections, nothing but a control socket); the template forks children ahead of need
+(at most --threads), each with a Unix socket to the loop. The loop sends a child a ready
+connection (`socket.send_fds`) with its head and the bytes read ahead; the child answers, then
+reports back (keep-alive?, responses, bytes read past them) and waits for the next one, and exits
+after --max-requests. A TLS connection, whose SSL state cannot move between processes, runs in a
+child forked from the loop's process for it, which keeps it to its end (forked_tls.py).
+"""
 
 from __future__ import annotations
 
+import collections
 import os
 import select
 import signal
+import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cgibox.config import Config
+from cgibox.core.accesslog import server_log
 from cgibox.core.connection import RequestHead
 from cgibox.core.router import App
 from cgibox.fronts.forks import fork_holding, release
@@ -19,119 +27,265 @@ from cgibox.fronts.handler import HandBackNow, Handler
 from cgibox.fronts.loop import Client
 from cgibox.fronts.loop_server import LoopServer
 
-# a forked child's report to the parent: keep-alive?, responses finished, bytes read past them
-REPORT = struct.Struct("!?QI")
-# a forked child keeps a connection whose next bytes come within this long: a child starts cold
-# (every page it touches is copied on write: a first response costs it milliseconds), so one
-# per request would cut a busy connection's rate tenfold; an idle one is handed back soon after
+if TYPE_CHECKING:
+    from cgibox.fronts.forked_tls import TLSChildren
+
+# loop -> child: responses finished on the connection, bytes that follow (its head, then what was
+# read past it), hand back soon (the child took the last free slot), the server is stopping
+JOB = struct.Struct("!QI??")
+# child -> loop: keep-alive?, responses finished, bytes read past them, this child exits now
+REPORT = struct.Struct("!?QI?")
+# template -> loop: a new child's pid (its socket rides along)
+BORN = struct.Struct("!i")
+# the bytes after a JOB or REPORT go in messages this long (SOCK_SEQPACKET keeps them apart)
+PART = 65536
+# a child keeps a connection whose next bytes come within this long (a keep-alive client sends
+# its next request at once); an idle one goes back to the loop soon after
 HANDBACK_AFTER_IDLE = 0.2
 
 
+def send_parts(sock: socket.socket, data: bytes) -> None:
+    for start in range(0, len(data), PART):
+        sock.sendall(data[start:start + PART])
+
+
+def recv_exactly(sock: socket.socket, length: int) -> bytes:
+    data = bytearray()
+    while len(data) < length:
+        part = sock.recv(PART)
+        if not part:
+            raise ConnectionError("the other end closed")
+        data += part
+    return bytes(data)
+
+
+class Child:
+    """The loop's view of one child forked ahead: its pid, its socket, the connection it runs."""
+
+    __slots__ = ("pid", "channel", "client", "inbox")
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.client: Client | None = None
+        self.inbox = bytearray()
+
+
 class ForkingServer(LoopServer):
-    """Busy connections run in forked children (at most `threads` at once)."""
+    """Busy connections run in children forked ahead (at most `threads` at once)."""
 
     def __init__(self, address: tuple[str, int], app: App, config: Config) -> None:
         self.max_children = config.threads
-        self.wanted_back = False  # in a child: the parent asked for the slot (SIGUSR1)
+        self.wanted_back = False  # in a child: the loop asked for the slot (SIGUSR1)
         self.waiting_idle = False  # in a child: waiting where SIGUSR1 may end the wait
-        self.children: dict[int, tuple[int, Client, bytearray]] = {}  # report fd -> child
-        self.waiting: list[Client] = []  # heads waiting for a free child slot
+        self.children: dict[int, Child] = {}  # channel fd -> child, idle or busy
+        self.idle: list[Child] = []
+        self.asked = 0  # children asked of the template, not yet arrived
+        self.waiting: collections.deque[Client] = collections.deque()  # heads for a free child
+        self.template_pid = 0
+        self.control: socket.socket | None = None
+        self.tls_children: TLSChildren | None = None
         super().__init__(address, app, config, Handler)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if len(self.children) >= self.max_children:
-            self.waiting.append(request)
-            # every slot is taken: children waiting on an idle connection hand it back now
-            for pid, _, _ in self.children.values():
-                try:
-                    os.kill(pid, signal.SIGUSR1)
-                except ProcessLookupError:
-                    pass
-            return
-        self._fork(request)
-
-    def _fork(self, client: Client) -> None:
-        report_r, report_w = os.pipe()
-        pid = fork_holding()  # released by install_child_signals
-        if pid:
-            client.event = None  # the child's to act on; the parent keeps no request
-            os.close(report_w)
-            os.set_blocking(report_r, False)
-            self.children[report_r] = (pid, client, bytearray())
-            self.loop.selector.register(report_r, 1, self._on_report)
-            return
-        # the child: this connection only, then its report, then exit
-        status = 1
-        try:
-            os.close(report_r)
-            for fd in self.children:
-                os.close(fd)
-            self.loop.close_inherited(client)
-            install_child_signals(self)
-            # forked into the last free slot: other heads may soon wait for one (a crowd of new
-            # connections), so this child answers what it has and hands back without waiting. Not
-            # a TLS connection, which cannot be handed back: closing it early would only cut its
-            # keep-alive; it gives up an idle wait when the parent asks (SIGUSR1).
-            if not client.ends_in_child:
-                self.wanted_back = self.wanted_back or len(self.children) + 1 >= self.max_children
-            self.finish_request(client, client.address)  # type: ignore[arg-type]
-            http = client.http
-            keep = client.keep and not self.stopping and not client.ends_in_child
-            leftover = bytes(http.buffer) if keep else b""
-            report = REPORT.pack(keep, http.served, len(leftover)) + leftover
-            with open(report_w, "wb", closefd=True) as pipe:
-                pipe.write(report)
-            status = 0
-        except Exception:  # noqa: BLE001
-            self.handle_error(client, client.address)
-        finally:
-            os._exit(status)
-
-    def _on_report(self, fd: int) -> None:
-        pid, client, report = self.children[fd]
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if data:
-            report += data
-            return
-        # the end of the report: the child is done with the connection
-        self.loop.selector.unregister(fd)
-        os.close(fd)
-        del self.children[fd]
-        os.waitpid(pid, 0)
-        client.keep = False
-        if len(report) >= REPORT.size:
-            keep, served, length = REPORT.unpack_from(report)
-            leftover = bytes(report[REPORT.size:REPORT.size + length])
-            if keep and len(leftover) == length:
-                client.http.resume(served, leftover)
-                client.keep = True
-        self.loop.hand_back(client)
-        while self.waiting and len(self.children) < self.max_children:
-            self._fork(self.waiting.pop(0))
+    # -- the loop's side -------------------------------------------------------------------------
 
     def start_loop(self) -> None:
         # a child forked before it installs its own SIGUSR1 handler must not die of one (the
         # default action); the handler it installs is reset by exec, so scripts get the default
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        self.app.load_on_demand_modules()  # each child would import them again, then exit
+        self.app.load_on_demand_modules()  # each child would import them again
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = fork_holding()  # the template, before this process holds any connection
+        if pid == 0:
+            self.control.close()
+            self.socket.close()  # the listener stays the loop's alone
+            run_template(theirs, self)
+        theirs.close()
+        self.template_pid = pid
         super().start_loop()
+        self.loop.keep_heads = True  # a child is sent a head's own bytes
+        self.loop.selector.register(self.control, 1, self._on_born)
+        if self.tls_context is not None:
+            from cgibox.fronts.forked_tls import TLSChildren
+            self.tls_children = TLSChildren(self)
+        self._ask(1)  # one child ahead of the first request
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        client: Client = request
+        if client.ends_in_child:  # TLS: a child of this process keeps it
+            assert self.tls_children is not None
+            self.tls_children.start(client)
+            return
+        self.waiting.append(client)
+        self._serve_waiting()
+
+    def in_use(self) -> int:
+        tls = len(self.tls_children.running) if self.tls_children is not None else 0
+        return len(self.children) + self.asked + tls
+
+    def _serve_waiting(self) -> None:
+        tls = self.tls_children
+        if tls is not None and tls.waiting and self.idle:
+            tls.start(tls.waiting.pop(0))
+        while self.waiting and self.idle:
+            self._send(self.idle.pop(), self.waiting.popleft())
+        if not self.waiting and self.idle:
+            return
+        # children for what waits, and one ahead, as far as --threads allows
+        wanted = len(self.waiting) + (0 if self.idle else 1) - self.asked
+        self._ask(min(wanted, self.max_children - self.in_use()))
+        if self.waiting and self.in_use() >= self.max_children:
+            # every slot is taken: children waiting on an idle connection hand it back now
+            for child in self.children.values():
+                if child.client is not None:
+                    self._signal(child.pid, signal.SIGUSR1)
+            if tls is not None:
+                for pid, _ in tls.running.values():
+                    self._signal(pid, signal.SIGUSR1)
+
+    def _ask(self, count: int) -> None:
+        if count > 0 and self.control is not None and not self.stopping:
+            try:
+                self.control.send(b"f" * count)
+                self.asked += count
+            except OSError:  # the template is gone: nothing more can be forked
+                server_log("cgibox: the forking front's template process is gone; no new children")
+
+    def _send(self, child: Child, client: Client) -> None:
+        http = client.http
+        payload = client.head + bytes(http.buffer)
+        client.head = b""
+        client.event = None
+        last_slot = self.in_use() >= self.max_children and not self.idle
+        try:
+            socket.send_fds(child.channel, [JOB.pack(http.served, len(payload), last_slot, self.stopping)],
+                            [client.sock.fileno()])
+            send_parts(child.channel, payload)
+        except OSError:  # the child died meanwhile: the connection goes to another
+            self._child_gone(child)
+            self.waiting.appendleft(client)
+            return
+        child.client = client
+
+    def _on_born(self, _fileobj: object) -> None:
+        assert self.control is not None
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, BORN.size, 1, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:  # the template exited
+            self.loop.selector.unregister(self.control)
+            self.control.close()
+            self.control = None
+            self.asked = 0
+            return
+        (pid,) = BORN.unpack(data)
+        self.asked = max(0, self.asked - 1)
+        if not fds:
+            return
+        channel = socket.socket(fileno=fds[0])
+        child = Child(pid, channel)
+        self.children[channel.fileno()] = child
+        self.loop.selector.register(channel, 1, self._on_child)
+        self.idle.append(child)
+        self._serve_waiting()
+
+    def _on_child(self, channel: socket.socket) -> None:
+        child = self.children.get(channel.fileno())
+        if child is None:
+            return
+        try:
+            data = channel.recv(PART, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._child_gone(child)
+            self._serve_waiting()
+            return
+        child.inbox += data
+        if len(child.inbox) < REPORT.size:
+            return
+        keep, served, length, last = REPORT.unpack_from(child.inbox)
+        if len(child.inbox) < REPORT.size + length:
+            return
+        leftover = bytes(child.inbox[REPORT.size:REPORT.size + length])
+        child.inbox.clear()
+        client, child.client = child.client, None
+        if client is not None:
+            client.keep = keep
+            if keep:
+                client.http.resume(served, leftover)
+            self.loop.hand_back(client)
+        if last:  # past --max-requests: it exits; a fresh one is forked ahead
+            self._forget(child)
+        else:
+            self.idle.append(child)
+        self._serve_waiting()
+
+    def _child_gone(self, child: Child) -> None:
+        """A child's socket closed without a report: it died (killed, crashed). The connection it
+        had is closed (its client sees the connection end, not a made-up answer)."""
+        self._forget(child)
+        if child.client is not None:
+            server_log(f"cgibox: child {child.pid} ended while answering {child.client.address[0]}; "
+                       "connection closed")
+            self.loop.close(child.client)
+            child.client = None
+
+    def _forget(self, child: Child) -> None:
+        if self.children.pop(child.channel.fileno(), None) is None:
+            return
+        if child in self.idle:
+            self.idle.remove(child)
+        self.loop.selector.unregister(child.channel)
+        child.channel.close()
 
     def busy(self) -> bool:
-        return bool(self.children or self.waiting)
+        tls = self.tls_children
+        tls_busy = tls is not None and bool(tls.running or tls.waiting)
+        return tls_busy or bool(self.waiting) or any(c.client for c in self.children.values())
+
+    @staticmethod
+    def _signal(pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def begin_stop(self) -> None:
+        for child in self.children.values():
+            if child.client is not None:
+                self._signal(child.pid, signal.SIGTERM)
+        if self.tls_children is not None:
+            self.tls_children.stop()
+
+    def end_stop(self) -> None:
+        for child in list(self.children.values()):
+            if child.client is not None:
+                self._signal(child.pid, signal.SIGKILL)
+            self._forget(child)
+        if self.tls_children is not None:
+            self.tls_children.kill()
+        if self.control is not None:
+            self.control.close()  # the template exits; idle children see their socket close
+            self.control = None
+        try:
+            os.waitpid(self.template_pid, 0)
+        except ChildProcessError:
+            pass
 
     # -- in a child: what its handler asks ---------------------------------------------------------
 
     def handler_window(self, client: Client) -> float | None:
-        # a TLS connection cannot go back to the parent: its child waits under the loop's deadlines
+        # a TLS connection cannot go back to the loop: its child waits under the loop's deadlines
         return None if client.ends_in_child else HANDBACK_AFTER_IDLE
 
     def may_wait(self, client: Client) -> bool:
         if self.stopping:
             return False
-        # the parent wants the slot: a plain connection goes back; a TLS one is closed if idle
+        # the loop wants the slot: a plain connection goes back; a TLS one is closed if idle
         # (as a keep-alive timeout would) and keeps a head already arriving
         return not self.wanted_back or (client.ends_in_child and not client.http.idle)
 
@@ -146,29 +300,104 @@ class ForkingServer(LoopServer):
             self.waiting_idle = False
 
     def hands_back_for_body(self, client: Client, event: RequestHead) -> bool:
-        return False  # the parent cannot take a connection back in the middle of a request
+        return False  # the loop cannot take a connection back in the middle of a request
 
-    # -- stopping --------------------------------------------------------------------------------
 
-    def begin_stop(self) -> None:
-        for pid, _, _ in list(self.children.values()):
+def run_template(control: socket.socket, server: ForkingServer) -> None:
+    """The template process: forks a child each time the loop asks (a byte on `control`) and
+    sends the loop the child's socket; exits when the loop closes `control`. It holds no
+    connection, so a fork copies little and the child has nothing to close."""
+    status = 1
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)  # the loop ends it by closing `control`
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its children are reaped by the kernel
+        signal.set_wakeup_fd(-1)
+        release()
+        while True:
             try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                asked = control.recv(4096)
+            except InterruptedError:
+                continue
+            if not asked:
+                status = 0
+                return
+            for _ in asked:
+                mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                pid = fork_holding()
+                if pid == 0:
+                    control.close()
+                    mine.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # scripts are waited for
+                    run_child(theirs, server)
+                theirs.close()
+                try:
+                    socket.send_fds(control, [BORN.pack(pid)], [mine.fileno()])
+                except OSError:
+                    status = 0
+                    return
+                finally:
+                    mine.close()
+    finally:
+        os._exit(status)
 
-    def end_stop(self) -> None:
-        for pid, _, _ in list(self.children.values()):
+
+def run_child(channel: socket.socket, server: ForkingServer) -> None:
+    """A child forked ahead: take a connection from the loop, answer it, report, and again, until
+    --max-requests responses (or the loop closes `channel`, or stopping)."""
+    status = 1
+    try:
+        install_child_signals(server)
+        answered = 0
+        while not server.stopping:
             try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+                data, fds, _, _ = socket.recv_fds(channel, JOB.size, 1)
+            except InterruptedError:
+                continue
+            if not data or not fds:
+                break
+            served, length, last_slot, stopping = JOB.unpack(data)
+            server.stopping = server.stopping or stopping
+            server.wanted_back = last_slot
+            sock = socket.socket(fileno=fds[0])
+            payload = recv_exactly(channel, length)
+            keep, leftover, served_after = answer(server, sock, served, payload)
+            answered += served_after - served
+            last = answered >= server.config.max_requests or server.stopping
+            channel.sendall(REPORT.pack(keep, served_after, len(leftover), last))
+            send_parts(channel, leftover)
+            if last:
+                break
+        status = 0
+    except Exception:  # noqa: BLE001
+        server.handle_error(None, ("-",))
+    finally:
+        os._exit(status)
+
+
+def answer(server: ForkingServer, sock: socket.socket, served: int,
+           payload: bytes) -> tuple[bool, bytes, int]:
+    """Run one connection handed over by the loop: (keep-alive?, bytes read past the last
+    response, responses finished on it). This process's copy of the socket is closed."""
+    try:
+        try:
+            address = sock.getpeername()
+        except OSError:  # the client left meanwhile
+            return False, b"", served
+        http = server.make_connection(address)
+        http.resume(served, payload)
+        client = Client(sock, address, http)
+        client.event = http.next_event()
+        server.finish_request(client, address)  # type: ignore[arg-type]
+        keep = client.keep and not server.stopping
+        return keep, bytes(http.buffer) if keep else b"", http.served
+    finally:
+        sock.close()
 
 
 def install_child_signals(server: ForkingServer) -> None:
-    """In a forked child: on SIGTERM/SIGINT finish the request in flight, then close; on SIGUSR1
-    (the parent needs the slot) hand an idle connection back at once instead of waiting."""
+    """In a child: on SIGTERM/SIGINT finish the request in flight, then close; on SIGUSR1 (the
+    loop needs the slot) hand an idle connection back at once instead of waiting."""
     def on_stop(signum: int, frame: object) -> None:
         server.stopping = True
 

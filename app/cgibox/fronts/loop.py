@@ -59,7 +59,7 @@ class Client:
     """
 
     __slots__ = ("sock", "address", "http", "deadline", "parked", "event", "keep", "child",
-                 "body_due", "draining")
+                 "body_due", "draining", "head")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
     # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
@@ -76,6 +76,7 @@ class Client:
         self.child: int | None = None  # forking front: the child running it
         self.body_due = 0  # parked until the buffer holds this many body bytes (0: not waiting)
         self.draining = 0  # lingering close: bytes still to read and drop (0: not lingering)
+        self.head = b""  # with ConnectionLoop.keep_heads: the raw bytes of the head in `event`
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -153,6 +154,8 @@ class ConnectionLoop:
         listener.setblocking(False)
         self._accepting = False
         self.accept_batch = ACCEPT_BATCH
+        # the forking front sends a head's raw bytes to the process that answers it
+        self.keep_heads = False
         self._resume_accepting()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -286,7 +289,7 @@ class ConnectionLoop:
 
     def _step(self, client: Client, was_idle: bool = False) -> None:
         """Act on what the connection's buffered bytes amount to."""
-        event = client.http.next_event()
+        event = self._next_event(client)
         if event is NEED_DATA:
             if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
                 self._rearm(client, time.monotonic() + self.header_timeout)
@@ -299,6 +302,16 @@ class ConnectionLoop:
         self._unpark(client)
         client.event = event
         self.dispatch(client)
+
+    def _next_event(self, client: Client) -> Event:
+        http = client.http
+        if not self.keep_heads:
+            return http.next_event()
+        before = bytes(http.buffer)
+        event = http.next_event()
+        if isinstance(event, RequestHead):
+            client.head = before[:len(before) - len(http.buffer)]
+        return event
 
     @staticmethod
     def body_on_its_way(client: Client, event: RequestHead) -> bool:
@@ -432,7 +445,7 @@ class ConnectionLoop:
             except OSError:
                 self.close(client)
                 continue
-            event = http.next_event()
+            event = self._next_event(client)
             if isinstance(event, RequestHead):
                 self._unpark(client)
                 client.event = event
