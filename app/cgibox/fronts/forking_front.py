@@ -16,6 +16,7 @@ import select
 import signal
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 from cgibox.config import Config
@@ -42,6 +43,10 @@ PART = 65536
 # a child keeps a connection whose next bytes come within this long (a keep-alive client sends
 # its next request at once); an idle one goes back to the loop soon after
 HANDBACK_AFTER_IDLE = 0.2
+# children idle this long are let go (their socket closed: they exit), down to SPARE_CHILDREN: a
+# burst's 64 children do not stay forever, and a few stay ready for the next request
+IDLE_CHILD_SECONDS = 10.0
+SPARE_CHILDREN = 2
 
 
 def send_parts(sock: socket.socket, data: bytes) -> None:
@@ -62,13 +67,14 @@ def recv_exactly(sock: socket.socket, length: int) -> bytes:
 class Child:
     """The loop's view of one child forked ahead: its pid, its socket, the connection it runs."""
 
-    __slots__ = ("pid", "channel", "client", "inbox")
+    __slots__ = ("pid", "channel", "client", "inbox", "idle_since")
 
     def __init__(self, pid: int, channel: socket.socket) -> None:
         self.pid = pid
         self.channel = channel
         self.client: Client | None = None
         self.inbox = bytearray()
+        self.idle_since = time.monotonic()
 
 
 class ForkingServer(LoopServer):
@@ -128,8 +134,12 @@ class ForkingServer(LoopServer):
         if tls is not None and tls.waiting and self.idle:
             tls.start(tls.waiting.pop(0))
         while self.waiting and self.idle:
-            self._send(self.idle.pop(), self.waiting.popleft())
+            self._send(self.idle.pop(), self.waiting.popleft())  # the warmest: the last back
         if not self.waiting and self.idle:
+            # the longest idle are first in the list: let go of those idle too long
+            let_go = time.monotonic() - IDLE_CHILD_SECONDS
+            while len(self.idle) > SPARE_CHILDREN and self.idle[0].idle_since < let_go:
+                self._forget(self.idle[0])
             return
         # children for what waits, and one ahead, as far as --threads allows
         wanted = len(self.waiting) + (0 if self.idle else 1) - self.asked
@@ -221,6 +231,7 @@ class ForkingServer(LoopServer):
         if last:  # past --max-requests: it exits; a fresh one is forked ahead
             self._forget(child)
         else:
+            child.idle_since = time.monotonic()
             self.idle.append(child)
         self._serve_waiting()
 
