@@ -376,3 +376,21 @@ def test_the_loop_answers_early_errors_while_every_handler_is_busy(make_server, 
     finally:
         busy.close()
     assert server.get("/healthz").status == 200
+
+
+def test_processes_2_split_a_burst_evenly(make_server, front, ppid_cgi):
+    """32 connections opened at once, each kept: each serving process holds about half (an
+    accept rule that reads the siblings' open connections), as a load generator's would."""
+    if front != "threading":
+        pytest.skip("--processes is the threading front's")
+    server = make_server([*LONG, "--processes", "2", "--cgi-max", "32"], cgi_dir=ppid_cgi)
+    socks = [connect(server) for _ in range(32)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET /cgi-bin/ppid HTTP/1.1\r\nHost: x\r\n\r\n")
+        replies = [read_from(sock, until=b"\r\n0\r\n\r\n", timeout=60)[0] for sock in socks]
+        runners = [int(re.search(rb"\r\n\r\n[0-9a-f]+\r\n(\d+)\n", r).group(1)) for r in replies]
+    finally:
+        close_all(socks)
+    counts = sorted(runners.count(pid) for pid in set(runners))
+    assert len(counts) == 2 and counts[0] >= 13, counts

@@ -34,6 +34,8 @@ ACCEPT_BATCH = 64
 # woke first (measured: 28 of wrk's 32 on one of two processes); a busy process, slower to get
 # back to accept(), then takes fewer
 SHARED_ACCEPT_BATCH = 1
+# a process that leaves a connection to a sibling with fewer looks at the listener again after this
+ACCEPT_DEFERRED = 0.002
 # a request body up to this size that has not fully arrived with its head waits in the loop (under
 # --body-timeout) before a handler takes it: a slow small upload holds no thread or child; a
 # bigger one is read by its handler as it streams (under the same deadline, SO_RCVTIMEO)
@@ -156,6 +158,9 @@ class ConnectionLoop:
         self.accept_batch = ACCEPT_BATCH
         # the forking front sends a head's raw bytes to the process that answers it
         self.keep_heads = False
+        # --processes: given this process's open connections, whether it accepts now
+        self.may_accept: Callable[[int], bool] | None = None
+        self._accept_again = 0.0
         self._resume_accepting()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -170,9 +175,14 @@ class ConnectionLoop:
         timeout = longest
         if self._timers:
             timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+        if self._accept_again:
+            timeout = min(timeout, max(0.0, self._accept_again - time.monotonic()))
         for key, _ in self.selector.select(timeout):
             key.data(key.fileobj)
         self._fire_timers()
+        if self._accept_again and time.monotonic() >= self._accept_again:
+            self._accept_again = 0.0
+            self._resume_accepting()
 
     def _on_wake(self, _fileobj: object) -> None:
         try:
@@ -205,6 +215,10 @@ class ConnectionLoop:
         for _ in range(self.accept_batch):
             if len(self.clients) >= self.max_connections:
                 self._pause_accepting()  # the backlog holds the rest until one closes
+                return
+            if self.may_accept is not None and not self.may_accept(len(self.clients)):
+                self._pause_accepting()  # a sibling with fewer takes it; look again soon
+                self._accept_again = time.monotonic() + ACCEPT_DEFERRED
                 return
             try:
                 sock, address = self.listener.accept()
@@ -417,6 +431,8 @@ class ConnectionLoop:
     def close(self, client: Client) -> None:
         self._unpark(client)
         self.clients.pop(client.sock.fileno(), None)
+        if self.may_accept is not None:
+            self.may_accept(len(self.clients))  # the siblings see the count fall
         try:
             client.sock.close()
         except OSError:

@@ -12,6 +12,7 @@ from typing import Any
 
 from cgibox.config import Config
 from cgibox.core.router import App
+from cgibox.fronts import processes
 from cgibox.fronts.handler import Handler
 from cgibox.fronts.loop import SHARED_ACCEPT_BATCH, Client
 from cgibox.fronts.loop_server import LoopServer
@@ -73,6 +74,8 @@ class ThreadingServer(socketserver.ThreadingMixIn, LoopServer):
         super().start_loop()
         if (self.config.processes or os.cpu_count() or 1) > 1:
             self.loop.accept_batch = SHARED_ACCEPT_BATCH
+        if processes.SIBLINGS is not None:  # accept only while not ahead of the others
+            self.loop.may_accept = processes.SIBLINGS.may_accept
 
     def busy(self) -> bool:
         return self.pool.in_flight > 0
