@@ -264,7 +264,7 @@ def test_max_connections_50_with_60_clients(make_server, front):
 
 def test_processes_2_count_together(make_server, front, ppid_cgi):
     if front != "threading":
-        pytest.skip("--processes is the threading front's (forking forks per busy connection; "
+        pytest.skip("--processes is the threading front's (forking runs requests in children forked ahead; "
                     "gunicorn has --workers)")
     server = make_server(["--processes", "2", "--cgi-max", "1"], cgi_dir=ppid_cgi)
     before = server.stats()["requests_total"]
