@@ -289,7 +289,7 @@ class ConnectionLoop:
         if client.body_due:
             self._body_step(client, bool(data))
             return
-        self._step(client, was_idle)
+        self._step(client, was_idle, len(data))
 
     def _body_step(self, client: Client, arrived: bool) -> None:
         """Bytes of a held body came: dispatch once it is all here (or the client closed)."""
@@ -301,9 +301,9 @@ class ConnectionLoop:
         elif arrived:  # --body-timeout counts silence: it starts again
             self._rearm(client, time.monotonic() + self.body_timeout)
 
-    def _step(self, client: Client, was_idle: bool = False) -> None:
-        """Act on what the connection's buffered bytes amount to."""
-        event = self._next_event(client)
+    def _step(self, client: Client, was_idle: bool = False, fresh: int | None = None) -> None:
+        """Act on what the connection's buffered bytes amount to (`fresh`: how many just came)."""
+        event = self._next_event(client, fresh)
         if event is NEED_DATA:
             if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
                 self._rearm(client, time.monotonic() + self.header_timeout)
@@ -317,11 +317,19 @@ class ConnectionLoop:
         client.event = event
         self.dispatch(client)
 
-    def _next_event(self, client: Client) -> Event:
+    def _next_event(self, client: Client, fresh: int | None = None) -> Event:
+        """The connection's next event; with keep_heads, a head's raw bytes kept in client.head.
+        A head can only have ended in the bytes that just came (a complete one never waits here
+        unparsed), so the buffer is copied only when those hold a blank line: a head trickled in
+        byte by byte is not copied once per byte."""
         http = client.http
+        buffer = http.buffer
         if not self.keep_heads:
             return http.next_event()
-        before = bytes(http.buffer)
+        start = 0 if fresh is None else max(0, len(buffer) - fresh - 2)
+        if buffer.find(b"\n\n", start) < 0 and buffer.find(b"\n\r\n", start) < 0:
+            return http.next_event()  # no head ends here (an early error needs no head bytes)
+        before = bytes(buffer)
         event = http.next_event()
         if isinstance(event, RequestHead):
             client.head = before[:len(before) - len(http.buffer)]
