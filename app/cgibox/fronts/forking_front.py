@@ -4,8 +4,8 @@ process (no connections, nothing but a control socket); the template forks child
 (at most --threads), each with a Unix socket to the loop. The loop sends a child a ready
 connection (`socket.send_fds`) with its head and the bytes read ahead; the child answers, then
 reports back (keep-alive?, responses, bytes read past them) and waits for the next one, and exits
-after --max-requests. A TLS connection, whose SSL state cannot move between processes, runs in a
-child forked from the loop's process for it, which keeps it to its end (forked_tls.py).
+after --max-requests. A TLS connection, whose SSL state cannot move between processes, stays
+with the loop, which relays its plaintext to the child over a socketpair (forked_tls.py).
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ from cgibox.core.connection import RequestHead
 from cgibox.core.router import App
 from cgibox.fronts.forks import fork_holding, release
 from cgibox.fronts.handler import HandBackNow, Handler
-from cgibox.fronts.loop import Client
+from cgibox.fronts.loop import IO_TIMEOUT, RECV_SIZE, Client, timeval
 from cgibox.fronts.loop_server import LoopServer
 
 if TYPE_CHECKING:
-    from cgibox.fronts.forked_tls import TLSChildren
+    from cgibox.fronts.forked_tls import Relay
 
-# loop -> child: responses finished on the connection, bytes that follow (its head, then what was
-# read past it), hand back soon (the child took the last free slot), the server is stopping
-JOB = struct.Struct("!QI??")
+# loop -> child: responses finished on the connection, bytes that follow (the peer's address, its
+# head, then what was read past it), the address's length, hand back soon (the child took the
+# last free slot), the server is stopping, relayed (a socketpair end in place of the connection)
+JOB = struct.Struct("!QIH???")
 # child -> loop: keep-alive?, responses finished, bytes read past them, this child exits now
 REPORT = struct.Struct("!?QI?")
 # template -> loop: a new child's pid (its socket rides along)
@@ -90,7 +91,7 @@ class ForkingServer(LoopServer):
         self.waiting: collections.deque[Client] = collections.deque()  # heads for a free child
         self.template_pid = 0
         self.control: socket.socket | None = None
-        self.tls_children: TLSChildren | None = None
+        self.relays: dict[Client, Relay] = {}  # TLS connections in a child, relayed by the loop
         super().__init__(address, app, config, Handler)
 
     # -- the loop's side -------------------------------------------------------------------------
@@ -111,28 +112,17 @@ class ForkingServer(LoopServer):
         super().start_loop()
         self.loop.keep_heads = True  # a child is sent a head's own bytes
         self.loop.selector.register(self.control, 1, self._on_born)
-        if self.tls_context is not None:
-            from cgibox.fronts.forked_tls import TLSChildren
-            self.tls_children = TLSChildren(self)
         self._ask(1)  # one child ahead of the first request
 
     def process_request(self, request: Any, client_address: Any) -> None:
         client: Client = request
-        if client.ends_in_child:  # TLS: a child of this process keeps it
-            assert self.tls_children is not None
-            self.tls_children.start(client)
-            return
         self.waiting.append(client)
         self._serve_waiting()
 
     def in_use(self) -> int:
-        tls = len(self.tls_children.running) if self.tls_children is not None else 0
-        return len(self.children) + self.asked + tls
+        return len(self.children) + self.asked
 
     def _serve_waiting(self) -> None:
-        tls = self.tls_children
-        if tls is not None and tls.waiting and self.idle:
-            tls.start(tls.waiting.pop(0))
         while self.waiting and self.idle:
             self._send(self.idle.pop(), self.waiting.popleft())  # the warmest: the last back
         if not self.waiting and self.idle:
@@ -149,9 +139,6 @@ class ForkingServer(LoopServer):
             for child in self.children.values():
                 if child.client is not None:
                     self._signal(child.pid, signal.SIGUSR1)
-            if tls is not None:
-                for pid, _ in tls.running.values():
-                    self._signal(pid, signal.SIGUSR1)
 
     def _ask(self, count: int) -> None:
         if count > 0 and self.control is not None and not self.stopping:
@@ -163,19 +150,48 @@ class ForkingServer(LoopServer):
 
     def _send(self, child: Child, client: Client) -> None:
         http = client.http
-        payload = client.head + bytes(http.buffer)
-        client.head = b""
-        client.event = None
+        address = f"{client.address[0]}\0{client.address[1]}".encode()
+        payload = address + client.head + bytes(http.buffer)
         last_slot = self.in_use() >= self.max_children and not self.idle
+        relayed = client.ends_in_child  # TLS: the child gets a socketpair end, the loop relays
+        given = client.sock
+        if relayed:
+            mine, given = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            given.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             timeval(self.config.body_timeout))
+            given.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(IO_TIMEOUT))
         try:
-            socket.send_fds(child.channel, [JOB.pack(http.served, len(payload), last_slot, self.stopping)],
-                            [client.sock.fileno()])
+            socket.send_fds(child.channel, [JOB.pack(http.served, len(payload), len(address), last_slot,
+                                                     self.stopping, relayed)], [given.fileno()])
             send_parts(child.channel, payload)
         except OSError:  # the child died meanwhile: the connection goes to another
+            if relayed:
+                mine.close()
+                given.close()
             self._child_gone(child)
             self.waiting.appendleft(client)
             return
+        client.head = b""
+        client.event = None
         child.client = client
+        if relayed:
+            given.close()
+            from cgibox.fronts.forked_tls import Relay
+            self.relays[client] = Relay(self.loop, client, mine, self._relay_done)
+
+    def _relay_done(self, relay: Relay) -> None:
+        if relay.report is not None:
+            self._settle(relay.client, *relay.report)
+
+    def _settle(self, client: Client, keep: bool, served: int, leftover: bytes) -> None:
+        """A child is done with `client`: back to the loop (parked again or closed)."""
+        relay = self.relays.pop(client, None)
+        if relay is not None:
+            leftover += bytes(relay.undelivered)
+        client.keep = keep
+        if keep:
+            client.http.resume(served, leftover)
+        self.loop.hand_back(client)
 
     def _on_born(self, _fileobj: object) -> None:
         assert self.control is not None
@@ -224,10 +240,11 @@ class ForkingServer(LoopServer):
         child.inbox.clear()
         client, child.client = child.client, None
         if client is not None:
-            client.keep = keep
-            if keep:
-                client.http.resume(served, leftover)
-            self.loop.hand_back(client)
+            relay = self.relays.get(client)
+            if relay is not None and not relay.finished:  # its last response bytes are on the way
+                relay.report = (keep, served, leftover)
+            else:
+                self._settle(client, keep, served, leftover)
         if last:  # past --max-requests: it exits; a fresh one is forked ahead
             self._forget(child)
         else:
@@ -240,6 +257,9 @@ class ForkingServer(LoopServer):
         had is closed (its client sees the connection end, not a made-up answer)."""
         self._forget(child)
         if child.client is not None:
+            relay = self.relays.pop(child.client, None)
+            if relay is not None:
+                relay.abandon()
             server_log(f"cgibox: child {child.pid} ended while answering {child.client.address[0]}; "
                        "connection closed")
             self.loop.close(child.client)
@@ -254,9 +274,7 @@ class ForkingServer(LoopServer):
         child.channel.close()
 
     def busy(self) -> bool:
-        tls = self.tls_children
-        tls_busy = tls is not None and bool(tls.running or tls.waiting)
-        return tls_busy or bool(self.waiting) or any(c.client for c in self.children.values())
+        return bool(self.waiting) or any(c.client for c in self.children.values())
 
     @staticmethod
     def _signal(pid: int, signum: int) -> None:
@@ -269,16 +287,15 @@ class ForkingServer(LoopServer):
         for child in self.children.values():
             if child.client is not None:
                 self._signal(child.pid, signal.SIGTERM)
-        if self.tls_children is not None:
-            self.tls_children.stop()
 
     def end_stop(self) -> None:
         for child in list(self.children.values()):
             if child.client is not None:
                 self._signal(child.pid, signal.SIGKILL)
             self._forget(child)
-        if self.tls_children is not None:
-            self.tls_children.kill()
+        for relay in list(self.relays.values()):
+            relay.abandon()
+        self.relays.clear()
         if self.control is not None:
             self.control.close()  # the template exits; idle children see their socket close
             self.control = None
@@ -367,12 +384,14 @@ def run_child(channel: socket.socket, server: ForkingServer) -> None:
                 continue
             if not data or not fds:
                 break
-            served, length, last_slot, stopping = JOB.unpack(data)
+            served, length, address_length, last_slot, stopping, relayed = JOB.unpack(data)
             server.stopping = server.stopping or stopping
             server.wanted_back = last_slot
             sock = socket.socket(fileno=fds[0])
             payload = recv_exactly(channel, length)
-            keep, leftover, served_after = answer(server, sock, served, payload)
+            host, port = payload[:address_length].decode().split("\0")
+            keep, leftover, served_after = answer(server, sock, (host, int(port)), served,
+                                                  payload[address_length:], relayed)
             answered += served_after - served
             last = answered >= server.config.max_requests or server.stopping
             channel.sendall(REPORT.pack(keep, served_after, len(leftover), last))
@@ -386,22 +405,32 @@ def run_child(channel: socket.socket, server: ForkingServer) -> None:
         os._exit(status)
 
 
-def answer(server: ForkingServer, sock: socket.socket, served: int,
-           payload: bytes) -> tuple[bool, bytes, int]:
+def answer(server: ForkingServer, sock: socket.socket, address: tuple[str, int], served: int,
+           payload: bytes, relayed: bool) -> tuple[bool, bytes, int]:
     """Run one connection handed over by the loop: (keep-alive?, bytes read past the last
     response, responses finished on it). This process's copy of the socket is closed."""
     try:
-        try:
-            address = sock.getpeername()
-        except OSError:  # the client left meanwhile
-            return False, b"", served
         http = server.make_connection(address)
         http.resume(served, payload)
         client = Client(sock, address, http)
         client.event = http.next_event()
         server.finish_request(client, address)  # type: ignore[arg-type]
         keep = client.keep and not server.stopping
+        if keep and relayed:
+            # a socketpair end the loop relays TLS through: after this, the loop's sends fail
+            # (EPIPE) and it keeps those bytes; what it sent before is queued here: take it
+            sock.shutdown(socket.SHUT_RD)
+            while True:
+                try:
+                    data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not data:
+                    break
+                http.buffer += data
         return keep, bytes(http.buffer) if keep else b"", http.served
+    except OSError:
+        return False, b"", served
     finally:
         sock.close()
 

@@ -435,6 +435,8 @@ class ConnectionLoop:
         self.park(client, deadline)
         if client.transport_pending():  # already read from the socket: no readiness will come
             self._on_readable(client.sock)
+        elif http.buffer:  # bytes handed back may hold a whole head (a relay's last ones)
+            self._step(client)
 
     def close(self, client: Client) -> None:
         self._unpark(client)
