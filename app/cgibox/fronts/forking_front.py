@@ -153,7 +153,7 @@ class ForkingServer(LoopServer):
         address = f"{client.address[0]}\0{client.address[1]}".encode()
         payload = address + client.head + bytes(http.buffer)
         last_slot = self.in_use() >= self.max_children and not self.idle
-        relayed = client.ends_in_child  # TLS: the child gets a socketpair end, the loop relays
+        relayed = client.pinned  # TLS: the child gets a socketpair end, the loop relays
         given = client.sock
         if relayed:
             mine, given = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -307,19 +307,13 @@ class ForkingServer(LoopServer):
     # -- in a child: what its handler asks ---------------------------------------------------------
 
     def handler_window(self, client: Client) -> float | None:
-        # a TLS connection cannot go back to the loop: its child waits under the loop's deadlines
-        return None if client.ends_in_child else HANDBACK_AFTER_IDLE
+        return HANDBACK_AFTER_IDLE
 
     def may_wait(self, client: Client) -> bool:
-        if self.stopping:
-            return False
-        # the loop wants the slot: a plain connection goes back; a TLS one is closed if idle
-        # (as a keep-alive timeout would) and keeps a head already arriving
-        return not self.wanted_back or (client.ends_in_child and not client.http.idle)
+        return not (self.stopping or self.wanted_back)  # the loop wants the slot: hand back
 
     def wait_readable(self, client: Client, poller: select.poll, seconds: float) -> bool:
-        # SIGUSR1 ends the wait at once, unless a TLS head is arriving (that one is finished)
-        self.waiting_idle = not client.ends_in_child or client.http.idle
+        self.waiting_idle = True  # SIGUSR1 ends the wait at once
         try:
             return super().wait_readable(client, poller, seconds)
         except HandBackNow:

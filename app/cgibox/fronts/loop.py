@@ -64,8 +64,8 @@ class Client:
                  "body_due", "draining", "head")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
-    # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
-    ends_in_child = False
+    # forking front: a TLS connection stays with the loop, which relays it (fronts/forked_tls.py)
+    pinned = False
 
     def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection) -> None:
         self.sock = sock  # the socket (a TLS one on the HTTPS port)

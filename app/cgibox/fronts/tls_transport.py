@@ -31,8 +31,8 @@ class TLSClient(Client):
     sock: ssl.SSLSocket  # a plain socket only once the plain-HTTP answer has replaced it
     sendfile_ok = False
     # the session state (sequence numbers, keys, buffered records) lives in the process that
-    # read and wrote it: the forking front's child keeps the connection to its end
-    ends_in_child = True
+    # read and wrote it: the forking front relays it to a child instead of sending it there
+    pinned = True
 
     def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection,
                  context: ssl.SSLContext, selector: selectors.BaseSelector) -> None:
