@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cgibox.fronts.loop import IO_TIMEOUT, RECV_SIZE, Client
+from cgibox.fronts.loop import RECV_SIZE, Client
 
 if TYPE_CHECKING:
     from cgibox.fronts.loop import ConnectionLoop
@@ -122,6 +122,7 @@ class Relay:
         if not self.to_client:
             return False
         sock = self.client.sock
+        before = sock.gettimeout()  # TLS sockets sit in timeout mode between the loop's calls
         try:
             sock.settimeout(0)
             sent = sock.send(self.to_client)
@@ -132,7 +133,7 @@ class Relay:
             self.client_closed = True
             return True
         finally:
-            sock.settimeout(IO_TIMEOUT)
+            sock.settimeout(before)
         del self.to_client[:sent]
         return sent > 0
 
