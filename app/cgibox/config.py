@@ -82,10 +82,28 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+_SIZE_SUFFIXES = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def _size(text: str) -> int:
+    """A byte count with an optional k, m, g or t suffix (powers of 1024): "1g", "512m", "100"."""
+    value = text.strip().lower().removesuffix("b")
+    number, suffix = (value[:-1], value[-1]) if value[-1:] in ("k", "m", "g", "t") else (value, "")
+    if not number.isascii() or not number.isdigit() or int(number) < 1:
+        raise ConfigError("not a size in bytes (a whole number, with k, m or g after it)")
+    return int(number) * _SIZE_SUFFIXES[suffix]
+
+
 def _directory(text: str) -> Path:
     if not text.strip():
         raise ConfigError("an empty path; name a folder")
     path = Path(text).expanduser()
+    try:
+        path.stat()
+    except PermissionError:
+        raise ConfigError("cannot be reached by this user (permission denied on a folder above it)") from None
+    except OSError:
+        pass
     if not path.is_dir():
         raise ConfigError("not a folder" if path.exists() else "no such folder")
     return path.resolve()
@@ -309,6 +327,9 @@ SETTINGS: tuple[Setting, ...] = (
             "scripts running at once; more get `503` with `Retry-After`", "N", default_text="4 per CPU"),
     Setting("max_body", _positive_int, "10485760", "largest request body in bytes (`413` above)",
             "BYTES"),
+    Setting("max_upload", _size, "1g",
+            "largest uploaded file (`PUT`, each file of a form upload; `k`, `m`, `g` suffixes): `413` "
+            "above, and nothing is left behind", "SIZE"),
     Setting("header_timeout", _seconds, "10",
             "seconds a client has to send its request head (`408`)", "SECONDS"),
     Setting("body_timeout", _seconds, "30",
@@ -322,6 +343,13 @@ SETTINGS: tuple[Setting, ...] = (
             "gzip (br) text-like files up to 1 MiB for clients that accept it, cached by validator; "
             "generated pages are always compressed", switch=True, default_text="off"),
     Setting("no_readme", _switch, "0", "do not show a folder's README under its listing",
+            switch=True, default_text="off"),
+    Setting("qr", _switch, "0",
+            "print a QR code of the first URL in the terminal at start-up (for a phone on the same network)",
+            switch=True, default_text="off"),
+    Setting("log_probes", _switch, "0",
+            "log and count health-check probes (`/healthz` asked by the image's HEALTHCHECK or a "
+            "Kubernetes probe), which are otherwise kept out of the access log and `/stats`",
             switch=True, default_text="off"),
     Setting("keepalive_timeout", _seconds, None,
             "seconds an idle keep-alive connection is kept between requests", "SECONDS",
@@ -397,6 +425,7 @@ class Config:
     # 0 scripts at once would make every script a 503 (and no slot cells to map): use the default
     cgi_max: int = dataclasses.field(default_factory=lambda: default_cgi_max())
     max_body: int = 10485760
+    max_upload: int = 1024 ** 3
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     graceful_timeout: float = 10.0
@@ -436,6 +465,8 @@ class Config:
     max_requests: int = 1000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    qr: bool = False
+    log_probes: bool = False
     # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
     notes: tuple[str, ...] = ()
 
