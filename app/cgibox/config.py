@@ -287,6 +287,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header", _headers, None,
             "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
             "'NAME: VALUE'", repeat="\n"),
+    Setting("webdav", _switch, "0",
+            "WebDAV (RFC 4918 class 1 and 2) on the served tree, under the same read and `--write` rules",
+            switch=True, default_text="off"),
     Setting("tls_cert", _existing_file, None,
             "PEM certificate (chain): HTTPS on the same port", "FILE"),
     Setting("tls_key", _existing_file, None, "PEM private key of `--tls-cert`", "FILE"),
@@ -349,6 +352,7 @@ class Config:
     max_connections: int = 10000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    webdav: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 import traceback
+from typing import TYPE_CHECKING
 
 from cgibox import __version__
 from cgibox.config import Config
@@ -27,6 +28,9 @@ from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
+
+if TYPE_CHECKING:
+    from cgibox.core.webdav import WebDAV
 
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
@@ -56,6 +60,7 @@ class App:
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
+        self.webdav = self._webdav(config, stats) if config.webdav else None
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -65,6 +70,23 @@ class App:
         base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
             tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
         return Auth(str(config.auth_file), config.public, config.auth_scope, base + ".auth")
+
+    def _webdav(self, config: Config, stats: Stats) -> WebDAV:
+        """--webdav; its lock table sits beside the shared stats file, like the login throttle's."""
+        from cgibox.core.dav_locks import LockTable
+        from cgibox.core.webdav import WebDAV
+
+        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
+            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+        return WebDAV(self.root, self.static, self.static.exclude, LockTable(base + ".davlocks"),
+                      self.dav_rule)
+
+    def dav_rule(self, request: Request, decoded: str, kind: str) -> None:
+        """May this request read or write `decoded`? Raises the refusal."""
+        if self.auth is not None and self.auth.rules.needs_login(decoded) and request.remote_user is None:
+            self.auth.check(request, decoded)
+        if kind == "write" and not self.config.webdav:
+            raise HTTPError(405)
 
     def load_on_demand_modules(self) -> None:
         """Import now what a serving process otherwise imports on first use (prometheus_client
@@ -160,6 +182,8 @@ class App:
             return self.cgi.run(request, decoded, mount), CGI
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
+        if self.webdav is not None:
+            return self.webdav.handle(request, decoded), FILE
         return self.static.serve(request, decoded), FILE
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
