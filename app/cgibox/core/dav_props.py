@@ -11,11 +11,13 @@ mounts, tmpfs before Linux 6.6) answer PROPPATCH 507 for each property; nothing 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import shutil
-import stat as stat_mod
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from cgibox.core import conditional
 from cgibox.core.dav_locks import Lock
@@ -33,8 +35,6 @@ SUPPORTEDLOCK = dav("supportedlock")
 ALLPROP_LIVE = (RESOURCETYPE, dav("getcontentlength"), dav("getlastmodified"), dav("creationdate"),
                 GETETAG, dav("getcontenttype"), SUPPORTEDLOCK, LOCKDISCOVERY)
 QUOTA = (dav("quota-available-bytes"), dav("quota-used-bytes"))
-LIVE = frozenset(ALLPROP_LIVE + QUOTA + (dav("displayname"),))
-FILE_ONLY = frozenset({dav("getcontentlength"), dav("getcontenttype")})
 
 SUPPORTED_LOCK_XML = (
     "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>"
@@ -95,34 +95,50 @@ def disk_usage(real: str) -> tuple[int, int] | None:
     return usage.free, usage.used
 
 
-def live_value(name: str, st: os.stat_result, content_type: str | None, real: str,
-               locks: list[Lock], href_of_lock: dict[str, str]) -> str | None:
+@dataclass(slots=True)
+class Resource:
+    """What the live properties of one resource are computed from."""
+
+    real: str
+    st: os.stat_result
+    is_dir: bool
+    content_type: str | None
+    locks: list[Lock]  # those covering it
+    lock_hrefs: dict[str, str]  # token -> the URL of the lock's root
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+
+
+def _quota(index: int) -> Callable[[Resource], str | None]:
+    def value(resource: Resource) -> str | None:
+        usage = disk_usage(resource.real) if resource.is_dir else None
+        return None if usage is None else str(usage[index])
+    return value
+
+
+# live property -> its inner XML for a resource (None: the resource has no such property)
+LIVE_VALUES: dict[str, Callable[[Resource], str | None]] = {
+    RESOURCETYPE: lambda r: "<D:collection/>" if r.is_dir else "",
+    dav("getcontentlength"): lambda r: None if r.is_dir else str(r.st.st_size),
+    dav("getcontenttype"): lambda r: None if r.is_dir else text(r.content_type or "application/octet-stream"),
+    dav("getlastmodified"): lambda r: conditional.http_date(r.st.st_mtime),
+    dav("creationdate"): lambda r: _iso_date(int(r.st.st_ctime)),
+    GETETAG: lambda r: text(conditional.make_etag(r.st)),
+    SUPPORTEDLOCK: lambda r: SUPPORTED_LOCK_XML,
+    LOCKDISCOVERY: lambda r: "".join(active_lock(lock, r.lock_hrefs.get(lock.token, "")) for lock in r.locks),
+    QUOTA[0]: _quota(0),
+    QUOTA[1]: _quota(1),
+}
+LIVE = frozenset(LIVE_VALUES)
+
+
+def live_value(name: str, resource: Resource) -> str | None:
     """A live property's inner XML for this resource, or None when it has none."""
-    is_dir = stat_mod.S_ISDIR(st.st_mode)
-    if name == RESOURCETYPE:
-        return "<D:collection/>" if is_dir else ""
-    if name in FILE_ONLY and is_dir:
-        return None
-    if name == dav("getcontentlength"):
-        return str(st.st_size)
-    if name == dav("getcontenttype"):
-        return text(content_type or "application/octet-stream")
-    if name == dav("getlastmodified"):
-        return conditional.http_date(st.st_mtime)
-    if name == dav("creationdate"):
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_ctime))
-    if name == GETETAG:
-        return text(conditional.make_etag(st))
-    if name == SUPPORTEDLOCK:
-        return SUPPORTED_LOCK_XML
-    if name == LOCKDISCOVERY:
-        return "".join(active_lock(lock, href_of_lock.get(lock.token, "")) for lock in locks)
-    if name in QUOTA and is_dir:
-        usage = disk_usage(real)
-        if usage is None:
-            return None
-        return str(usage[0] if name == QUOTA[0] else usage[1])
-    return None
+    compute = LIVE_VALUES.get(name)
+    return None if compute is None else compute(resource)
 
 
 def active_lock(lock: Lock, root_href: str) -> str:

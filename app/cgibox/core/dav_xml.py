@@ -4,6 +4,7 @@ prop, error bodies), with property names in Clark notation ("{DAV:}getetag")."""
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
@@ -83,9 +84,10 @@ def split_name(clark: str) -> tuple[str, str]:
     return "", clark
 
 
-def element(clark: str, inner: str = "") -> str:
-    """`<name>inner</name>` for a Clark name: DAV: elements with the D: prefix declared on the
-    document, others declaring their namespace on themselves."""
+@functools.lru_cache(maxsize=1024)
+def tags(clark: str) -> tuple[str, str, str]:
+    """(start tag, end tag, empty element) for a Clark name: DAV: elements with the D: prefix
+    declared on the document, others declaring their namespace on themselves."""
     namespace, local = split_name(clark)
     if namespace == DAV:
         tag, declaration = "D:" + local, ""
@@ -93,9 +95,13 @@ def element(clark: str, inner: str = "") -> str:
         tag, declaration = "ns:" + local, " xmlns:ns=" + quoteattr(namespace)
     else:
         tag, declaration = local, ""
-    if not inner:
-        return f"<{tag}{declaration}/>"
-    return f"<{tag}{declaration}>{inner}</{tag}>"
+    return f"<{tag}{declaration}>", f"</{tag}>", f"<{tag}{declaration}/>"
+
+
+def element(clark: str, inner: str = "") -> str:
+    """`<name>inner</name>` for a Clark name (an empty element when `inner` is empty)."""
+    start, end, empty = tags(clark)
+    return start + inner + end if inner else empty
 
 
 def text(value: str) -> str:
@@ -131,7 +137,8 @@ def propstat(props: list[str], status: int) -> str:
 
 
 def response(href: str, inner: str) -> str:
-    return f"<D:response><D:href>{escape(href)}</D:href>{inner}</D:response>"
+    """One <D:response>; `href` is percent-encoded already (nothing in it needs escaping)."""
+    return f"<D:response><D:href>{href}</D:href>{inner}</D:response>"
 
 
 def multistatus(responses: list[str]) -> bytes:

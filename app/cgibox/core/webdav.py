@@ -192,52 +192,58 @@ class WebDAV:
         locks = self.locks.snapshot()
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         base = norm(decoded)
-        answers = [self.prop_response(base, real, st, mode, names, locks)]
+        base_href = href(base, is_dir)
+        answers = [self.prop_response(base, base_href, real, st, mode, names, locks)]
         if depth == "1" and is_dir:
+            prefix = base_href if base_href.endswith("/") else base_href + "/"
             for name, member_real, member_st in sorted(self.tree.members(real)):
-                member = (base.rstrip("/") + "/" + name)
-                try:
-                    self.may(request, member, "read")
-                except HTTPError:
+                member = base.rstrip("/") + "/" + name
+                if not self.may_read(request, member):
                     continue
-                answers.append(self.prop_response(member, member_real, member_st, mode, names, locks))
+                url = prefix + url_segment(name) + ("/" if stat_mod.S_ISDIR(member_st.st_mode) else "")
+                answers.append(self.prop_response(member, url, member_real, member_st, mode, names, locks))
         return xml_response(207, dx.multistatus(answers))
 
-    def prop_response(self, decoded: str, real: str, st: os.stat_result, mode: str, names: list[str],
-                      locks: list[Lock]) -> str:
+    def may_read(self, request: Request, decoded: str) -> bool:
+        try:
+            self.may(request, decoded, "read")
+        except HTTPError:
+            return False
+        return True
+
+    def prop_response(self, decoded: str, url: str, real: str, st: os.stat_result, mode: str,
+                      names: list[str], locks: list[Lock]) -> str:
+        """One <D:response> of a PROPFIND: the properties found (200) and those missing (404)."""
         is_dir = stat_mod.S_ISDIR(st.st_mode)
-        content_type = None if is_dir else self.static.content_type(real)
-        here = covering(locks, decoded)
-        lock_hrefs = {lock.token: href(lock.path, False) for lock in here}
-
-        def live(name: str) -> str | None:
-            return props.live_value(name, st, content_type, real, here, lock_hrefs)
-
+        here = covering(locks, decoded) if locks else []
+        resource = props.Resource(real, st, is_dir, None if is_dir else self.static.content_type(real), here,
+                                  {lock.token: href(lock.path, False) for lock in here})
         found: list[str] = []
         missing: list[str] = []
         if mode == "propname":
-            found = [dx.element(name) for name in props.ALLPROP_LIVE if live(name) is not None]
+            found = [dx.element(name) for name in props.ALLPROP_LIVE
+                     if props.live_value(name, resource) is not None]
             found += [dx.element(name) for name in props.read_dead(real)]
         else:
             dead = props.read_dead(real) if mode == "allprop" or any(
                 name not in props.LIVE for name in names) else {}
-            wanted = list(props.ALLPROP_LIVE) + list(dead) + names if mode == "allprop" else names
+            wanted = [*props.ALLPROP_LIVE, *dead, *names] if mode == "allprop" else names
             seen = set()
             for name in wanted:
                 if name in seen:
                     continue
                 seen.add(name)
-                value = live(name) if name in props.LIVE else None
+                value = props.live_value(name, resource)
                 if value is not None:
                     found.append(dx.element(name, value))
                 elif name in dead:
                     found.append(dead[name])
                 elif mode == "prop":
-                    missing.append(dx.element(name))
+                    missing.append(dx.tags(name)[2])
         inner = dx.propstat(found, 200) if found or not missing else ""
         if missing:
             inner += dx.propstat(missing, 404)
-        return dx.response(href(decoded, is_dir), inner)
+        return dx.response(url, inner)
 
     # -- PROPPATCH ---------------------------------------------------------------------------
 
