@@ -87,6 +87,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	  fi; \
 	fi
 	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
+	$(BIN)/python bench/webdav.py $(if $(filter 1 yes true,$(QUICK)),--duration 1)
 
 # `make cert`: a self-signed pair for local HTTPS, certs/cert.pem and certs/key.pem (localhost and
 # 127.0.0.1, 30 days; CERT_NAMES adds names, e.g. CERT_NAMES=DNS:myhost,IP:192.168.1.20). The key is
