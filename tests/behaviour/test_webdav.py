@@ -255,6 +255,28 @@ def test_shared_locks_coexist_and_exclusive_ones_do_not(dav):
         assert dav.request("UNLOCK", "/dav/shared.txt", {"Lock-Token": token}).status == 204
 
 
+def test_a_depth_0_lock_on_a_folder_guards_its_names_not_its_members_bytes(dav):
+    dav.request("MKCOL", "/dav/names/")
+    dav.request("PUT", "/dav/names/kept.txt", body=b"k")
+    token = lock(dav, "/dav/names/", depth="0")
+    assert dav.request("PUT", "/dav/names/new.txt", body=b"n").status == 423
+    assert dav.request("DELETE", "/dav/names/kept.txt").status == 423
+    assert dav.request("PUT", "/dav/names/kept.txt", body=b"changed").status == 204
+    assert dav.request("PUT", "/dav/names/new.txt", {"If": f"({token})"}, b"n").status == 201
+    assert dav.request("UNLOCK", "/dav/names/", {"Lock-Token": token}).status == 204
+
+
+def test_a_big_folder_is_streamed_whole(dav):
+    folder = dav.root / "dav" / "big"
+    folder.mkdir()
+    for number in range(2100):
+        (folder / f"f{number:04d}").write_bytes(b"x")
+    reply = dav.request("PROPFIND", "/dav/big/", {"Depth": "1"})
+    found = multistatus(reply)
+    assert len(found) == 2101 and "/dav/big/f2099" in found
+    assert dav.request("DELETE", "/dav/big/").status == 204
+
+
 # -- safe XML -------------------------------------------------------------------------------------
 
 BOMB = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'

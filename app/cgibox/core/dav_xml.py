@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
@@ -145,6 +146,18 @@ def multistatus(responses: list[str]) -> bytes:
     """A 207 body from <D:response> elements."""
     return (PROLOGUE + '<D:multistatus xmlns:D="DAV:">' + "".join(responses)
             + "</D:multistatus>\n").encode("utf-8", "surrogateescape")
+
+
+def multistatus_stream(first: str, rest: Iterator[str], batch: int = 200) -> Iterator[bytes]:
+    """A 207 body made as it is sent: the first response, then the others `batch` at a time."""
+    yield (PROLOGUE + '<D:multistatus xmlns:D="DAV:">' + first).encode("utf-8", "surrogateescape")
+    pending: list[str] = []
+    for item in rest:
+        pending.append(item)
+        if len(pending) >= batch:
+            yield "".join(pending).encode("utf-8", "surrogateescape")
+            pending.clear()
+    yield ("".join(pending) + "</D:multistatus>\n").encode("utf-8", "surrogateescape")
 
 
 def document(root_inner: str) -> bytes:

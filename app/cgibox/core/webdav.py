@@ -6,10 +6,11 @@ read rules and changes the --write rules, for every path a request touches (Dest
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from cgibox.core import conditional
@@ -35,6 +36,8 @@ from cgibox.core.static import StaticFiles
 
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
 DAV_METHODS = frozenset(ALLOW.replace(",", "").split()) - {"GET", "HEAD"}
+# a PROPFIND of a folder with more members is streamed (about 700 bytes a member)
+STREAM_PAST = 2000
 
 # (request, decoded path, "read" | "write") -> None, or raises the HTTPError that refuses it
 Rule = Callable[[Request, str, str], None]
@@ -88,6 +91,15 @@ class WebDAV:
             response: Response = handler(request, decoded)
         except DavError as error:
             return xml_response(error.status, dx.error_body(error.condition))
+        except OSError as error:
+            # a change the file system refused half-way: what it means for the client
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HTTPError(507, "the disk is full") from None
+            if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise HTTPError(403, "the file system refused the change") from None
+            if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise HTTPError(409, "a folder on the way changed meanwhile") from None
+            raise
         return response
 
     # -- what the methods share ---------------------------------------------------------------
@@ -134,12 +146,16 @@ class WebDAV:
         locks = self.locks.snapshot()
         if lists:
             applicable = held = False
+            # an untagged list speaks of the request's resource and of the locks its change
+            # touches (a new name's folder: RFC 4918 7.5)
+            here = [path for path, _ in touched] + [request_path(request) or "/"]
             for item in lists:
                 target = request_path(request) if item.resource is None else tagged_path(item.resource)
                 if target is None:
                     continue
                 applicable = True
-                tokens = {lock.token for lock in covering(locks, target)
+                tokens = {lock.token for path in (here if item.resource is None else [target])
+                          for lock in covering(locks, path)
                           if lock.user is None or lock.user == request.remote_user}
                 if list_holds(item.conditions, tokens, self.etag_of(target)):
                     held = True
@@ -193,16 +209,24 @@ class WebDAV:
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         base = norm(decoded)
         base_href = href(base, is_dir)
-        answers = [self.prop_response(base, base_href, real, st, mode, names, locks)]
-        if depth == "1" and is_dir:
-            prefix = base_href if base_href.endswith("/") else base_href + "/"
-            for name, member_real, member_st in sorted(self.tree.members(real)):
+        first = self.prop_response(base, base_href, real, st, mode, names, locks)
+        if depth == "0" or not is_dir:
+            return xml_response(207, dx.multistatus([first]))
+        members = sorted(self.tree.members(real))
+        prefix = base_href if base_href.endswith("/") else base_href + "/"
+
+        def member_answers() -> Iterator[str]:
+            for name, member_real, member_st in members:
                 member = base.rstrip("/") + "/" + name
                 if not self.may_read(request, member):
                     continue
                 url = prefix + url_segment(name) + ("/" if stat_mod.S_ISDIR(member_st.st_mode) else "")
-                answers.append(self.prop_response(member, url, member_real, member_st, mode, names, locks))
-        return xml_response(207, dx.multistatus(answers))
+                yield self.prop_response(member, url, member_real, member_st, mode, names, locks)
+
+        if len(members) <= STREAM_PAST:
+            return xml_response(207, dx.multistatus([first, *member_answers()]))
+        # a big folder's answer is sent as it is made, never held whole (chunked, or until close)
+        return Response(207, [("Content-Type", dx.XML_TYPE)], dx.multistatus_stream(first, member_answers()))
 
     def may_read(self, request: Request, decoded: str) -> bool:
         try:
@@ -343,7 +367,7 @@ class WebDAV:
         place = self.tree.place(decoded)
         if place.lstat() is not None:
             raise HTTPError(405, headers=[("Allow", ALLOW)])
-        self.check_conditions(request, [(decoded, False)])
+        self.check_conditions(request, [(decoded, False), (parent_of(decoded), False)])
         os.mkdir(place.path)
         return empty(201)
 
@@ -354,7 +378,7 @@ class WebDAV:
         if st is None or (decoded.endswith("/") and not stat_mod.S_ISDIR(st.st_mode)):
             raise HTTPError(404)
         self.depth(request, "infinity", ("infinity",))
-        self.check_conditions(request, [(decoded, True)])
+        self.check_conditions(request, [(decoded, True), (parent_of(decoded), False)])
         self.tree.delete(place.path)
         self.locks.drop_under(decoded)
         return empty(204)
@@ -381,9 +405,13 @@ class WebDAV:
         source_place = self.tree.place(decoded) if move else None
         if is_dir and (place.path == real or place.path.startswith(real.rstrip("/") + "/")):
             raise HTTPError(403, "a folder cannot be copied or moved into itself")
-        touched = [(target, True)] + ([(decoded, True)] if move else [])
-        self.check_conditions(request, touched)
         existed = place.lstat() is not None
+        # a name added to or taken from a folder changes the folder (RFC 4918 7.5: a depth-0 lock
+        # on it protects its members' names)
+        touched = [(target, True)] + ([] if existed else [(parent_of(target), False)])
+        if move:
+            touched += [(decoded, True), (parent_of(decoded), False)]
+        self.check_conditions(request, touched)
         if existed:
             if overwrite == "F":
                 raise HTTPError(412, "the destination exists and Overwrite is F")
@@ -402,8 +430,9 @@ class WebDAV:
         st = place.stat()
         if decoded.endswith("/") or (st is not None and stat_mod.S_ISDIR(st.st_mode)):
             raise HTTPError(405, "a folder is not replaced by PUT", headers=[("Allow", ALLOW)])
-        self.check_conditions(request, [(decoded, False)])
         existed = place.lstat() is not None
+        touched = [(decoded, False)] + ([] if existed else [(parent_of(decoded), False)])
+        self.check_conditions(request, touched)
         write_body(request, place)
         return empty(204 if existed else 201)
 
@@ -430,6 +459,11 @@ def write_body(request: Request, place: Place) -> None:
         except OSError:
             pass
         raise
+
+
+def parent_of(decoded: str) -> str:
+    """The folder a path's name is in ("/" for a name in the root)."""
+    return norm(decoded).rsplit("/", 1)[0] or "/"
 
 
 def request_path(request: Request) -> str | None:
