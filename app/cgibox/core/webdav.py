@@ -10,12 +10,14 @@ import errno
 import os
 import stat as stat_mod
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from cgibox.core import conditional
 from cgibox.core import dav_props as props
 from cgibox.core import dav_xml as dx
+from cgibox.core.access import ALLOW as ALLOWED
+from cgibox.core.access import READ, WRITE, Access
 from cgibox.core.dav_locks import (
     Lock,
     LockTable,
@@ -39,8 +41,8 @@ DAV_METHODS = frozenset(ALLOW.replace(",", "").split()) - {"GET", "HEAD"}
 # a PROPFIND of a folder with more members is streamed (about 700 bytes a member)
 STREAM_PAST = 2000
 
-# (request, decoded path, "read" | "write") -> None, or raises the HTTPError that refuses it
-Rule = Callable[[Request, str, str], None]
+# what a 405 offers where nothing may be changed
+READ_ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
 
 
 class DavError(Exception):
@@ -72,12 +74,12 @@ class WebDAV:
     """The WebDAV methods of one App (one lock table for every process and front)."""
 
     def __init__(self, root: str, static: StaticFiles, exclude: tuple[str, ...], locks: LockTable,
-                 rule: Rule) -> None:
+                 access: Access) -> None:
         self.root = root
         self.static = static
         self.exclude = exclude
         self.locks = locks
-        self.rule = rule
+        self.access = access
         self.tree = Tree(root, exclude)
 
     def handle(self, request: Request, decoded: str) -> Response:
@@ -174,7 +176,9 @@ class WebDAV:
                     raise DavError(423, "lock-token-submitted")
 
     def may(self, request: Request, decoded: str, kind: str) -> None:
-        self.rule(request, decoded, kind)
+        """core.access's word for this path (asked for every path a request touches): raises the
+        401, 403 or 405 (with the methods a read-only place takes) that refuses it."""
+        self.access.check(request, kind, decoded, allow=READ_ALLOW)
 
     def destination(self, request: Request) -> str:
         """The Destination header's decoded path; 400 when missing or malformed, 502 when it
@@ -229,11 +233,8 @@ class WebDAV:
         return Response(207, [("Content-Type", dx.XML_TYPE)], dx.multistatus_stream(first, member_answers()))
 
     def may_read(self, request: Request, decoded: str) -> bool:
-        try:
-            self.may(request, decoded, "read")
-        except HTTPError:
-            return False
-        return True
+        """Whether a folder member is shown to this reader (no login asked for on its account)."""
+        return self.access.answer(request, READ, decoded) == ALLOWED
 
     def prop_response(self, decoded: str, url: str, real: str, st: os.stat_result, mode: str,
                       names: list[str], locks: list[Lock]) -> str:
@@ -272,7 +273,7 @@ class WebDAV:
     # -- PROPPATCH ---------------------------------------------------------------------------
 
     def do_PROPPATCH(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, "write")
+        self.may(request, decoded, WRITE)
         real, st = self.find(decoded)
         self.check_conditions(request, [(decoded, False)])
         changes = parse_propertyupdate(self.read_xml(request))
@@ -302,7 +303,7 @@ class WebDAV:
     # -- LOCK and UNLOCK ---------------------------------------------------------------------
 
     def do_LOCK(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, "write")
+        self.may(request, decoded, WRITE)
         timeout = parse_timeout(request.headers.get("timeout"))
         info = self.read_xml(request)
         if info is None:
@@ -347,7 +348,7 @@ class WebDAV:
         return xml_response(status, body, headers)
 
     def do_UNLOCK(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, "write")
+        self.may(request, decoded, WRITE)
         token = (request.headers.get("lock-token") or "").strip()
         if not (token.startswith("<") and token.endswith(">")):
             raise HTTPError(400, "UNLOCK needs a Lock-Token header")
@@ -361,7 +362,7 @@ class WebDAV:
     # -- changes of the tree -----------------------------------------------------------------
 
     def do_MKCOL(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, "write")
+        self.may(request, decoded, WRITE)
         if dx.read_body(request.body, request.body_length):
             raise HTTPError(415, "MKCOL takes no body")
         place = self.tree.place(decoded)
@@ -372,7 +373,7 @@ class WebDAV:
         return empty(201)
 
     def do_DELETE(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, "write")
+        self.may(request, decoded, WRITE)
         place = self.tree.place(decoded)
         st = place.lstat()
         if st is None or (decoded.endswith("/") and not stat_mod.S_ISDIR(st.st_mode)):
@@ -394,8 +395,8 @@ class WebDAV:
         overwrite = (request.headers.get("overwrite") or "T").strip().upper()
         if overwrite not in ("T", "F"):
             raise HTTPError(400, "Overwrite is T or F")
-        self.may(request, decoded, "write" if move else "read")
-        self.may(request, target, "write")
+        self.may(request, decoded, WRITE if move else READ)
+        self.may(request, target, WRITE)
         real, st = self.find(decoded)
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         depth = self.depth(request, "infinity", ("infinity",) if move and is_dir else ("0", "infinity"))
@@ -425,7 +426,7 @@ class WebDAV:
         return empty(204 if existed else 201, [] if existed else [("Location", href(target, is_dir))])
 
     def do_PUT(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, "write")
+        self.may(request, decoded, WRITE)
         place = self.tree.place(decoded)
         st = place.stat()
         if decoded.endswith("/") or (st is not None and stat_mod.S_ISDIR(st.st_mode)):
