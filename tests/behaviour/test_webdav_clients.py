@@ -1,6 +1,7 @@
 """Stock WebDAV clients against --webdav on every front: litmus (basic, copymove, props, locks,
 http: no failure, no warning), rclone's webdav backend (a tree up and down, byte-exact) and
-cadaver (put, get, a property, a lock). Each is skipped, with the reason, where it is missing."""
+cadaver (put, get, a property, a lock) and a davfs2 mount (root and FUSE). Each is skipped, with
+the reason, where it is missing."""
 
 from __future__ import annotations
 
@@ -91,3 +92,28 @@ def test_cadaver_puts_gets_sets_a_property_and_locks(dav, tmp_path):
     assert "Value of colour is: blue" in run.stdout, run.stdout + run.stderr
     assert "failed" not in run.stdout.lower(), run.stdout
     assert (tmp_path / "down.txt").read_bytes() == b"cadaver's bytes\n"
+
+
+def test_davfs2_mount_writes_and_reads_byte_exact(dav, tmp_path):
+    """davfs2 locks a name before it creates it (LOCK on an unmapped URL), uploads with the lock
+    token on close and unlocks: what a fake LOCK breaks (dufs #354). Needs root and FUSE."""
+    mount = need("mount.davfs")
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        pytest.skip("a davfs2 mount needs root and /dev/fuse")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    (dav.root / "dav-root" / "served.txt").write_bytes(b"from the server\n")
+    blob = os.urandom(2 * 1024 * 1024 + 5)
+    run = subprocess.run([mount, f"{dav.url}/dav-root/", str(point)], input="\n\n", capture_output=True,
+                         text=True, timeout=60)
+    if run.returncode != 0:
+        pytest.skip(f"davfs2 cannot mount here: {run.stderr.strip()[-200:]}")
+    try:
+        (point / "d2").mkdir()
+        (point / "d2" / "blob.bin").write_bytes(blob)
+        assert (point / "served.txt").read_bytes() == b"from the server\n"
+    finally:
+        # unmounting flushes davfs2's cache: the uploads happen by the time umount returns
+        subprocess.run(["umount", str(point)], capture_output=True, timeout=120)
+    assert (dav.root / "dav-root" / "d2" / "blob.bin").read_bytes() == blob
+    assert "LOCK /dav-root/d2/blob.bin" in dav.log() and "UNLOCK /dav-root/d2/blob.bin" in dav.log()
