@@ -11,6 +11,7 @@ mounts, tmpfs before Linux 6.6) answer PROPPATCH 507 for each property; nothing 
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import json
 import os
@@ -76,6 +77,26 @@ def write_dead(real: str, props: dict[str, str]) -> None:
         raise
     except OSError as error:
         raise DeadPropsError(error.errno, str(error)) from None
+
+
+def change_dead(real: str, changes: list[tuple[str, str, str]]) -> None:
+    """PROPPATCH: ("set" | "remove", name, XML) in order, all or none, under an flock of the file
+    so that two at once do not lose each other's properties (every process sees the flock)."""
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as error:
+        raise DeadPropsError(error.errno, str(error)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        props = read_dead(real)
+        for action, name, value in changes:
+            if action == "set":
+                props[name] = value
+            else:
+                props.pop(name, None)
+        write_dead(real, props)
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def copy_dead(source: str, target: str) -> None:

@@ -285,14 +285,8 @@ class WebDAV:
             if rest:
                 inner += dx.propstat(rest, 424)
         else:
-            dead = props.read_dead(real)
-            for action, name, value in changes:
-                if action == "set":
-                    dead[name] = value
-                else:
-                    dead.pop(name, None)
             try:
-                props.write_dead(real, dead)
+                props.change_dead(real, changes)
                 status = 200
             except props.DeadPropsError:
                 status = 507
