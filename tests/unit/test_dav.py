@@ -118,3 +118,27 @@ def test_xml_round_trips_a_foreign_element():
     assert again is not None and again.tag == "{urn:x}a" and again.get("{urn:q}at") == "1"
     assert dav_xml.element("{DAV:}getetag", "x") == "<D:getetag>x</D:getetag>"
     assert dav_xml.element("{urn:y}z") == '<ns:z xmlns:ns="urn:y"/>'
+
+
+def test_the_quick_allprop_answer_is_the_general_one(tmp_path):
+    """PROPFIND allprop's fast path writes what the general path writes (live then dead props)."""
+    import os
+
+    from cgibox.core import dav_props
+    from cgibox.core.dav_locks import LockTable
+    from cgibox.core.static import StaticFiles
+    from cgibox.core.templates import Templates
+    from cgibox.core.webdav import WebDAV
+
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "d").mkdir()
+    dav_props.write_dead(str(tmp_path / "f.txt"), {"{urn:x}a": '<ns0:a xmlns:ns0="urn:x">v</ns0:a>'})
+    root = str(tmp_path)
+    webdav = WebDAV(root, StaticFiles(root, Templates(None)), (), LockTable(str(tmp_path / ".locks")),
+                    access=None)  # type: ignore[arg-type]
+    for name in ("f.txt", "d"):
+        real = os.path.join(root, name)
+        st = os.stat(real)
+        fast = webdav.prop_response("/" + name, "/u", real, st, "allprop", [], [])
+        general = webdav.prop_response("/" + name, "/u", real, st, "allprop", ["{DAV:}getetag"], [])
+        assert fast == general

@@ -156,6 +156,29 @@ LIVE_VALUES: dict[str, Callable[[Resource], str | None]] = {
 LIVE = frozenset(LIVE_VALUES)
 
 
+_OK = "<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+
+
+def allprop_response(url: str, real: str, st: os.stat_result, is_dir: bool, content_type: str | None) -> str:
+    """The <D:response> to allprop for an unlocked resource: what the general path writes for
+    ALLPROP_LIVE and the dead properties, in that order, at a fraction of its cost."""
+    dead = "".join(read_dead(real).values())
+    modified = conditional.http_date(st.st_mtime)
+    created = _iso_date(int(st.st_ctime))
+    etag = text(conditional.make_etag(st))
+    if is_dir:
+        kind = "<D:resourcetype><D:collection/></D:resourcetype>"
+        sized = typed = ""
+    else:
+        kind = "<D:resourcetype/>"
+        sized = f"<D:getcontentlength>{st.st_size}</D:getcontentlength>"
+        typed = f"<D:getcontenttype>{text(content_type or 'application/octet-stream')}</D:getcontenttype>"
+    return (f"<D:response><D:href>{url}</D:href><D:propstat><D:prop>{kind}{sized}"
+            f"<D:getlastmodified>{modified}</D:getlastmodified><D:creationdate>{created}</D:creationdate>"
+            f"<D:getetag>{etag}</D:getetag>{typed}<D:supportedlock>{SUPPORTED_LOCK_XML}</D:supportedlock>"
+            f"<D:lockdiscovery/>{dead}</D:prop>{_OK}")
+
+
 def live_value(name: str, resource: Resource) -> str | None:
     """A live property's inner XML for this resource, or None when it has none."""
     compute = LIVE_VALUES.get(name)

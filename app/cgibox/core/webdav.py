@@ -241,6 +241,10 @@ class WebDAV:
         """One <D:response> of a PROPFIND: the properties found (200) and those missing (404)."""
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         here = covering(locks, decoded) if locks else []
+        if mode == "allprop" and not names and not here:
+            # the common answer (a client listing a folder), written in one go
+            return props.allprop_response(url, real, st, is_dir,
+                                          None if is_dir else self.static.content_type(real))
         resource = props.Resource(real, st, is_dir, None if is_dir else self.static.content_type(real), here,
                                   {lock.token: href(lock.path, False) for lock in here})
         found: list[str] = []
