@@ -174,10 +174,10 @@ class App:
             return self.metrics(), INTERNAL
         if mount is not None:
             return self.cgi.run(request, decoded, mount), CGI
+        if self.webdav is not None and request.method in self.webdav.methods:
+            return self.webdav.handle(request, decoded), FILE
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
-        if self.webdav is not None:
-            return self.webdav.handle(request, decoded), FILE
         return self.static.serve(request, decoded), FILE
 
     @staticmethod

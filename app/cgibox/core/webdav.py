@@ -81,6 +81,8 @@ class WebDAV:
         self.locks = locks
         self.access = access
         self.tree = Tree(root, exclude)
+        # the methods the router hands here (GET, HEAD and POST go their usual way)
+        self.methods = DAV_METHODS
 
     def handle(self, request: Request, decoded: str) -> Response:
         method = request.method
