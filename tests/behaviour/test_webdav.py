@@ -170,6 +170,29 @@ def test_dead_properties_follow_move_and_copy(dav):
     assert multistatus(reply)["/dav/q.txt"][D + "getetag"][0] == "HTTP/1.1 403 Forbidden"
 
 
+WIN32 = "urn:schemas-microsoft-com:"
+
+
+def test_what_windows_and_finder_ask_for(dav):
+    """Explorer sets its Win32 times after an upload and reads them back by name; Finder asks a
+    folder for its quota."""
+    dav.request("PUT", "/dav/win.txt", body=b"w")
+    body = (f'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="{WIN32}"><D:set><D:prop>'
+            '<Z:Win32CreationTime>Mon, 07 Dec 2026 10:00:00 GMT</Z:Win32CreationTime>'
+            '<Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>')
+    assert dav.request("PROPPATCH", "/dav/win.txt", body=body.encode()).status == 207
+    reply = dav.request("PROPFIND", "/dav/", {"Depth": "1"},
+                        propfind_names("Win32FileAttributes", "Win32LastAccessTime", namespace=WIN32))
+    props = multistatus(reply)["/dav/win.txt"]
+    assert props[f"{{{WIN32}}}Win32FileAttributes"][1].text == "00000020"
+    assert props[f"{{{WIN32}}}Win32LastAccessTime"][0] == "HTTP/1.1 404 Not Found"
+    quota = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/>'
+             b'<D:quota-used-bytes/></D:prop></D:propfind>')
+    props = multistatus(dav.request("PROPFIND", "/dav/", {"Depth": "0"}, quota))["/dav/"]
+    assert int(props[D + "quota-available-bytes"][1].text) > 0
+    assert dav.request("DELETE", "/dav/win.txt").status == 204
+
+
 def test_dead_properties_survive_a_restart(front, tmp_path):
     root = tmp_path / "root"
     (root / "dav").mkdir(parents=True)
