@@ -135,7 +135,7 @@ def test_the_quick_allprop_answer_is_the_general_one(tmp_path):
     dav_props.write_dead(str(tmp_path / "f.txt"), {"{urn:x}a": '<ns0:a xmlns:ns0="urn:x">v</ns0:a>'})
     root = str(tmp_path)
     webdav = WebDAV(root, StaticFiles(root, Templates(None)), (), LockTable(str(tmp_path / ".locks")),
-                    access=None)  # type: ignore[arg-type]
+                    access=None, writes=None)  # type: ignore[arg-type]
     for name in ("f.txt", "d"):
         real = os.path.join(root, name)
         st = os.stat(real)

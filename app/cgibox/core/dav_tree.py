@@ -1,21 +1,19 @@
 """WebDAV's tree operations on the served folder: where a change lands (a name in a confined
 parent folder, never followed through a last symlink), COPY of a file or a tree (each file
-landing whole: a hidden temporary name, fsync, rename), MOVE (a rename; a copy and a delete
-across file systems) and DELETE of a tree. Hidden names, links out of the root and the script
-folders are never copied, moved or deleted."""
+landing whole through core.landing, as an upload does), and DELETE of a tree being overwritten.
+Hidden names, links out of the root and the script folders are never copied or deleted."""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat as stat_mod
-import uuid
 from dataclasses import dataclass
 
 from cgibox.core.dav_props import copy_dead
 from cgibox.core.errors import HTTPError
-from cgibox.core.paths import is_within, resolve, safe_segments
+from cgibox.core.landing import Landing, split_path
+from cgibox.core.paths import is_within, resolve
 
 MAX_TREE_DEPTH = 64  # a COPY goes no deeper (links can make a folder its own member)
 COPY_CHUNK = 1024 * 1024
@@ -56,17 +54,10 @@ class Tree:
         self.exclude = exclude
 
     def place(self, decoded: str) -> Place:
-        """Where `decoded` lands: 400 for a hidden or unusable name, 403 for the root itself or a
-        script folder, 409 when its parent folder is missing."""
-        segments = safe_segments(decoded)
-        if segments is None:
-            raise HTTPError(400, "names starting with '.' and empty names cannot be written")
-        if not segments:
-            raise HTTPError(403, "the served folder itself cannot be changed")
-        name = segments[-1]
-        if any(ord(char) < 32 or char == "\x7f" for char in name):
-            raise HTTPError(400, "names with control characters cannot be written")
-        parent = resolve(self.root, "/" + "/".join(segments[:-1]), self.exclude)
+        """Where `decoded` lands: core.landing's name rules (400; 403 for the root itself), 403
+        for a script folder or a folder out of reach, 409 when its parent folder is missing."""
+        folder, name = split_path(decoded)
+        parent = resolve(self.root, folder, self.exclude)
         if parent is None:
             raise HTTPError(403, "that folder cannot be written")
         if not os.path.isdir(parent):
@@ -139,40 +130,20 @@ class Tree:
             copy_file(source, target)
             copy_dead(source, target)
 
-    def move(self, source: str, target: str) -> None:
-        """Rename `source` (a file, link or folder) to `target`, which does not exist; across
-        file systems, copy then delete."""
-        try:
-            os.rename(source, target)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            self.copy(source, target, "infinity")
-            self.delete(source)
-
-
-def temporary_name(folder: str, name: str) -> str:
-    """A hidden name beside `name` (the listing and every URL leave it out)."""
-    return os.path.join(folder, f".{name[:64]}.{uuid.uuid4().hex}.part")
-
 
 def copy_file(source: str, target: str) -> None:
-    """`source`'s bytes land at `target` whole or not at all: written to a hidden temporary name
-    in the target's folder, fsynced, then renamed into place."""
+    """`source`'s bytes land at `target` whole or not at all, as an upload does (core.landing:
+    an unnamed or hidden temporary file in the target's folder, fsync, rename)."""
     folder, name = os.path.split(target)
-    temporary = temporary_name(folder, name)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    with open(source, "rb") as reader:
-        fd = os.open(temporary, flags, 0o644)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        landing = Landing(dir_fd, name, limit=1 << 62)
         try:
-            with os.fdopen(fd, "wb") as writer:
-                shutil.copyfileobj(reader, writer, COPY_CHUNK)
-                writer.flush()
-                os.fsync(writer.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+            with open(source, "rb") as reader:
+                while chunk := reader.read(COPY_CHUNK):
+                    landing.write(chunk)
+            landing.commit()
+        finally:
+            landing.discard()
+    finally:
+        os.close(dir_fd)

@@ -29,12 +29,13 @@ from cgibox.core.dav_locks import (
     submitted_tokens,
     within,
 )
-from cgibox.core.dav_tree import Place, Tree
+from cgibox.core.dav_tree import Tree
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.paths import decode_path, resolve_stat, safe_segments, stat_error_status, url_segment
 from cgibox.core.request import Request
 from cgibox.core.response import Response
 from cgibox.core.static import StaticFiles
+from cgibox.core.writes import Writes
 
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
 DAV_METHODS = frozenset(ALLOW.replace(",", "").split()) - {"GET", "HEAD"}
@@ -74,12 +75,13 @@ class WebDAV:
     """The WebDAV methods of one App (one lock table for every process and front)."""
 
     def __init__(self, root: str, static: StaticFiles, exclude: tuple[str, ...], locks: LockTable,
-                 access: Access) -> None:
+                 access: Access, writes: Writes) -> None:
         self.root = root
         self.static = static
         self.exclude = exclude
         self.locks = locks
         self.access = access
+        self.writes = writes
         self.tree = Tree(root, exclude)
         # the methods the router hands here (GET, HEAD and POST go their usual way)
         self.methods = DAV_METHODS
@@ -361,105 +363,82 @@ class WebDAV:
 
     # -- changes of the tree -----------------------------------------------------------------
 
+    # PUT, MKCOL, DELETE and MOVE are core.writes' (the same landing, names and answers as
+    # without --webdav); WebDAV adds Depth, the If: header and the locks before them, and keeps
+    # the lock table in step after them
+
     def do_MKCOL(self, request: Request, decoded: str) -> Response:
         self.may(request, decoded, WRITE)
-        if dx.read_body(request.body, request.body_length):
-            raise HTTPError(415, "MKCOL takes no body")
-        place = self.tree.place(decoded)
-        if place.lstat() is not None:
-            raise HTTPError(405, headers=[("Allow", ALLOW)])
         self.check_conditions(request, [(decoded, False), (parent_of(decoded), False)])
-        os.mkdir(place.path)
-        return empty(201)
+        return self.logged(request, decoded, self.writes.mkcol(request, decoded))
 
     def do_DELETE(self, request: Request, decoded: str) -> Response:
         self.may(request, decoded, WRITE)
-        place = self.tree.place(decoded)
-        st = place.lstat()
-        if st is None or (decoded.endswith("/") and not stat_mod.S_ISDIR(st.st_mode)):
-            raise HTTPError(404)
         self.depth(request, "infinity", ("infinity",))
         self.check_conditions(request, [(decoded, True), (parent_of(decoded), False)])
-        self.tree.delete(place.path)
+        response = self.writes.delete(decoded)
         self.locks.drop_under(decoded)
-        return empty(204)
+        return self.logged(request, decoded, response)
 
-    def do_COPY(self, request: Request, decoded: str) -> Response:
-        return self.copy_or_move(request, decoded, move=False)
+    def do_PUT(self, request: Request, decoded: str) -> Response:
+        self.may(request, decoded, WRITE)
+        place = self.tree.place(decoded)
+        existed = place.lstat() is not None
+        touched = [(decoded, False)] + ([] if existed else [(parent_of(decoded), False)])
+        self.check_conditions(request, touched)
+        return self.logged(request, decoded, self.writes.put(request, decoded))
 
     def do_MOVE(self, request: Request, decoded: str) -> Response:
-        return self.copy_or_move(request, decoded, move=True)
+        target = self.destination(request)
+        self.may(request, decoded, WRITE)
+        self.may(request, target, WRITE)
+        _, st = self.find(decoded)
+        if stat_mod.S_ISDIR(st.st_mode):
+            self.depth(request, "infinity", ("infinity",))
+        existed = self.tree.place(target).lstat() is not None
+        # a name added to or taken from a folder changes the folder (RFC 4918 7.5: a depth-0 lock
+        # on it protects its members' names)
+        touched = [(target, True), (decoded, True), (parent_of(decoded), False)]
+        if not existed:
+            touched.append((parent_of(target), False))
+        self.check_conditions(request, touched)
+        response = self.writes.move(request, decoded)
+        self.locks.drop_under(decoded)
+        if existed:
+            self.locks.drop_under(target)
+        return self.logged(request, decoded, response, f" -> {request.headers.get('destination')!r}")
 
-    def copy_or_move(self, request: Request, decoded: str, move: bool) -> Response:
+    def do_COPY(self, request: Request, decoded: str) -> Response:
         target = self.destination(request)
         overwrite = (request.headers.get("overwrite") or "T").strip().upper()
         if overwrite not in ("T", "F"):
             raise HTTPError(400, "Overwrite is T or F")
-        self.may(request, decoded, WRITE if move else READ)
+        self.may(request, decoded, READ)
         self.may(request, target, WRITE)
         real, st = self.find(decoded)
         is_dir = stat_mod.S_ISDIR(st.st_mode)
-        depth = self.depth(request, "infinity", ("infinity",) if move and is_dir else ("0", "infinity"))
+        depth = self.depth(request, "infinity", ("0", "infinity"))
         if norm(decoded) == norm(target):
             raise HTTPError(403, "the source and the destination are the same")
         place = self.tree.place(target)
-        source_place = self.tree.place(decoded) if move else None
         if is_dir and (place.path == real or place.path.startswith(real.rstrip("/") + "/")):
-            raise HTTPError(403, "a folder cannot be copied or moved into itself")
+            raise HTTPError(403, "a folder cannot be copied into itself")
         existed = place.lstat() is not None
-        # a name added to or taken from a folder changes the folder (RFC 4918 7.5: a depth-0 lock
-        # on it protects its members' names)
         touched = [(target, True)] + ([] if existed else [(parent_of(target), False)])
-        if move:
-            touched += [(decoded, True), (parent_of(decoded), False)]
         self.check_conditions(request, touched)
         if existed:
             if overwrite == "F":
                 raise HTTPError(412, "the destination exists and Overwrite is F")
             self.tree.delete(place.path)
             self.locks.drop_under(target)
-        if source_place is not None:
-            self.tree.move(source_place.path, place.path)
-            self.locks.drop_under(decoded)
-        else:
-            self.tree.copy(real, place.path, depth)
-        return empty(204 if existed else 201, [] if existed else [("Location", href(target, is_dir))])
+        self.tree.copy(real, place.path, depth)
+        response = empty(204 if existed else 201, [] if existed else [("Location", href(target, is_dir))])
+        return self.logged(request, decoded, response, f" -> {request.headers.get('destination')!r}")
 
-    def do_PUT(self, request: Request, decoded: str) -> Response:
-        self.may(request, decoded, WRITE)
-        place = self.tree.place(decoded)
-        st = place.stat()
-        if decoded.endswith("/") or (st is not None and stat_mod.S_ISDIR(st.st_mode)):
-            raise HTTPError(405, "a folder is not replaced by PUT", headers=[("Allow", ALLOW)])
-        existed = place.lstat() is not None
-        touched = [(decoded, False)] + ([] if existed else [(parent_of(decoded), False)])
-        self.check_conditions(request, touched)
-        write_body(request, place)
-        return empty(204 if existed else 201)
-
-
-def write_body(request: Request, place: Place) -> None:
-    """The request body lands at `place` whole or not at all (temporary name, fsync, rename)."""
-    from cgibox.core.dav_tree import temporary_name
-
-    temporary = temporary_name(place.parent, place.name)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as writer:
-            while True:
-                chunk = request.body.read(1024 * 1024)
-                if not chunk:
-                    break
-                writer.write(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.replace(temporary, place.path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    def logged(self, request: Request, decoded: str, response: Response, extra: str = "") -> Response:
+        """Every change is logged, as core.writes logs its own."""
+        self.writes.log(request, decoded, response.status, extra)
+        return response
 
 
 def parent_of(decoded: str) -> str:
