@@ -53,7 +53,7 @@ def test_litmus_passes_every_suite_without_warnings(dav, tmp_path):
 def make_tree(base: Path) -> Path:
     tree = base / "tree"
     (tree / "sub" / "deeper").mkdir(parents=True)
-    (tree / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (tree / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024 + 17))  # past the default --max-body
     (tree / "sub" / "spaced name \u00fc.txt").write_text("unicode and spaces\n", encoding="utf-8")
     (tree / "sub" / "deeper" / "empty").write_bytes(b"")
     return tree
