@@ -98,6 +98,12 @@ def _directory(text: str) -> Path:
     if not text.strip():
         raise ConfigError("an empty path; name a folder")
     path = Path(text).expanduser()
+    try:
+        path.stat()
+    except PermissionError:
+        raise ConfigError("cannot be reached by this user (permission denied on a folder above it)") from None
+    except OSError:
+        pass
     if not path.is_dir():
         raise ConfigError("not a folder" if path.exists() else "no such folder")
     return path.resolve()
@@ -338,6 +344,13 @@ SETTINGS: tuple[Setting, ...] = (
             "generated pages are always compressed", switch=True, default_text="off"),
     Setting("no_readme", _switch, "0", "do not show a folder's README under its listing",
             switch=True, default_text="off"),
+    Setting("qr", _switch, "0",
+            "print a QR code of the first URL in the terminal at start-up (for a phone on the same network)",
+            switch=True, default_text="off"),
+    Setting("log_probes", _switch, "0",
+            "log and count health-check probes (`/healthz` asked by the image's HEALTHCHECK or a "
+            "Kubernetes probe), which are otherwise kept out of the access log and `/stats`",
+            switch=True, default_text="off"),
     Setting("keepalive_timeout", _seconds, None,
             "seconds an idle keep-alive connection is kept between requests", "SECONDS",
             default_text="15 (gunicorn: its own, 2)"),
@@ -450,6 +463,8 @@ class Config:
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
     webdav: bool = False
+    qr: bool = False
+    log_probes: bool = False
     # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
     notes: tuple[str, ...] = ()
 

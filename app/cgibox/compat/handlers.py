@@ -158,7 +158,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+        if self.command != "HEAD" and not wire.has_no_body(int(code)):
             for part in response.parts():
                 self.wfile.write(part if isinstance(part, bytes) else b"".join(part.read_chunks()))
         response.close()
@@ -252,7 +252,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.raw_head)
             return ResponseBody(self, response, chunked=False)
         status = response.status
-        has_body = not response.omit_body and not (100 <= status < 200 or status in (204, 304))
+        has_body = not response.omit_body and not wire.has_no_body(status)
         names = {name.lower() for name, _ in response.headers}
         self.send_response(status, response.reason or reason(status))
         for name, value in response.headers:

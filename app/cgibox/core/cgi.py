@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, BinaryIO
 from cgibox.core.accesslog import server_log
 from cgibox.core.cgi_protocol import (
     MAX_HEAD,
-    NO_BODY_STATUSES,
     MalformedHead,
     add_configured_environ,
     add_login_environ,
@@ -42,7 +41,7 @@ from cgibox.core.paths import resolve, safe_segments, stat_error_status
 from cgibox.core.request import EMPTY_BODY, Headers, Request
 from cgibox.core.response import ConnectionCut, Response
 from cgibox.core.shared import SharedCells, process_alive
-from cgibox.core.wire import SERVER
+from cgibox.core.wire import SERVER, has_no_body
 
 if TYPE_CHECKING:
     from cgibox.core.router import App
@@ -717,7 +716,7 @@ class CGIRunner:
                 run.stop()
                 assert parsed.location is not None
                 return self._local_redirect(request, parsed.location)
-            emit = parsed.status not in NO_BODY_STATUSES
+            emit = not has_no_body(parsed.status)
             response = Response(parsed.status, parsed.headers, run.body(rest, parsed.content_length, emit),
                                 reason=parsed.reason)
         response.cleanups.append(run.stop)

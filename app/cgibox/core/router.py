@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cgibox import __version__
 from cgibox.config import Config
-from cgibox.core import wire, writes_page
+from cgibox.core import conditional, wire, writes_page
 from cgibox.core.access import (
     ALLOW,
     LOGIN,
@@ -70,10 +70,11 @@ class App:
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
         # no script folder is ever served as files, whether its scripts run or not
+        self.compressor = Compressor(compress_files=config.compress_files)
         self.static = StaticFiles(self.root, self.templates,
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
-                                  readme=not config.no_readme)
+                                  readme=not config.no_readme, compressor=self.compressor)
         # cgibox's own folders are the operator's (symlinks in them run); cgibox.compat's sit
         # under the root and keep its confinement
         self.cgi = OperatorRunner(self) if config.cgi_mounts is None else CGIRunner(self)
@@ -82,7 +83,6 @@ class App:
         self.script_mounts = script_mounts(config, self.cgi_mounts)
         self.runners = {mount.path: mount_runner(self.cgi, self, mount)
                         for mount in config.cgi_mount if needs_own_runner(mount)}
-        self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
         self.access = Access(access_rules(config, self.script_mounts), self.auth)
@@ -303,12 +303,13 @@ class App:
             if error.status != 404:
                 raise
         etag = f'"cgibox-favicon-{__version__}"'
-        headers = [("ETag", etag), ("Cache-Control", "public, max-age=86400")]
-        if request.headers.get("if-none-match") == etag:
-            return Response(304, headers, b"")
         body = favicon_ico()
-        return Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
-                              *headers], body)
+        response = Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
+                                  ("ETag", etag), ("Cache-Control", "public, max-age=86400")], body)
+        answer = conditional.evaluate(request.method, request.headers, etag, None)
+        if answer == 412:
+            raise HTTPError(412)
+        return conditional.not_modified_response(response) if answer == 304 else response
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
@@ -347,7 +348,11 @@ class App:
                cgi_run: bool = False, route_kind: str = ERROR) -> None:
         """Count and log one finished exchange; `bytes_sent` counts body bytes actually written.
         `route_kind` is the response's (the router's decision); an exchange without a request
-        (an early error of the front) is counted but not timed."""
+        (an early error of the front) is counted but not timed. A health-check probe (is_probe) is
+        neither, unless --log-probes."""
+        config = self.config
+        if request is not None and not config.log_probes and is_probe(request, config.service_routes):
+            return
         if request is not None:
             duration = time.time() - request.received_at
             self.stats.record(status, bytes_sent, cgi_run, route_kind, duration)
@@ -371,6 +376,17 @@ def writes_body_limit(config: Config, scripts: int) -> int:
     if config.write:
         return 1 << 62
     return scripts
+
+
+# a probe announces itself by its User-Agent: the image's HEALTHCHECK, Kubernetes' kubelet
+PROBE_AGENTS = ("cgibox-healthcheck", "kube-probe/")
+
+
+def is_probe(request: Request, service_routes: bool = True) -> bool:
+    """A health-check probe: `/healthz` asked by a User-Agent of PROBE_AGENTS (nothing else can hide
+    from the log this way: only the health answer is left out)."""
+    agent = request.headers.get("user-agent") or ""
+    return service_routes and request.raw_path == "/healthz" and agent.startswith(PROBE_AGENTS)
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:

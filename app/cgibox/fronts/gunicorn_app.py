@@ -371,10 +371,10 @@ class CgiboxGunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def when_ready(self, server) -> None:
-        from cgibox.cli import startup_line
+        from cgibox.announce import announce
 
         port = server.LISTENERS[0].sock.getsockname()[1]
-        print(startup_line(self.config, port), flush=True)
+        announce(self.config, port)
 
     def load(self) -> WSGIApplication:
         return self.wsgi_app
