@@ -396,6 +396,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header", _headers, None,
             "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
             "'NAME: VALUE'", repeat="\n"),
+    Setting("webdav", _switch, "0",
+            "WebDAV (RFC 4918 class 1 and 2) on the served tree, under the same read and `--write` rules",
+            switch=True, default_text="off"),
     Setting("tls_cert", _existing_file, None,
             "PEM certificate (chain): HTTPS on the same port", "FILE"),
     Setting("tls_key", _existing_file, None, "PEM private key of `--tls-cert`", "FILE"),
@@ -465,6 +468,7 @@ class Config:
     max_requests: int = 1000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    webdav: bool = False
     qr: bool = False
     log_probes: bool = False
     # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
