@@ -145,8 +145,12 @@ def run_httpserver(config: Config) -> int:
             sys.stderr.write(f"cgibox: error: cannot listen on {config.host}:{config.port}: "
                              f"{error.strerror or error}\n")
             return 2
+        # a stop signal sent as soon as the start-up line is read waits for the handlers that
+        # serve() / supervise() set (they release it), instead of killing this process
         from cgibox.announce import announce
+        from cgibox.fronts.forks import hold
 
+        hold()
         announce(config, server.server_port)
         processes = config.processes or usable_cpus()
         try:

@@ -356,6 +356,11 @@ SETTINGS: tuple[Setting, ...] = (
             default_text="15 (gunicorn: its own, 2)"),
     Setting("max_connections", _positive_int, "10000",
             "open connections per process; past it the server stops accepting until one closes", "N"),
+    # a child's leak or fragmentation cannot grow past this many requests, and a fresh child
+    # forked ahead from the small template process costs ~2 ms per thousand requests
+    Setting("max_requests", _positive_int, "1000",
+            "requests a forking-front child answers before it exits and a fresh one, forked ahead, "
+            "takes its place", "N"),
     Setting("processes", _positive_int, None,
             "serving processes of the threading front, sharing one listening socket", "N",
             default_text="1 per CPU"),
@@ -391,6 +396,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header", _headers, None,
             "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
             "'NAME: VALUE'", repeat="\n"),
+    Setting("webdav", _switch, "0",
+            "WebDAV (RFC 4918 class 1 and 2) on the served tree, under the same read and `--write` rules",
+            switch=True, default_text="off"),
     Setting("tls_cert", _existing_file, None,
             "PEM certificate (chain): HTTPS on the same port", "FILE"),
     Setting("tls_key", _existing_file, None, "PEM private key of `--tls-cert`", "FILE"),
@@ -457,8 +465,10 @@ class Config:
     tls_key: Path | None = None
     keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
     max_connections: int = 10000
+    max_requests: int = 1000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    webdav: bool = False
     qr: bool = False
     log_probes: bool = False
     # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting

@@ -9,7 +9,7 @@ import stat
 import tempfile
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cgibox import __version__
 from cgibox.config import Config
@@ -45,6 +45,9 @@ from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
 from cgibox.core.writes import Writes, is_write
 from cgibox.core.writes_page import WriteControls
+
+if TYPE_CHECKING:
+    from cgibox.core.webdav import WebDAV
 
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
@@ -93,6 +96,7 @@ class App:
         self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
         self.write_controls = WriteControls(self.templates, self._write_offer, self._check_write,
                                             config.max_upload)
+        self.webdav = self._webdav(config, stats) if config.webdav else None
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -102,6 +106,16 @@ class App:
         base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
             tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
         return Auth(str(config.auth_file), base + ".auth")
+
+    def _webdav(self, config: Config, stats: Stats) -> WebDAV:
+        """--webdav; its lock table sits beside the shared stats file, like the login throttle's."""
+        from cgibox.core.dav_locks import LockTable
+        from cgibox.core.webdav import WebDAV
+
+        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
+            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+        return WebDAV(self.root, self.static, self.static.exclude, LockTable(base + ".davlocks"),
+                      self.access, self.writes)
 
     def load_on_demand_modules(self) -> None:
         """Import now what a serving process otherwise imports on first use (prometheus_client
@@ -198,6 +212,8 @@ class App:
             return self.runners.get(mount[0], self.cgi).run(request, decoded, mount), CGI
         if in_place is not None and self._runs_in_place(request, decoded, in_place):
             return self.cgi.run(request, decoded, ("", self.root)), CGI
+        if self.webdav is not None and request.method in self.webdav.methods:
+            return self.webdav.handle(request, decoded), FILE
         if is_write(request) and (request.method != "POST" or decoded.endswith("/")):
             return self.writes.handle(request, decoded), FILE
         archive = self.archives.wanted(request, decoded)
