@@ -5,6 +5,7 @@ Timeouts the server should not need are set long (60 s), so a pass proves nothin
 
 from __future__ import annotations
 
+import importlib.util
 import resource
 import selectors
 import socket
@@ -127,12 +128,17 @@ def test_hundred_digit_chunk_size_is_400(make_server):
     assert closed
 
 
-@pytest.mark.xfail(reason="the CGI runner on main feeds stdin in a thread that swallows the body's "
-                          "BodyTimeout; reading the body before the script runs (core/cgi.py "
-                          "work) makes it the 408", strict=False)
-def test_stalled_body_is_408_and_closed(make_server):
+# the http.server fronts' loop reads a small body before any handler runs and answers 408 itself;
+# gunicorn's body stream raises BodyTimeout, which the CGI runner swallows in its stdin thread
+# until it reads the body before the script starts (core/cgi_run.py, the CGI reliability work)
+CGI_READS_BODY_FIRST = importlib.util.find_spec("cgibox.core.cgi_run") is not None
+
+
+def test_stalled_body_is_408_and_closed(make_server, front):
     """Content-Length: 100 and 10 bytes, then silence: 408 once --body-timeout passes, and the
     connection is closed (other timeouts long, so nothing else may answer)."""
+    if front.startswith("gunicorn") and not CGI_READS_BODY_FIRST:
+        pytest.xfail("the CGI runner feeds stdin in a thread that swallows the body's BodyTimeout")
     server = make_server(["--header-timeout", "60", "--keepalive-timeout", "60", "--body-timeout", "1",
                           "--cgi-timeout", "60"])
     with connect(server) as sock:
