@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 
 from cgibox import __version__
-from cgibox.config import SETTINGS, Config, ConfigError, Setting, load, usable_cpus
+from cgibox.config import SETTINGS, Config, ConfigError, Setting, load
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -125,42 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv, os.environ)
     check_startup(config)
     raise_open_file_limit(config)
-    if config.front == "gunicorn":
-        from cgibox.fronts.gunicorn_app import run_gunicorn
-        return run_gunicorn(config)
-    return run_httpserver(config)
+    from cgibox.startup import run_front
 
-
-def run_httpserver(config: Config) -> int:
-    from cgibox.core.router import App
-    from cgibox.core.stats import Stats
-    from cgibox.fronts.httpserver import make_server, serve
-
-    with tempfile.TemporaryDirectory(prefix="cgibox-") as state_dir:
-        stats = Stats.create(os.path.join(state_dir, "stats"))
-        app = App(config, stats, config.front)
-        try:
-            server = make_server(config, app)
-        except OSError as error:
-            sys.stderr.write(f"cgibox: error: cannot listen on {config.host}:{config.port}: "
-                             f"{error.strerror or error}\n")
-            return 2
-        # a stop signal sent as soon as the start-up line is read waits for the handlers that
-        # serve() / supervise() set (they release it), instead of killing this process
-        from cgibox.announce import announce
-        from cgibox.fronts.forks import hold
-
-        hold()
-        announce(config, server.server_port)
-        processes = config.processes or usable_cpus()
-        try:
-            if config.front == "threading" and processes > 1:
-                from cgibox.fronts.processes import supervise
-                return supervise(processes, lambda: serve(server, config), server.socket.close,
-                                 config.graceful_timeout)
-            return serve(server, config)
-        finally:
-            server.server_close()
+    return run_front(config)
 
 
 # open files a process needs beside its connections: listener, logs, stats, templates, and

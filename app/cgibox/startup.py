@@ -1,13 +1,23 @@
-"""Checks every front makes before it serves: the settings of issue 12 that need more than a
-parser (the htpasswd file, the TLS pair, prlimit, what this front can do), refused with a
-one-line error (exit 2), and the warnings an operator should see once."""
+"""Start-up, owned here once for every entry (the CLI, `gunicorn cgibox.wsgi:application`,
+compat): the checks made before serving (the settings that need more than a parser: the
+htpasswd file, the TLS pair, prlimit), refused with a one-line error (exit 2), and the warnings
+an operator should see once; the state folder, its stats file and the App; the table of fronts."""
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from cgibox.config import Config
+
+if TYPE_CHECKING:
+    from cgibox.core.router import App
+    from cgibox.core.stats import Stats
 
 
 class StartupError(ValueError):
@@ -84,3 +94,42 @@ def _open_to_the_network(config: Config) -> list[str]:
                 "CGIBOX_BIND says otherwise)"]
     return [f"cgibox: warning: open to the network on {config.host or 'every address'} without "
             f"--auth-file: anyone who can reach this machine can read the folder{scripts}"]
+
+
+# -- making a server: its state folder, stats file and App, and the front that serves it --------
+
+# --front NAME -> the module and function that serve with it (imported only when picked), each
+# taking the checked Config and returning the exit status
+FRONTS: dict[str, tuple[str, str]] = {
+    "threading": ("cgibox.fronts.httpserver", "run"),
+    "forking": ("cgibox.fronts.httpserver", "run"),
+    "gunicorn": ("cgibox.fronts.gunicorn_app", "run_gunicorn"),
+}
+# the stats file's name in a server's state folder (the files SHARED_FILES names sit beside it)
+STATS_FILE = "stats"
+
+
+def run_front(config: Config) -> int:
+    """Serve with the front --front names, until it stops; its exit status."""
+    module, function = FRONTS[config.front]
+    run: Callable[[Config], int] = getattr(importlib.import_module(module), function)
+    return run(config)
+
+
+@contextmanager
+def state_folder(prefix: str = "cgibox-") -> Iterator[Stats]:
+    """One server's state: a private temporary folder with a fresh stats file, which every process
+    of the server shares (and the files core.stats.SHARED_FILES names, beside it); removed with
+    all of them when the server stops. Yields the Stats of that file."""
+    from cgibox.core.stats import Stats
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield Stats.create(os.path.join(folder, STATS_FILE))
+
+
+def make_app(config: Config, stats: Stats | str, front: str) -> App:
+    """The App of one serving process, counting in `stats` (or the stats file at that path)."""
+    from cgibox.core.router import App
+    from cgibox.core.stats import Stats
+
+    return App(config, Stats(stats) if isinstance(stats, str) else stats, front)

@@ -4,8 +4,6 @@ built on first use and shared by every request and thread that has the same conf
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,7 +13,7 @@ from typing import Any
 from cgibox.compat import urlpath
 from cgibox.config import Config, default_cgi_max
 from cgibox.core.router import App
-from cgibox.core.stats import Stats
+from cgibox.startup import make_app, state_folder
 
 # configurations kept at once (least recently used dropped first); a handler whose
 # cgi_directories change on every request must not grow this without bound
@@ -77,9 +75,5 @@ def app_for(config: Config) -> App:
 def _build(config: Config) -> App:
     """An App whose counters and script slots live in files mapped and then unlinked: they go
     away with the process, even a forked child that ends with os._exit()."""
-    state = tempfile.mkdtemp(prefix="cgibox-compat-")
-    try:
-        stats = Stats.create(os.path.join(state, "stats"))
-        return App(config, stats, "compat")
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    with state_folder(prefix="cgibox-compat-") as stats:
+        return make_app(config, stats, "compat")

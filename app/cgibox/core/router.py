@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,7 @@ from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 from cgibox.core.script_mounts import OperatorRunner, mount_runner, needs_own_runner
 from cgibox.core.static import StaticFiles
-from cgibox.core.stats import Stats
+from cgibox.core.stats import Stats, shared_path
 from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
 from cgibox.core.writes import Writes, is_write
@@ -103,18 +102,14 @@ class App:
         """The login step (--auth-file); its failure table sits beside the shared stats file."""
         if config.auth_file is None:
             return None
-        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
-            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return Auth(str(config.auth_file), base + ".auth")
+        return Auth(str(config.auth_file), shared_path(stats, "logins"))
 
     def _webdav(self, config: Config, stats: Stats) -> WebDAV:
         """--webdav; its lock table sits beside the shared stats file, like the login throttle's."""
         from cgibox.core.dav_locks import LockTable
         from cgibox.core.webdav import WebDAV
 
-        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
-            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return WebDAV(self.root, self.static, self.static.exclude, LockTable(base + ".davlocks"),
+        return WebDAV(self.root, self.static, self.static.exclude, LockTable(shared_path(stats, "locks")),
                       self.access, self.writes)
 
     def load_on_demand_modules(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import threading
 import time
 from contextlib import nullcontext
@@ -43,6 +44,21 @@ CELLS = _HEADER + ROWS * ROW
 _ROW_FORMAT = struct.Struct(f"<{ROW}q")
 
 
+# The other files every process of one server shares sit beside the stats file, named by its
+# path and these endings (one place for every name): --cgi-max's slots, the failed-login
+# throttle, WebDAV's lock table.
+SHARED_FILES = {"slots": ".cgi", "logins": ".auth", "locks": ".davlocks"}
+
+
+def shared_path(stats: object, name: str) -> str:
+    """The path of the shared file `name` (a key of SHARED_FILES) of the server counting in
+    `stats`; without a stats file (a stand-in), one beside this process's temporary files."""
+    base = stats.path if isinstance(stats, Stats) else None
+    if base is None:
+        base = os.path.join(tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+    return base + SHARED_FILES[name]
+
+
 class Stats:
     """Counters kept in a SharedCells file; the first process to open it sets the start time."""
 
@@ -58,6 +74,11 @@ class Stats:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()  # a lock held by another thread at fork time stays held
         self._row = None  # a child counts in a row of its own
+
+    @property
+    def path(self) -> str:
+        """The stats file, which every process of the server opens by this path."""
+        return self.cells.path
 
     @classmethod
     def create(cls, path: str) -> Stats:

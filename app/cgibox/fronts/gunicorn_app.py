@@ -11,7 +11,6 @@ import signal
 import socket
 import ssl
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +19,11 @@ from gunicorn.arbiter import Arbiter
 
 from cgibox.config import Config, usable_cpus
 from cgibox.core import wire
-from cgibox.core.stats import Stats
 from cgibox.fronts.forks import signals_held
 from cgibox.fronts.gunicorn_sockets import DeadlineSSLSocket, HeadTimeout, PlainOnTLSPort
 from cgibox.fronts.gunicorn_workers import WORKER_SIGNALS
-from cgibox.fronts.wsgi import WSGIApplication, build
+from cgibox.fronts.wsgi import STATS_FILE_VARIABLE, WSGIApplication
+from cgibox.startup import make_app, state_folder
 
 WORKER_CLASSES = {
     "gthread": "cgibox.fronts.gunicorn_gthread.CgiboxThreadWorker",
@@ -171,11 +170,9 @@ def run_gunicorn(config: Config) -> int:
     if problem is not None:
         sys.stderr.write(f"cgibox: error: {problem}\n")
         return 2
-    with tempfile.TemporaryDirectory(prefix="cgibox-") as state_dir:
-        stats_path = os.path.join(state_dir, "stats")
-        Stats.create(stats_path)
-        os.environ["CGIBOX_STATS_FILE"] = stats_path
-        wsgi_app = build(config, stats_path, front="gunicorn")
+    with state_folder() as stats:
+        os.environ[STATS_FILE_VARIABLE] = stats.path
+        wsgi_app = WSGIApplication(make_app(config, stats, "gunicorn"))
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             CgiboxGunicorn(config, wsgi_app).run()

@@ -1,5 +1,6 @@
-"""The http.server fronts' entry: `make_server` picks the threading or the forking front, `serve`
-runs one serving process's loop until SIGTERM/SIGINT, then stops gracefully.
+"""The http.server fronts' entry: `run` (cgibox.startup's table names it for --front threading
+and forking) listens, announces and serves; `make_server` picks the front's server class from
+SERVERS; `serve` runs one serving process's loop until SIGTERM/SIGINT, then stops gracefully.
 
     accept ─► loop (selector: new, head arriving, idle keep-alive; deadlines in a heap)
                 │ complete head or early error (core.connection)
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 
-from cgibox.config import Config
+from cgibox.config import Config, usable_cpus
 from cgibox.core.accesslog import server_log
 from cgibox.core.router import App
 from cgibox.fronts.forking_front import ForkingServer
@@ -23,12 +25,47 @@ from cgibox.fronts.forks import release
 from cgibox.fronts.loop_server import LoopServer
 from cgibox.fronts.threading_front import ThreadingServer
 
+# --front NAME -> its server class
+SERVERS: dict[str, type[ThreadingServer | ForkingServer]] = {
+    "threading": ThreadingServer,
+    "forking": ForkingServer,
+}
+
+
+def run(config: Config) -> int:
+    """Listen (one line and exit status 2 when the address cannot be had), announce, serve
+    (in --processes processes on the threading front) until stopped."""
+    from cgibox.startup import make_app, state_folder
+
+    with state_folder() as stats:
+        app = make_app(config, stats, config.front)
+        try:
+            server = make_server(config, app)
+        except OSError as error:
+            sys.stderr.write(f"cgibox: error: cannot listen on {config.host}:{config.port}: "
+                             f"{error.strerror or error}\n")
+            return 2
+        # a stop signal sent as soon as the start-up line is read waits for the handlers that
+        # serve() / supervise() set (they release it), instead of killing this process
+        from cgibox.announce import announce
+        from cgibox.fronts.forks import hold
+
+        hold()
+        announce(config, server.server_port)
+        processes = config.processes or usable_cpus()
+        try:
+            if config.front == "threading" and processes > 1:
+                from cgibox.fronts.processes import supervise
+                return supervise(processes, lambda: serve(server, config), server.socket.close,
+                                 config.graceful_timeout)
+            return serve(server, config)
+        finally:
+            server.server_close()
+
 
 def make_server(config: Config, app: App) -> LoopServer:
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    server_class: type[ThreadingServer | ForkingServer] = \
-        ThreadingServer if config.front == "threading" else ForkingServer
-    server_class.address_family = family
+    server_class = SERVERS[config.front]
+    server_class.address_family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     return server_class((config.host, config.port), app, config)
 
 

@@ -21,7 +21,6 @@ from cgibox.core.errors import reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
-from cgibox.core.stats import Stats
 
 # environ keys that are headers without the HTTP_ prefix (PEP 3333)
 UNPREFIXED = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
@@ -135,9 +134,15 @@ def default_stats_path() -> str:
     return os.path.join(tempfile.gettempdir(), f"cgibox-stats-{os.getuid()}-{os.getppid()}")
 
 
+# the stats file `cgibox --front gunicorn` made, for workers that import cgibox.wsgi themselves
+STATS_FILE_VARIABLE = "CGIBOX_STATS_FILE"
+
+
 def build(config: Config, stats_path: str | None = None, front: str = "gunicorn") -> WSGIApplication:
-    path = stats_path or os.environ.get("CGIBOX_STATS_FILE") or default_stats_path()
-    return WSGIApplication(App(config, Stats(path), front))
+    from cgibox.startup import make_app
+
+    path = stats_path or os.environ.get(STATS_FILE_VARIABLE) or default_stats_path()
+    return WSGIApplication(make_app(config, path, front))
 
 
 class LazyApplication:
