@@ -407,32 +407,50 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
+DEFAULT_ROOT = "static"
+DEFAULT_CGI_DIR = "cgi-bin"
+# settings without a default whose unset value is none of them, not None
+_EMPTY_WHEN_UNSET = frozenset({"cgi_limits"})
+
+
+def default(name: str) -> Any:
+    """A setting's default value, as load() resolves it when nothing sets it: the one place a
+    default is written is its Setting (Config's fields and compat's handlers take it from here).
+    The "per CPU" defaults (cgi_max) and the folders (root, cgi_dir) are resolved by load()."""
+    setting = SETTINGS_BY_NAME[name]
+    if setting.default is not None:
+        return setting.parse(setting.default)
+    return () if setting.repeat is not None or name in _EMPTY_WHEN_UNSET else None
+
+
 @dataclass(frozen=True)
 class Config:
     """The resolved settings one server runs with."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    root: Path = Path("static")
-    cgi_dir: Path | None = Path("cgi-bin")  # None: no scripts at /cgi-bin
-    cgi_mount: tuple[CgiMount, ...] = ()  # --cgi-mount and the file's [[cgi_mount]]
-    cgi_ext: tuple[str, ...] = ()  # --cgi-ext: executable files with these endings run in place
-    config: Path | None = None  # the --config file the settings were read from
-    front: str = "threading"
-    workers: int | None = None
-    worker_class: str = "gthread"
-    threads: int = 64
-    templates: Path | None = None
-    cgi_timeout: float = 30.0
-    cgi_max_time: float | None = None  # None: no cap on a script's whole run
+    host: str = default("host")
+    port: int = default("port")
+    # load() makes these ./static (else the current folder) and ./cgi-bin when there (else None)
+    root: Path = Path(DEFAULT_ROOT)
+    cgi_dir: Path | None = Path(DEFAULT_CGI_DIR)  # None: no scripts at /cgi-bin
+    cgi_mount: tuple[CgiMount, ...] = default("cgi_mount")  # --cgi-mount and the file's [[cgi_mount]]
+    # --cgi-ext: executable files with these endings run in place
+    cgi_ext: tuple[str, ...] = default("cgi_ext")
+    config: Path | None = default("config")  # the --config file the settings were read from
+    front: str = default("front")
+    workers: int | None = default("workers")
+    worker_class: str = default("worker_class")
+    threads: int = default("threads")
+    templates: Path | None = default("templates")
+    cgi_timeout: float = default("cgi_timeout")
+    cgi_max_time: float | None = default("cgi_max_time")  # None: no cap on a script's whole run
     # 0 scripts at once would make every script a 503 (and no slot cells to map): use the default
     cgi_max: int = dataclasses.field(default_factory=lambda: default_cgi_max())
-    max_body: int = 10485760
-    max_upload: int = 1024 ** 3
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    graceful_timeout: float = 10.0
-    log_format: str = "combined"
+    max_body: int = default("max_body")
+    max_upload: int = default("max_upload")
+    header_timeout: float = default("header_timeout")
+    body_timeout: float = default("body_timeout")
+    graceful_timeout: float = default("graceful_timeout")
+    log_format: str = default("log_format")
     # Not command-line settings: cgibox.compat sets these to serve http.server's URL space.
     # cgi_mounts: URL prefixes ("/cgi-bin", "/sub/dir/cgi-bin") and the folders whose scripts
     # they run; None is the one cgi_dir at /cgi-bin. run_scripts=False serves no script (paths
@@ -449,28 +467,29 @@ class Config:
     # template folders searched after --templates and before the built-in pages, which an
     # override can extend as "builtin/NAME"
     extra_templates: tuple[Path, ...] = ()
-    no_readme: bool = False
-    fleet_url: str | None = None
-    auth_file: Path | None = None
-    public: tuple[str, ...] = ()
-    private: tuple[str, ...] = ()  # GLOB or GLOB?QUERYGLOB (core.access.PrivateRule)
-    auth_scope: str = "all"
-    write: tuple[str, ...] = ()  # GLOB or GLOB=USER,USER (core.access.WriteRule)
-    cgi_env: tuple[tuple[str, str], ...] = ()
+    no_readme: bool = default("no_readme")
+    fleet_url: str | None = default("fleet_url")
+    auth_file: Path | None = default("auth_file")
+    public: tuple[str, ...] = default("public")
+    private: tuple[str, ...] = default("private")  # GLOB or GLOB?QUERYGLOB (core.access.PrivateRule)
+    auth_scope: str = default("auth_scope")
+    write: tuple[str, ...] = default("write")  # GLOB or GLOB=USER,USER (core.access.WriteRule)
+    cgi_env: tuple[tuple[str, str], ...] = default("cgi_env")
     # (name, value) copied from the server's environment when the settings were loaded
     cgi_pass_env: tuple[tuple[str, str], ...] = ()
-    cgi_limits: tuple[tuple[str, int], ...] = ()
-    header: tuple[tuple[str, str], ...] = ()
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
-    max_connections: int = 10000
-    max_requests: int = 1000
-    processes: int | None = None  # None: one per CPU (threading front)
-    compress_files: bool = False
-    webdav: bool = False
-    qr: bool = False
-    log_probes: bool = False
+    cgi_limits: tuple[tuple[str, int], ...] = default("cgi_limits")
+    header: tuple[tuple[str, str], ...] = default("header")
+    tls_cert: Path | None = default("tls_cert")
+    tls_key: Path | None = default("tls_key")
+    # None: the front's own (15 s; gunicorn's 2 s)
+    keepalive_timeout: float | None = default("keepalive_timeout")
+    max_connections: int = default("max_connections")
+    max_requests: int = default("max_requests")
+    processes: int | None = default("processes")  # None: one per CPU (threading front)
+    compress_files: bool = default("compress_files")
+    webdav: bool = default("webdav")
+    qr: bool = default("qr")
+    log_probes: bool = default("log_probes")
     # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
     notes: tuple[str, ...] = ()
 
@@ -536,8 +555,6 @@ def load(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     return Config(**values, notes=notes)
 
 
-DEFAULT_ROOT = "static"
-DEFAULT_CGI_DIR = "cgi-bin"
 # settings whose relative paths a config file gives from its own folder
 PATH_SETTINGS = frozenset({"root", "cgi_dir", "templates", "auth_file", "tls_cert", "tls_key"})
 

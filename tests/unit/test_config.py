@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -285,3 +286,32 @@ def test_usable_cpus_follow_the_affinity_mask():
             "from cgibox.config import usable_cpus, default_cgi_max; print(usable_cpus(), default_cgi_max())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["1", "4"], done.stderr
+
+
+def test_config_defaults_are_the_settings_defaults(tmp_path, monkeypatch):
+    """One source of defaults: what load() gives when nothing is set is what Config() holds,
+    field by field (but the folders load() looks for, and the loader's notes)."""
+    monkeypatch.chdir(tmp_path)  # no ./static, no ./cgi-bin
+    loaded = load({}, {})
+    built = Config()
+    for field in dataclasses.fields(Config):
+        if field.name in ("root", "cgi_dir", "notes"):
+            continue
+        assert getattr(loaded, field.name) == getattr(built, field.name), field.name
+    assert loaded.root == tmp_path.resolve() and built.root == Path(config.DEFAULT_ROOT)
+
+
+def test_every_setting_is_a_config_field_with_its_default():
+    """A setting whose default is written again in Config (or missing from it) is caught here."""
+    fields = {field.name: field for field in dataclasses.fields(Config)}
+    for setting in SETTINGS:
+        assert setting.name in fields, setting.name
+        if setting.default is not None:
+            assert fields[setting.name].default == setting.parse(setting.default), setting.name
+
+
+def test_compat_handler_defaults_are_the_settings_defaults():
+    from cgibox.compat.handlers import CGIHTTPRequestHandler
+
+    assert CGIHTTPRequestHandler.cgi_timeout == config.default("cgi_timeout")
+    assert CGIHTTPRequestHandler.max_body == config.default("max_body")

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from cgibox import __version__
 from cgibox.compat import urlpath
 from cgibox.compat.apps import Site
+from cgibox.config import default
 from cgibox.core import wire
 from cgibox.core.errors import HTTPError, reason
 from cgibox.core.request import Headers, Request
@@ -91,9 +92,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ".xz": "application/x-xz",
     }
     # cgibox settings http.server never had, with cgibox's defaults
-    cgi_timeout: float = 30.0
+    cgi_timeout: float = default("cgi_timeout")
     cgi_max: int | None = None  # scripts at once; None is 4 x CPUs
-    max_body: int = 10485760
+    max_body: int = default("max_body")
     templates: str | os.PathLike[str] | None = None  # a folder overriding built-in pages by name
     show_readme: bool = True  # a folder's README.md / README.txt under its listing (cgibox's --no-readme)
 
