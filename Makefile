@@ -44,7 +44,7 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests
-	$(BIN)/mypy
+	$(BIN)/mypy  # pyproject's [tool.mypy]: --strict over app/cgibox
 
 # README's flag table is written from config.SETTINGS (the text --help shows); run after adding a setting
 docs: $(SERVE_STAMP)

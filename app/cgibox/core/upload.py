@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -22,7 +22,17 @@ from cgibox.core.response import Response
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-    from cgibox.core.writes import Writes
+
+class UploadFolder(Protocol):
+    """What a form upload takes from core.writes.Writes, which imports this module on the first
+    upload (typed so, not by importing Writes back)."""
+
+    @property
+    def root(self) -> str: ...
+    @property
+    def exclude(self) -> tuple[str, ...]: ...
+    @property
+    def max_upload(self) -> int: ...
 
 READ_SIZE = 256 * 1024
 # files in one form: each is an open temporary file until the form ends
@@ -106,7 +116,7 @@ def boundary_of(request: Request) -> bytes:
     return boundary
 
 
-def form_upload(writes: Writes, request: Request, decoded: str) -> Response:
+def form_upload(writes: UploadFolder, request: Request, decoded: str) -> Response:
     """Land every file part of the form in the folder `decoded`; all of them or none."""
     folder = decoded if decoded.endswith("/") else decoded + "/"
     if folder != "/":
