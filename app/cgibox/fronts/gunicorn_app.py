@@ -24,6 +24,7 @@ from gunicorn.workers.sync import SyncWorker
 from cgibox.config import Config, usable_cpus
 from cgibox.core import connection, wire
 from cgibox.core.accesslog import server_log
+from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.core.stats import Stats
 from cgibox.fronts.forks import STOP_SIGNALS, release, signals_held
 from cgibox.fronts.wsgi import WSGIApplication, build
@@ -358,6 +359,8 @@ class CgiboxGunicorn(BaseApplication):
             "preload_app": True,  # one App built in the master, shared by the forked workers
             "proc_name": "cgibox",
             "when_ready": self.when_ready,
+            # a worker that died (SIGKILL, OOM, timeout): the scripts it ran are ended, slots freed
+            "child_exit": lambda arbiter, worker: reclaim_orphans(),
         }
         if config.tls_cert is not None:
             # gunicorn's own TLS, with the context every front shares (cgibox/tls.py)

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from cgibox.config import Config
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
+from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.core.connection import HEAD, NEED_DATA, Closed, Connection, EarlyError, Event, RequestHead
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
@@ -497,7 +498,8 @@ class ForkingServer(CgiboxServerMixin, socketserver.ForkingMixIn, HTTPServer):
         self.loop.selector.unregister(fd)
         os.close(fd)
         del self.children[fd]
-        os.waitpid(pid, 0)
+        if os.waitpid(pid, 0)[1]:
+            reclaim_orphans()  # a child killed mid-request: its script is ended, its slot freed
         client.keep = False
         if len(report) >= REPORT.size:
             keep, served, length = REPORT.unpack_from(report)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from cgibox.core.accesslog import server_log
+from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.fronts.forks import fork_holding
 
 # after --graceful-timeout, how long a serving process gets to close up before SIGKILL
@@ -97,6 +98,7 @@ def reap(children: set[int]):
             done, status = pid, 0
         if done:
             children.discard(pid)
+            reclaim_orphans()  # the scripts it still ran are ended, their slots freed
             yield pid, status
 
 
