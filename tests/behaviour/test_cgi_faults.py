@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.behaviour.site_cgi import dechunk, recv_until, split_response, tag, wait_for_file, wait_gone
+from tests.behaviour.test_cli import assert_one_line_error, run_cgibox
 from tests.servers import read_from
 
 SH = "#!/bin/sh\n"
@@ -228,3 +229,18 @@ def test_a_limit_hit_after_the_head_gives_a_broken_body(start):
     while "cpu limit" not in server.errors() + server.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "cpu limit" in server.errors() + server.log()
+
+
+# -- start-up ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "mentions"), [
+    ("memory=99999999999g", "larger than the kernel allows"),
+    ("processes=9223372036854775807", "no script could start"),  # past the kernel's RLIMIT_NPROC
+    ("memory=1k", "no script could start"),  # nothing can even be executed in 1 KiB
+])
+def test_limits_the_kernel_refuses_are_refused_at_start(site_dirs, value, mentions):
+    """They were accepted, and then every script answered 502."""
+    root, cgi_dir = site_dirs
+    result = run_cgibox("--root", str(root), "--cgi-dir", str(cgi_dir), "--port", "0", "--cgi-limits", value)
+    assert_one_line_error(result, "--cgi-limits")
+    assert mentions in result.stderr

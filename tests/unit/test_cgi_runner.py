@@ -315,3 +315,16 @@ def test_the_top_process_ends_its_serving_processes_scripts_at_exit(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- --cgi-limits at start-up -------------------------------------------------------------------
+
+def test_a_limit_above_the_hard_limit_is_refused_for_an_unprivileged_server(monkeypatch):
+    from cgibox.core import limits
+
+    monkeypatch.setattr(limits.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(limits.resource, "getrlimit", lambda which: (1024, 2048))
+    problem = limits.refusal("/usr/bin/prlimit", (("processes", 4096),))
+    assert problem is not None and "hard limit (2048)" in problem
+    problem = limits.refusal("/usr/bin/prlimit", (("cpu", 2048),))  # the hard limit set is cpu + 1
+    assert problem is not None and "cpu=2048" in problem
