@@ -32,6 +32,7 @@ from cgibox.core.cgi_protocol import (
 )
 from cgibox.core.cgi_run import READ_SIZE, Script, ScriptRun, ScriptTimeout, end_unowned
 from cgibox.core.cgi_slots import ScriptSlots
+from cgibox.core.cgi_start import not_executable, start_problem
 from cgibox.core.errors import BodyTimeout, HTTPError
 from cgibox.core.limits import find_prlimit, wrapper_argv
 from cgibox.core.paths import resolve, safe_segments, stat_error_status
@@ -49,6 +50,8 @@ CGI_ROOT = "/cgi-bin"
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_LOCAL_REDIRECTS = 8
 RETRY_AFTER = "1"
+# util-linux's exit statuses when it cannot exec the command it wraps (EX_EXEC_FAILED, _ENOENT)
+WRAPPER_EXEC_FAILED = (126, 127)
 # request headers a local redirect's GET does not inherit: it has no body
 _BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding", "expect"})
 
@@ -77,14 +80,15 @@ def read_request_body(request: Request, size: int, body_timeout: float) -> bytes
 _redirects = threading.local()
 
 
-def _command(real: str, st: os.stat_result,
+def _command(name: str, real: str, st: os.stat_result,
              script_command: Callable[[str], list[str] | None] | None) -> tuple[str, ...]:
     """How the regular file `real` is started: itself when executable, or as the front's
-    script_command says; 403 when it cannot run."""
+    script_command says; 403 when it cannot run (with a log line saying how to fix it)."""
     if script_command is None:
         if st.st_mode & 0o111 and os.access(real, os.X_OK):
             return (real,)
-        raise HTTPError(403, "not an executable script")
+        server_log(f"cgibox: {name}: {not_executable(real)}")
+        raise HTTPError(403, "The script is not executable: its execute bit is off (chmod +x).")
     command = script_command(real)
     if not command:
         raise HTTPError(403, "not an executable script")
@@ -147,7 +151,7 @@ class CGIRunner:
             if not stat.S_ISREG(st.st_mode):
                 raise HTTPError(403, "not an executable script")
             name = prefix + relative
-            return Script(name, real, decoded_path[len(name):], _command(real, st, script_command))
+            return Script(name, real, decoded_path[len(name):], _command(name, real, st, script_command))
         raise HTTPError(403, f"folders under {prefix}/ are not listed")
 
     # -- running ---------------------------------------------------------------------------------
@@ -258,10 +262,11 @@ class CGIRunner:
                 close_fds=True, start_new_session=True)
         except OSError as error:
             self.slots.release(slot)
-            server_log(f"cgibox: {script.name}: cannot start: {error.strerror or error}")
+            problem = start_problem(script.filename, error.errno)
+            server_log(f"cgibox: {script.name}: cannot start: {problem}")
             if isinstance(error, PermissionError):
-                raise HTTPError(403, "the script cannot be executed") from None
-            raise HTTPError(502, "the script could not be started") from None
+                raise HTTPError(403, f"The script cannot be executed: {problem}.") from None
+            raise HTTPError(502, f"The script could not be started: {problem}.") from None
         except BaseException:
             self.slots.release(slot)
             raise
@@ -308,8 +313,13 @@ class CGIRunner:
         return response
 
     def _bad_head(self, request: Request, run: ScriptRun, error: MalformedHead) -> Response:
-        server_log(f"{run.tag}: malformed CGI head: {error}")
         run.stop()
+        if self.wrapper and not run.wrote and run.process.returncode in WRAPPER_EXEC_FAILED:
+            # the --cgi-limits wrapper could not exec the script (it says so on stderr)
+            problem = start_problem(run.script.filename, None)
+            server_log(f"cgibox: {run.script.name}: cannot start: {problem}")
+            return self._failure(request, 502, f"The script could not be started: {problem}.")
+        server_log(f"{run.tag}: malformed CGI head: {error}")
         return self._failure(request, 502, "The script's answer was not a valid CGI response.")
 
     def _failure(self, request: Request, status: int, detail: str) -> Response:

@@ -121,6 +121,7 @@ class ScriptRun:
         self.max_time = max_time  # --cgi-max-time: seconds in all, or None
         self.end_by = math.inf if max_time is None else time.monotonic() + max_time
         self.eof = False
+        self.wrote = False  # anything at all on stdout
         self.spool = spool
         self._stopped = False
         self._slot_released = False
@@ -249,6 +250,8 @@ class ScriptRun:
                     data = os.read(self._stdout_fd, READ_SIZE)
                     if not data:
                         self.eof = True
+                    else:
+                        self.wrote = True
                     return data
                 self._read_stderr()
 
