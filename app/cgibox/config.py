@@ -79,6 +79,8 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _directory(text: str) -> Path:
+    if not text.strip():
+        raise ConfigError("an empty path; name a folder")
     path = Path(text).expanduser()
     if not path.is_dir():
         raise ConfigError("not a folder" if path.exists() else "no such folder")
@@ -108,6 +110,8 @@ def _switch(text: str) -> bool:
 
 
 def _existing_file(text: str) -> Path:
+    if not text.strip():
+        raise ConfigError("an empty path; name a file")
     path = Path(text).expanduser()
     if not path.is_file():
         raise ConfigError("no such file" if not path.exists() else "not a file")
@@ -120,6 +124,24 @@ def _globs(values: list[str]) -> tuple[str, ...]:
     for glob in values:
         if not glob.startswith("/"):
             raise ConfigError(f"a URL-path glob starts with '/', not {glob!r}")
+    return tuple(values)
+
+
+def _private(values: list[str]) -> tuple[str, ...]:
+    """--private GLOB[?QUERYGLOB]: the path part is checked like --public's."""
+    _globs([value.partition("?")[0] for value in values])
+    return tuple(values)
+
+
+def _writes(values: list[str]) -> tuple[str, ...]:
+    """--write GLOB[=USER,USER], checked now by the rule table's own parser."""
+    from cgibox.core.access import WriteRule
+
+    for value in values:
+        try:
+            WriteRule.parse(value)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     return tuple(values)
 
 
@@ -177,7 +199,7 @@ def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
 FRONTS = ("threading", "forking", "gunicorn")
 WORKER_CLASSES = ("gthread", "sync")
 LOG_FORMATS = ("combined", "json")
-AUTH_SCOPES = ("all", "scripts")
+AUTH_SCOPES = ("all", "scripts", "writes", "none")
 
 
 @dataclass(frozen=True)
@@ -185,7 +207,7 @@ class Setting:
     """One configuration knob: `--flag`, `CGIBOX_*` variable, parser and default."""
 
     name: str
-    parse: Callable[[str], Any]
+    parse: Callable[[Any], Any]  # text, or a repeatable flag's list of texts
     default: str | None
     help: str  # the one description, shown by --help and in README's table (`code` in backticks)
     metavar: str = ""
@@ -273,8 +295,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public", _globs, None,
             "URL-path glob served without a login, e.g. `/pub/*` (repeatable; the variable: comma-separated)",
             "GLOB", repeat=","),
+    Setting("private", _private, None,
+            "URL-path glob that needs a login whatever `--auth-scope` says; `GLOB?QUERYGLOB` also "
+            "matches the query, e.g. `/git/*/info/refs?service=git-receive-pack` (repeatable; the "
+            "variable: comma-separated)", "GLOB[?QUERY]", repeat=","),
     Setting("auth_scope", _choice(AUTH_SCOPES), "all",
-            "`all`, or `scripts`: only `/cgi-bin/` needs a login", "SCOPE"),
+            "what needs a login beyond `--private`: `all` (but `--public` paths), `scripts` (script "
+            "URLs), `writes` (every write) or `none`", "SCOPE"),
+    Setting("write", _writes, None,
+            "`GLOB` or `GLOB=USER,USER`: where uploads, new folders, moves and deletes are allowed, "
+            "and for whom (repeatable; the variable: one per line); with `--auth-file` only "
+            "logged-in users, without it anyone; never in a script folder", "GLOB[=USERS]",
+            repeat="\n"),
     Setting("cgi_env", _cgi_env, None,
             "`NAME=VALUE` added to every script's environment (repeatable; the variable: one per line)",
             "NAME=VALUE", repeat="\n"),
@@ -337,7 +369,9 @@ class Config:
     fleet_url: str | None = None
     auth_file: Path | None = None
     public: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()  # GLOB or GLOB?QUERYGLOB (core.access.PrivateRule)
     auth_scope: str = "all"
+    write: tuple[str, ...] = ()  # GLOB or GLOB=USER,USER (core.access.WriteRule)
     cgi_env: tuple[tuple[str, str], ...] = ()
     # (name, value) copied from the server's environment when the settings were loaded
     cgi_pass_env: tuple[tuple[str, str], ...] = ()
@@ -433,13 +467,14 @@ def _blame(setting: Setting, raw: Any, origin: str, problem: ConfigError) -> str
     return f"{setting.flag} (default {raw!r}): {problem}"
 
 
-def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> tuple:
+def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> tuple[Any, ...]:
     """A repeatable flag's values (a list from argparse, or one string), else its variable's."""
     if isinstance(given, str):
         given = [given]
     if not given:
         given = [item.strip() for item in environ.get(setting.env, "").split(setting.repeat)]
-    return setting.parse([item for item in given if item])
+    values: tuple[Any, ...] = setting.parse([item for item in given if item])
+    return values
 
 
 def _passed_values(names: tuple[str, ...], environ: Mapping[str, str],

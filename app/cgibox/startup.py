@@ -45,8 +45,16 @@ def check(config: Config) -> list[str]:
         if config.tls_cert is None and not _loopback(config.host):
             warnings.append(f"cgibox: warning: logins without TLS on {config.host}: passwords cross "
                             "the network readable; set --tls-cert/--tls-key or put a TLS proxy in front")
-    elif config.public or config.auth_scope != "all":
-        warnings.append("cgibox: warning: --public and --auth-scope do nothing without --auth-file")
+    else:
+        if config.public or config.private or config.auth_scope != "all":
+            warnings.append("cgibox: warning: --public, --private and --auth-scope do nothing "
+                            "without --auth-file")
+        named = [rule for rule in config.write if "=" in rule]
+        if named:
+            raise StartupError(f"--write {named[0]!r} names users, which needs --auth-file")
+        if config.write and not _loopback(config.host):
+            warnings.append(f"cgibox: warning: --write without --auth-file on {config.host}: anyone "
+                            "who can reach this address may upload, move and delete files there")
     limits = dict(config.cgi_limits)
     prlimit = find_prlimit() if limits else None
     if limits and prlimit is None:

@@ -63,18 +63,7 @@ def test_credentials():
             auth.credentials(bad)
 
 
-def test_rules():
-    rules = auth.Rules(("/pub/*", "/stats"), "all")
-    assert not rules.needs_login("/healthz")
-    assert not rules.needs_login("/pub/a/b.txt")
-    assert not rules.needs_login("/stats")
-    assert rules.needs_login("/pub")
-    assert rules.needs_login("/metrics")
-    assert rules.needs_login("/PUB/x")  # globs are case-sensitive, like paths
-    scripts = auth.Rules((), "scripts")
-    assert not scripts.needs_login("/file.txt")
-    assert scripts.needs_login("/cgi-bin/x") and scripts.needs_login("/cgi-bin")
-    assert not scripts.needs_login("/cgi-binary")
+# the login rules (--public, --auth-scope) are core.access's table: tests/unit/test_access.py
 
 
 # -- throttle -------------------------------------------------------------------------------------------

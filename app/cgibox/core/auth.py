@@ -1,7 +1,6 @@
-"""Logins (HTTP Basic, RFC 7617) against an htpasswd file of bcrypt hashes, the access rules
-(--public globs, --auth-scope) and the failure throttle shared by every process of one server.
-
-App.route asks `Auth.check` before routing, so every front behaves the same. Passwords are
+"""Logins (HTTP Basic, RFC 7617) against an htpasswd file of bcrypt hashes, and the failure
+throttle shared by every process of one server. Who needs a login where is core.access's table;
+it calls `Auth.login` when its answer is "log in", so every front behaves the same. Passwords are
 checked with bcrypt (constant time; an unknown user costs one check of a dummy hash too), and a
 verified user:password is remembered per process (keyed by an HMAC, bounded, tied to the file's
 validator) so that a keep-alive client does not pay bcrypt's ~100 ms on every request.
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import os
@@ -20,7 +18,6 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from cgibox.core.accesslog import server_log
 from cgibox.core.errors import HTTPError
@@ -118,22 +115,6 @@ def credentials(header: str | None) -> tuple[str, str] | None:
     if not sep:
         raise ValueError("Basic credentials without a ':'")
     return user, password
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """Which decoded paths need a login."""
-
-    public: tuple[str, ...]
-    scope: str
-
-    def needs_login(self, decoded_path: str) -> bool:
-        if decoded_path == "/healthz":
-            return False
-        in_scripts = decoded_path == "/cgi-bin" or decoded_path.startswith("/cgi-bin/")
-        if self.scope == "scripts" and not in_scripts:
-            return False
-        return not any(fnmatch.fnmatchcase(decoded_path, glob) for glob in self.public)
 
 
 class Throttle:
@@ -266,17 +247,14 @@ class Passwords:
 
 
 class Auth:
-    """The login step of every request: None when auth is off for this path, else the user's
-    name (set on the request as `remote_user`), else an HTTPError 401 or 429."""
+    """The login step (core.access asks it where its table says a login is needed): the user's
+    name (also set on the request as `remote_user`), else an HTTPError 401 or 429."""
 
-    def __init__(self, auth_file: str, public: tuple[str, ...], scope: str, table_path: str) -> None:
+    def __init__(self, auth_file: str, table_path: str) -> None:
         self.passwords = Passwords(auth_file)
-        self.rules = Rules(public, scope)
         self.throttle = Throttle(table_path)
 
-    def check(self, request: Request, decoded_path: str) -> str | None:
-        if not self.rules.needs_login(decoded_path):
-            return None
+    def login(self, request: Request) -> str:
         blocked = self.throttle.blocked_for(request.remote_addr)
         if blocked:
             raise HTTPError(429, "Too many failed logins from your address; try again later.",

@@ -8,16 +8,18 @@ import os
 import tempfile
 import time
 import traceback
+from typing import Any
 
 from cgibox import __version__
 from cgibox.config import Config
 from cgibox.core import wire
+from cgibox.core.access import READ, RUN, WRITE, WRITE_METHODS, Access, PrivateRule, Rules, WriteRule
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.auth import Auth
 from cgibox.core.cgi import CGIRunner
 from cgibox.core.compress import Compressor
 from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
-from cgibox.core.errors import HTTPError, error_response, refuse_method, warm_error_pages
+from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path
@@ -56,6 +58,7 @@ class App:
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
+        self.access = Access(access_rules(config, self.cgi_mounts), self.auth)
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -64,7 +67,7 @@ class App:
             return None
         base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
             tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return Auth(str(config.auth_file), config.public, config.auth_scope, base + ".auth")
+        return Auth(str(config.auth_file), base + ".auth")
 
     def load_on_demand_modules(self) -> None:
         """Import now what a serving process otherwise imports on first use (prometheus_client
@@ -144,9 +147,9 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
-        if self.auth is not None:
-            # here rather than in handle: a script's local redirect is routed again, and checked again
-            self.auth.check(request, decoded)
+        mount = self.cgi_mount_for(decoded) if self.config.run_scripts else None
+        # here rather than in handle: a script's local redirect is routed again, and checked again
+        self.access.check(request, self.kind_of(request, mount), decoded)
         if decoded in RESERVED and self.config.service_routes:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
@@ -155,12 +158,20 @@ class App:
             if decoded == "/stats":
                 return self.stats_page(request), INTERNAL
             return self.metrics(), INTERNAL
-        mount = self.cgi_mount_for(decoded)
-        if mount is not None and self.config.run_scripts:
+        if mount is not None:
             return self.cgi.run(request, decoded, mount), CGI
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
         return self.static.serve(request, decoded), FILE
+
+    @staticmethod
+    def kind_of(request: Request, mount: tuple[str, str] | None) -> str:
+        """What the request does, for core.access: runs a script, writes, or reads."""
+        if mount is not None:
+            return RUN
+        if request.method in WRITE_METHODS and request.method in KNOWN_METHODS:
+            return WRITE
+        return READ
 
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
         """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
@@ -193,7 +204,7 @@ class App:
 
     # -- /stats and /metrics -----------------------------------------------------------------
 
-    def stats_document(self) -> dict:
+    def stats_document(self) -> dict[str, Any]:
         document = self.stats.snapshot()
         document["front"] = self.front
         document["version"] = __version__
@@ -247,3 +258,11 @@ def cgi_mounts(config: Config) -> list[tuple[str, str]]:
     mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
+
+
+def access_rules(config: Config, mounts: list[tuple[str, str]]) -> Rules:
+    """core.access's table for this configuration."""
+    return Rules(logins=config.auth_file is not None, scope=config.auth_scope, public=config.public,
+                 private=tuple(PrivateRule.parse(text) for text in config.private),
+                 writes=tuple(WriteRule.parse(text) for text in config.write),
+                 script_prefixes=tuple(prefix for prefix, _ in mounts))
