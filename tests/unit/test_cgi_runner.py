@@ -328,3 +328,22 @@ def test_a_limit_above_the_hard_limit_is_refused_for_an_unprivileged_server(monk
     assert problem is not None and "hard limit (2048)" in problem
     problem = limits.refusal("/usr/bin/prlimit", (("cpu", 2048),))  # the hard limit set is cpu + 1
     assert problem is not None and "cpu=2048" in problem
+
+
+# -- the runner stands alone ----------------------------------------------------------------------
+
+def test_the_runner_needs_no_router():
+    """core/cgi.py is given what it shares (settings, root, cgi dir, slot file, error pages) and
+    answers a local redirect with a value App.route loops on: it imports nothing of the router."""
+    code = "import sys, cgibox.core.cgi; assert 'cgibox.core.router' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "app")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_a_local_redirect_is_a_value_the_router_follows(app):
+    from cgibox.core.cgi import LocalRedirect
+
+    answer = app.cgi.run(Request("GET", "/cgi-bin/redirect?local"), "/cgi-bin/redirect")
+    assert isinstance(answer, LocalRedirect)
+    assert answer.request.method == "GET" and answer.request.target == "/hello.txt"
+    assert app.cgi.slots.busy() == 0  # the script is over before the redirect is followed

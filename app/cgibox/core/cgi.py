@@ -14,10 +14,11 @@ import os
 import stat
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO
 
+from cgibox.config import Config
 from cgibox.core.accesslog import server_log
 from cgibox.core.cgi_protocol import (
     NO_BODY_STATUSES,
@@ -40,10 +41,7 @@ from cgibox.core.request import EMPTY_BODY, Headers, Request
 from cgibox.core.response import Response
 from cgibox.core.wire import SERVER
 
-if TYPE_CHECKING:
-    from cgibox.core.router import App
-
-__all__ = ["CGI_ROOT", "CGIRunner", "Script", "read_request_body"]
+__all__ = ["CGI_ROOT", "MAX_LOCAL_REDIRECTS", "CGIRunner", "LocalRedirect", "Script", "read_request_body"]
 
 CGI_ROOT = "/cgi-bin"
 # a request body is read whole before its script runs: in memory up to this, then in a temporary file
@@ -77,9 +75,6 @@ def read_request_body(request: Request, size: int, body_timeout: float) -> bytes
                         close_connection=True) from None
 
 
-_redirects = threading.local()
-
-
 def _command(name: str, real: str, st: os.stat_result,
              script_command: Callable[[str], list[str] | None] | None) -> tuple[str, ...]:
     """How the regular file `real` is started: itself when executable, or as the front's
@@ -95,29 +90,39 @@ def _command(name: str, real: str, st: os.stat_result,
     return tuple(command)
 
 
-class CGIRunner:
-    """Answers every request under /cgi-bin/ for one App."""
+@dataclass(frozen=True, slots=True)
+class LocalRedirect:
+    """A script answered `Location: /path` alone (RFC 3875 6.2.2): the server answers `request`,
+    a GET of that path, instead. App.route loops on it (routing and checking it again), at most
+    MAX_LOCAL_REDIRECTS times: the runner never calls back into the router."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.config = app.config
-        self.slots = ScriptSlots(self._slots_path(app), app.config.cgi_max)
-        self.configured_env = app.config.cgi_env + app.config.cgi_pass_env
-        self.limits = dict(app.config.cgi_limits)
+    request: Request
+
+
+# what a page for a failed run is made by (App.error): request, status, detail
+ErrorPage = Callable[[Request, int, str], Response]
+
+
+class CGIRunner:
+    """Runs scripts for one configured server. It is given what it shares with the rest of the
+    server by value: the settings, the served root (DOCUMENT_ROOT, PATH_TRANSLATED), the default
+    cgi dir, the slot table's file, and how an error page is made."""
+
+    def __init__(self, config: Config, root: str, cgi_dir: str | None, slots_path: str,
+                 error_page: ErrorPage) -> None:
+        self.config = config
+        self.root = root
+        self.cgi_dir = cgi_dir
+        self.error_page = error_page
+        self.slots = ScriptSlots(slots_path, config.cgi_max)
+        self.configured_env = config.cgi_env + config.cgi_pass_env
+        self.limits = dict(config.cgi_limits)
         self.wrapper: list[str] = []
         if self.limits:
             prlimit = find_prlimit()
             if prlimit is None:
                 raise RuntimeError("--cgi-limits needs util-linux's prlimit, which is not installed")
-            self.wrapper = wrapper_argv(prlimit, app.config.cgi_limits)
-
-    @staticmethod
-    def _slots_path(app: App) -> str:
-        """Next to the stats file, which every process of one server already shares."""
-        base = getattr(getattr(app.stats, "cells", None), "path", None)
-        if base is None:
-            base = os.path.join(tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return base + ".cgi"
+            self.wrapper = wrapper_argv(prlimit, config.cgi_limits)
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -132,7 +137,11 @@ class CGIRunner:
         `script_command` (Request.script_command) that front's rule, not the x bit, says how a
         regular file runs, if at all.
         """
-        prefix, folder = mount or (CGI_ROOT, self.app.cgi_dir)
+        if mount is None:
+            if self.cgi_dir is None:  # no default script folder (--cgi-dir none)
+                raise HTTPError(404)
+            mount = (CGI_ROOT, self.cgi_dir)
+        prefix, folder = mount
         rest = decoded_path[len(prefix):]
         segments = safe_segments(rest or "/")
         if segments is None:
@@ -156,7 +165,8 @@ class CGIRunner:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, request: Request, decoded_path: str, mount: tuple[str, str] | None = None) -> Response:
+    def run(self, request: Request, decoded_path: str,
+            mount: tuple[str, str] | None = None) -> Response | LocalRedirect:
         """Run the script `decoded_path` names (under `mount`: URL prefix, real folder) and
         answer with what it writes."""
         script = self.locate(decoded_path, mount, request.script_command)
@@ -237,9 +247,9 @@ class CGIRunner:
 
     def environ(self, request: Request, script: Script, content_length: int | None) -> dict[str, str]:
         """The script's environment, checked (400) before any slot or process is taken."""
-        translated = resolve(self.app.root, script.path_info) if script.path_info else None
+        translated = resolve(self.root, script.path_info) if script.path_info else None
         env = build_environ(request, script_name=script.name, path_info=script.path_info,
-                            script_filename=script.filename, document_root=self.app.root,
+                            script_filename=script.filename, document_root=self.root,
                             path_translated=translated, content_length=content_length,
                             server_software=SERVER)
         add_login_environ(env, request)
@@ -279,7 +289,7 @@ class CGIRunner:
             self.slots.release(slot)
             raise
 
-    def _respond(self, request: Request, run: ScriptRun) -> Response:
+    def _respond(self, request: Request, run: ScriptRun) -> Response | LocalRedirect:
         """The script's head decides the response before anything is sent."""
         try:
             head, rest = run.read_head()
@@ -324,27 +334,17 @@ class CGIRunner:
 
     def _failure(self, request: Request, status: int, detail: str) -> Response:
         """An error page for a run that happened (so /stats still counts it)."""
-        response = self.app.error(request, status, detail)
+        response = self.error_page(request, status, detail)
         response.cgi_run = True
         return response
 
-    def _local_redirect(self, request: Request, location: str) -> Response:
-        """`Location: /path` alone: answer a GET of that path instead (RFC 3875 6.2.2)."""
-        depth = getattr(_redirects, "depth", 0)
-        if depth >= MAX_LOCAL_REDIRECTS:
-            server_log(f"cgibox: {request.target}: more than {MAX_LOCAL_REDIRECTS} local redirects")
-            return self._failure(request, 502, "Too many local redirects.")
+    @staticmethod
+    def _local_redirect(request: Request, location: str) -> LocalRedirect:
+        """`Location: /path` alone: a GET of that path, to be answered instead (RFC 3875 6.2.2)."""
         headers = Headers((k, v) for k, v in request.headers if k.lower() not in _BODY_HEADERS)
-        redirected = Request(
+        return LocalRedirect(Request(
             method="GET", target=location.split("#", 1)[0], protocol=request.protocol,
             headers=headers, body=EMPTY_BODY, body_length=0, remote_addr=request.remote_addr,
             remote_port=request.remote_port, server_name=request.server_name,
             server_port=request.server_port, scheme=request.scheme, received_at=request.received_at,
-            script_command=request.script_command)
-        _redirects.depth = depth + 1
-        try:
-            response = self.app.route(redirected)
-        finally:
-            _redirects.depth = depth
-        response.cgi_run = True
-        return response
+            script_command=request.script_command))

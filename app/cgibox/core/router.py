@@ -16,7 +16,7 @@ from cgibox.core import wire
 from cgibox.core.access import READ, RUN, WRITE, WRITE_METHODS, Access, PrivateRule, Rules, WriteRule
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.auth import Auth
-from cgibox.core.cgi import CGIRunner
+from cgibox.core.cgi import MAX_LOCAL_REDIRECTS, CGIRunner, LocalRedirect
 from cgibox.core.compress import Compressor
 from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
 from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
@@ -54,7 +54,7 @@ class App:
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
                                   readme=not config.no_readme)
-        self.cgi = CGIRunner(self)
+        self.cgi = CGIRunner(config, self.root, self.cgi_dir, shared_path(stats, ".cgi"), self.error)
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
@@ -65,9 +65,7 @@ class App:
         """The login step (--auth-file); its failure table sits beside the shared stats file."""
         if config.auth_file is None:
             return None
-        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
-            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return Auth(str(config.auth_file), base + ".auth")
+        return Auth(str(config.auth_file), shared_path(stats, ".auth"))
 
     def load_on_demand_modules(self) -> None:
         """Import now what a serving process otherwise imports on first use (prometheus_client
@@ -138,12 +136,21 @@ class App:
                 pass
 
     def route(self, request: Request) -> Response:
-        """The response, its route kind set: what answered, for the duration histograms."""
-        response, kind = self._dispatch(request)
-        response.route_kind = response.route_kind or kind  # a listing names itself
+        """The response, its route kind set: what answered, for the duration histograms. A
+        script's local redirect is routed (and checked) again, at most MAX_LOCAL_REDIRECTS times."""
+        for redirects in range(MAX_LOCAL_REDIRECTS + 1):
+            answer, kind = self._dispatch(request)
+            if not isinstance(answer, LocalRedirect):
+                answer.route_kind = answer.route_kind or kind  # a listing names itself
+                answer.cgi_run = answer.cgi_run or redirects > 0  # a script ran, whatever answered
+                return answer
+            request = answer.request
+        server_log(f"cgibox: {request.target}: more than {MAX_LOCAL_REDIRECTS} local redirects")
+        response = self.error(request, 502, "Too many local redirects.")
+        response.route_kind, response.cgi_run = CGI, True
         return response
 
-    def _dispatch(self, request: Request) -> tuple[Response, str]:
+    def _dispatch(self, request: Request) -> tuple[Response | LocalRedirect, str]:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
@@ -249,6 +256,13 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+def shared_path(stats: Stats, suffix: str) -> str:
+    """A file beside the shared stats file (which every process of one server maps already)."""
+    base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
+        tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+    return str(base) + suffix
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:
