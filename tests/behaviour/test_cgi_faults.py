@@ -143,6 +143,22 @@ def test_a_stop_past_the_graceful_timeout_leaves_no_script(start, fault_site):
     assert wait_gone(child), "a script's child outlived the server"
 
 
+def test_a_single_process_server_stopped_past_the_graceful_timeout_leaves_no_script(
+        front, make_server, fault_site):
+    """The threading front with one process: the serving process is the top one."""
+    if front != "threading":
+        pytest.skip("--processes is the threading front's")
+    cgi_dir, out = fault_site
+    server = make_server(["--processes", "1", "--graceful-timeout", "1", "--cgi-timeout", "120"],
+                         cgi_dir=cgi_dir)
+    sock, _, script, child = start_hang(server, out)
+    try:
+        assert server.stop(signal.SIGTERM, timeout=30) == 0
+    finally:
+        sock.close()
+    assert wait_gone(script) and wait_gone(child)
+
+
 # -- request bodies ----------------------------------------------------------------------------
 
 def test_a_slow_chunked_upload_holds_no_slot(start):
