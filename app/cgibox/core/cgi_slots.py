@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -89,7 +90,7 @@ class ScriptSlots:
     def __init__(self, path: str, count: int) -> None:
         self.count = count
         self.cells = SharedCells(path, count * CELLS_PER_SLOT)
-        _TABLES.append(self)
+        _TABLES.add(self)
 
     def _get(self, slot: int, cell: int) -> int:
         return self.cells.get(slot * CELLS_PER_SLOT + cell)
@@ -174,15 +175,15 @@ class ScriptSlots:
                        and not owner_gone(self._get(slot, OWNER), self._get(slot, OWNER_START)))
 
 
-# every slot table this process has opened (one per App; a process has one or a few)
-_TABLES: list[ScriptSlots] = []
+# every slot table of this process's Apps (one, or a few with cgibox.compat, which drops old ones)
+_TABLES: weakref.WeakSet[ScriptSlots] = weakref.WeakSet()
 
 
 def reclaim_orphans() -> int:
     """For supervisors, when a serving process has died: end the scripts it left running and
     free their slots. One call, whatever front: threading's --processes supervisor, the forking
     front's parent, gunicorn's arbiter (child_exit)."""
-    return sum(table.reclaim() for table in _TABLES)
+    return sum(table.reclaim() for table in list(_TABLES))
 
 
 @atexit.register
@@ -190,7 +191,7 @@ def _end_at_exit() -> None:
     """No script outlives the server: a process that exits ends what its own serving processes
     (and it) left running. Registered at import, before the runs' own gentler stop (core/cgi_run),
     so that it runs after it."""
-    for table in _TABLES:
+    for table in list(_TABLES):
         try:
             table.end_at_exit()
         except Exception:  # noqa: BLE001,S110 - exiting: nothing to report to
