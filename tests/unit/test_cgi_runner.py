@@ -317,6 +317,29 @@ def test_the_top_process_ends_its_serving_processes_scripts_at_exit(tmp_path):
         holder.wait()
 
 
+def test_the_top_process_ends_the_scripts_of_serving_processes_started_through_another(tmp_path):
+    """A serving process forked by a fork server the top process started (a grandchild)."""
+    argv = [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+            sys.executable, "-c", HOLDER, str(tmp_path / "slots"), str(tmp_path / "child")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "app")}
+    middle = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    assert middle.stdout is not None
+    leader = int(middle.stdout.readline())
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    below = site_cgi.descendants(middle.pid)  # the serving process (and its script's group)
+    try:
+        assert slots.reclaim() == 0  # alive: not a supervisor's business
+        assert slots.end_at_exit() == 1
+        assert site_cgi.wait_gone(leader)
+    finally:
+        for pid in [*below, middle.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        middle.wait()
+
+
 # -- --cgi-limits at start-up -------------------------------------------------------------------
 
 def test_a_limit_above_the_hard_limit_is_refused_for_an_unprivileged_server(monkeypatch):

@@ -68,6 +68,18 @@ def owner_gone(pid: int, start: int) -> bool:
     return state.state in ("Z", "X") or (start != 0 and state.start != start)
 
 
+def descends_from(pid: int, ancestor: int, depth: int = 8) -> bool:
+    """Whether `ancestor` started `pid`, directly or through at most `depth` processes."""
+    for _ in range(depth):
+        state = process_state(pid)
+        if state is None or state.parent <= 1:
+            return False
+        if state.parent == ancestor:
+            return True
+        pid = state.parent
+    return False
+
+
 def end_group(group: int, leader_start: int) -> None:
     """SIGKILL the script's process group, unless its leader's pid now names another process
     (a pid is not reused while a group of that id has members, so the old group is empty)."""
@@ -143,14 +155,11 @@ class ScriptSlots:
 
     def end_at_exit(self) -> int:
         """When this process exits: end the scripts it runs, those of the serving processes it
-        started (the top process of a server) and those of dead ones."""
+        started, directly or through another (the top process of a server), and those of dead ones."""
         me = os.getpid()
 
         def ending(owner: int, start: int) -> bool:
-            if owner == me or owner_gone(owner, start):
-                return True
-            state = process_state(owner)
-            return state is not None and state.parent == me
+            return owner == me or owner_gone(owner, start) or descends_from(owner, me)
 
         with self.cells.locked():
             return self._reclaim(ending)
