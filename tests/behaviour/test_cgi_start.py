@@ -13,6 +13,8 @@ BROKEN = {
     "crlf": (b"#!/bin/sh\r\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhi\\r\\n'\r\n", 0o755),
     "nointerpreter": (b"#!/no/such/interpreter\nprint('hi')\n", 0o755),
     "noshebang": (b"print('Content-Type: text/plain')\nprint()\nprint('hi')\n", 0o755),
+    # `env` finds no such program in the script's PATH (`#!/usr/bin/env python` without python)
+    "envmissing": (b"#!/usr/bin/env no-such-interpreter-here\nprint('hi')\n", 0o755),
     "noexec": (b"#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi\\n'\n", 0o644),
 }
 
@@ -21,6 +23,7 @@ EXPECTED = {
     "crlf": (502, "convert it to Unix line ends"),
     "nointerpreter": (502, "its interpreter /no/such/interpreter (from its #! line) does not exist"),
     "noshebang": (502, "has no #! line naming its interpreter"),
+    "envmissing": (502, "its interpreter no-such-interpreter-here (from its #! line, looked up in"),
     "noexec": (403, "chmod +x"),
 }
 
@@ -56,7 +59,7 @@ def test_a_script_that_cannot_start_says_why(make_server, broken_dir, name):
         assert logged(server, f"chmod +x {broken_dir.resolve() / name}")
 
 
-@pytest.mark.parametrize("name", ["crlf", "nointerpreter"])
+@pytest.mark.parametrize("name", ["crlf", "nointerpreter", "envmissing"])
 def test_the_limits_wrapper_says_why_too(make_server, broken_dir, name):
     """With --cgi-limits the script is exec'ed by prlimit, which can only exit 127."""
     server = make_server(["--cgi-limits", "cpu=5"], cgi_dir=broken_dir)

@@ -48,8 +48,9 @@ CGI_ROOT = "/cgi-bin"
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_LOCAL_REDIRECTS = 8
 RETRY_AFTER = "1"
-# util-linux's exit statuses when it cannot exec the command it wraps (EX_EXEC_FAILED, _ENOENT)
-WRAPPER_EXEC_FAILED = (126, 127)
+# the exit statuses of a program that could not exec the one it was to run (util-linux's prlimit,
+# coreutils' env: EX_EXEC_FAILED, EX_EXEC_ENOENT; POSIX shells use the same)
+EXEC_FAILED = (126, 127)
 # request headers a local redirect's GET does not inherit: it has no body
 _BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding", "expect"})
 
@@ -272,7 +273,8 @@ class CGIRunner:
                 close_fds=True, start_new_session=True)
         except OSError as error:
             self.slots.release(slot)
-            problem = start_problem(script.filename, error.errno)
+            problem = start_problem(script.filename, error.errno) or \
+                f"it could not be started: {error.strerror or error}"
             server_log(f"cgibox: {script.name}: cannot start: {problem}")
             if isinstance(error, PermissionError):
                 raise HTTPError(403, f"The script cannot be executed: {problem}.") from None
@@ -324,11 +326,13 @@ class CGIRunner:
 
     def _bad_head(self, request: Request, run: ScriptRun, error: MalformedHead) -> Response:
         run.stop()
-        if self.wrapper and not run.wrote and run.process.returncode in WRAPPER_EXEC_FAILED:
-            # the --cgi-limits wrapper could not exec the script (it says so on stderr)
+        if not run.wrote and run.process.returncode in EXEC_FAILED:
+            # the --cgi-limits wrapper, or the `env` of a #! line, could not exec what it was
+            # given (it says so on stderr)
             problem = start_problem(run.script.filename, None)
-            server_log(f"cgibox: {run.script.name}: cannot start: {problem}")
-            return self._failure(request, 502, f"The script could not be started: {problem}.")
+            if problem is not None:
+                server_log(f"cgibox: {run.script.name}: cannot start: {problem}")
+                return self._failure(request, 502, f"The script could not be started: {problem}.")
         server_log(f"{run.tag}: malformed CGI head: {error}")
         return self._failure(request, 502, "The script's answer was not a valid CGI response.")
 
