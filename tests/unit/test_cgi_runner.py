@@ -370,3 +370,51 @@ def test_a_local_redirect_is_a_value_the_router_follows(app):
     assert isinstance(answer, LocalRedirect)
     assert answer.request.method == "GET" and answer.request.target == "/hello.txt"
     assert app.cgi.slots.busy() == 0  # the script is over before the redirect is followed
+
+
+# -- request bodies wait before the slot ----------------------------------------------------------
+
+class StalledBody:
+    """A body stream that gives some bytes, then times out as a front's socket does."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def read(self, size: int = -1) -> bytes:
+        if self.first:
+            data, self.first = self.first, b""
+            return data
+        raise TimeoutError
+
+
+def test_a_body_that_stops_arriving_is_408_and_takes_no_slot(tmp_path):
+    one = make_app(tmp_path, cgi_max=1, body_timeout=7.0)
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Content-Length", "100")]),
+                      body=StalledBody(b"0123456789"), body_length=100)  # type: ignore[arg-type]
+    response = one.handle(request)
+    assert response.status == 408 and response.close_connection
+    assert one.cgi.slots.busy() == 0 and not response.cgi_run
+    response.close()
+
+
+def test_a_body_is_read_whole_before_its_slot_is_taken(tmp_path):
+    """While the body is read, the slot is free: another script can run meanwhile."""
+    one = make_app(tmp_path, cgi_max=1)
+    seen: list[int] = []
+
+    class Watching:
+        def __init__(self) -> None:
+            self.data = io.BytesIO(b"x" * 300_000)
+
+        def read(self, size: int = -1) -> bytes:
+            seen.append(one.cgi.slots.busy())
+            return self.data.read(size)
+
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Content-Length", "300000")]),
+                      body=Watching(), body_length=300_000)  # type: ignore[arg-type]
+    response = one.handle(request)
+    try:
+        assert b"".join(response.parts()) == b"x" * 300_000  # type: ignore[arg-type]
+    finally:
+        response.close()
+    assert seen and set(seen) == {0}
