@@ -47,6 +47,13 @@ sys.stdout.flush()
 while True:
     pass
 """,
+    # its head and a line, then 2 GiB asked for at once: a MemoryError under memory=300m (exit 1)
+    "hog": "#!/usr/bin/env python3\n" + """import sys
+sys.stdout.write("Content-Type: text/plain\\n\\nallocating\\n")
+sys.stdout.flush()
+data = bytearray(2 * 1024 ** 3)
+print("allocated")
+""",
     # the request body it read, and its length
     "echo": SH + r"""printf 'Content-Type: text/plain\n\n%s:' "$CONTENT_LENGTH"
 cat
@@ -245,6 +252,15 @@ def test_a_limit_hit_after_the_head_gives_a_broken_body(start):
     while "cpu limit" not in server.errors() + server.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "cpu limit" in server.errors() + server.log()
+
+
+def test_a_memory_limit_hit_after_the_head_gives_a_broken_body(start):
+    """The script is not killed: it fails (MemoryError, exit status 1), which the limit explains."""
+    server = start(["--cgi-limits", "memory=300m"])
+    status, text, complete = chunked_response(server, REQUEST.format("hog").encode())
+    assert " 200 " in status
+    assert text == b"allocating\n"
+    assert not complete, "the body of a script stopped by its memory limit looked complete"
 
 
 # -- start-up ----------------------------------------------------------------------------------
