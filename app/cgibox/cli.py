@@ -25,10 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cgibox",
         # "--por 80" is not a flag of the contract: an unknown flag, not a guess at --port
         allow_abbrev=False,
+        usage="cgibox [DIR] [options]",
         description="Serve a folder (listings, files) and run the scripts of a cgi-bin folder.",
         epilog="Every flag can also be set by its CGIBOX_* environment variable; a flag wins.",
     )
     parser.add_argument("--version", action="version", version=f"cgibox {__version__}")
+    parser.add_argument("folder", nargs="?", metavar="DIR", default=None,
+                        help="folder served at / (the same as --root DIR)")
     for setting in SETTINGS:
         if setting.switch:
             parser.add_argument(setting.flag, dest=setting.name, action="store_const", const="1",
@@ -48,9 +51,16 @@ def help_line(setting: Setting) -> str:
 
 
 def parse_config(argv: Sequence[str] | None, environ: dict[str, str] | os._Environ[str]) -> Config:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    flags = vars(args)
+    folder = flags.pop("folder")
+    if folder is not None:
+        if flags["root"] is not None:
+            parser.error(f"the folder to serve is given twice: {folder!r} and --root {flags['root']!r}")
+        flags["root"] = folder
     try:
-        return load(vars(args), environ)
+        return load(flags, environ)
     except ConfigError as error:
         sys.stderr.write(f"cgibox: {error}\n")  # the message names the flag or variable to fix
         raise SystemExit(2) from None
@@ -65,7 +75,7 @@ def check_startup(config: Config) -> None:
     except StartupError as error:
         sys.stderr.write(f"cgibox: error: {error}\n")
         raise SystemExit(2) from None
-    for line in warnings:
+    for line in (*config.notes, *warnings):
         sys.stderr.write(line + "\n")
 
 

@@ -15,7 +15,11 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cgibox.cgi_mounts import CgiMount
+    from cgibox.config_file import ConfigFile
 
 
 class ConfigError(ValueError):
@@ -87,6 +91,16 @@ def _directory(text: str) -> Path:
     return path.resolve()
 
 
+NO_SCRIPTS = "none"
+
+
+def _cgi_dir(text: str) -> Path | None:
+    """A folder of scripts, or `none`: no scripts at all."""
+    if text.strip() == NO_SCRIPTS:
+        return None
+    return _directory(text)
+
+
 def _web_url(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or not text.isprintable() \
@@ -142,6 +156,24 @@ def _writes(values: list[str]) -> tuple[str, ...]:
             WriteRule.parse(value)
         except ValueError as error:
             raise ConfigError(str(error)) from None
+    return tuple(values)
+
+
+def _cgi_mount(values: list[str]) -> tuple[CgiMount, ...]:
+    """--cgi-mount URLPATH=PROGRAM|DIR (repeatable)."""
+    from cgibox.cgi_mounts import MountError, parse_flag
+
+    try:
+        return tuple(parse_flag(value) for value in values)
+    except MountError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _cgi_ext(values: list[str]) -> tuple[str, ...]:
+    """--cgi-ext .cgi (repeatable): a file-name ending, dot first."""
+    for ext in values:
+        if not ext.startswith(".") or len(ext) < 2 or "/" in ext or not ext.isprintable():
+            raise ConfigError(f"an extension starts with '.', like .cgi, not {ext!r}")
     return tuple(values)
 
 
@@ -212,7 +244,6 @@ class Setting:
     help: str  # the one description, shown by --help and in README's table (`code` in backticks)
     metavar: str = ""
     default_text: str = ""  # what a default of None means, for people ("2 per CPU", "built-in")
-    if_missing: str = ""  # the way out when the default does not exist here (run outside the checkout)
     switch: bool = False  # a flag without a value (`--no-readme`); its variable takes 1 or 0
     # a repeatable flag: its parser takes the list of values; the variable holds them joined by this
     repeat: str | None = None
@@ -241,10 +272,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", _host, "127.0.0.1", "bind address; IPv6 literals allowed (`--host ::` for every address)",
             "ADDR"),
     Setting("port", _port, "8000", "TCP port; `0` picks a free one, shown in the start-up line", "PORT"),
-    Setting("root", _directory, "./static", "folder served at `/`", "DIR",
-            if_missing="serve a folder with --root DIR"),
-    Setting("cgi_dir", _directory, "./cgi-bin", "folder of the scripts run at `/cgi-bin/NAME`",
-            "DIR", if_missing="run scripts from a folder with --cgi-dir DIR"),
+    Setting("root", _directory, None,
+            "folder served at `/` (or the first argument: `cgibox DIR`)", "DIR",
+            default_text="./static if it exists, else the current folder"),
+    Setting("cgi_dir", _cgi_dir, None,
+            "folder of the scripts run at `/cgi-bin/NAME`; `none` serves files only", "DIR",
+            default_text="./cgi-bin if it exists, else none"),
+    Setting("cgi_mount", _cgi_mount, None,
+            "`URLPATH=PROGRAM` runs one program for every URL under URLPATH (`SCRIPT_NAME` is "
+            "URLPATH, the rest `PATH_INFO`); `URLPATH=DIR` runs DIR's scripts as `/cgi-bin/` does "
+            "(repeatable; the variable: one per line)", "URLPATH=TARGET", repeat="\n"),
+    Setting("cgi_ext", _cgi_ext, None,
+            "files with this extension (e.g. `.cgi`) under the root run as scripts in place when "
+            "executable (repeatable; the variable: comma-separated)", "EXT", repeat=","),
+    Setting("config", _existing_file, None,
+            "a TOML file: every setting by its flag name (`cgi_timeout = 60`) and `[[cgi_mount]]` "
+            "tables (`path`, `program` or `dir`, `env`, `max_body`, `timeout`); a flag or variable "
+            "wins over the file", "FILE"),
     Setting("front", _choice(FRONTS), "threading", "`threading`, `forking` or `gunicorn`", "NAME"),
     Setting("workers", _positive_int, None, "gunicorn worker processes", "N",
             default_text="2 per CPU"),
@@ -334,7 +378,10 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     root: Path = Path("static")
-    cgi_dir: Path = Path("cgi-bin")
+    cgi_dir: Path | None = Path("cgi-bin")  # None: no scripts at /cgi-bin
+    cgi_mount: tuple[CgiMount, ...] = ()  # --cgi-mount and the file's [[cgi_mount]]
+    cgi_ext: tuple[str, ...] = ()  # --cgi-ext: executable files with these endings run in place
+    config: Path | None = None  # the --config file the settings were read from
     front: str = "threading"
     workers: int | None = None
     worker_class: str = "gthread"
@@ -383,6 +430,8 @@ class Config:
     max_connections: int = 10000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
+    notes: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -415,65 +464,158 @@ def default_cgi_max() -> int:
     return 4 * usable_cpus()
 
 
-def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
-    """Resolve every setting: a flag given on the command line, else its variable, else the default.
+def load(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+    """Resolve every setting: a flag given on the command line, else its variable, else the
+    --config file's value, else the default.
 
-    Raises ConfigError with a one-line message that names the flag or variable and its value.
+    Raises ConfigError with a one-line message that names the flag, variable or file and key.
     """
+    file = _config_file(flags, environ)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.repeat is not None:
-            given = flags.get(setting.name)
-            try:
-                values[setting.name] = _load_repeated(setting, given, environ)
-            except ConfigError as problem:
-                raise ConfigError(f"{setting.flag if given else setting.env}: {problem}") from None
+            values[setting.name] = _load_repeated(setting, flags, environ, file)
             continue
-        raw, origin = _raw_value(setting, flags, environ)
+        raw, origin = _raw_value(setting, flags, environ, file)
         try:
             values[setting.name] = None if raw is None else setting.parse(raw)
         except ConfigError as problem:
-            raise ConfigError(_blame(setting, raw, origin, problem)) from None
+            raise ConfigError(_blame(setting, raw, origin, problem, file)) from None
+    values["cgi_mount"] = _mounts(values["cgi_mount"], file)
+    notes = _default_folders(values, flags, environ, file)
     if values["cgi_max"] is None:
         values["cgi_max"] = default_cgi_max()
     for name in ("cgi_limits", "header"):
         if values[name] is None:
             values[name] = ()
-    pass_env_source = SETTINGS_BY_NAME["cgi_pass_env"].flag if flags.get("cgi_pass_env") \
-        else SETTINGS_BY_NAME["cgi_pass_env"].env
+    pass_env = SETTINGS_BY_NAME["cgi_pass_env"]
+    pass_env_source = _origin_name(pass_env, _repeated_origin(pass_env, flags, environ, file), file)
     values["cgi_pass_env"] = _passed_values(values["cgi_pass_env"], environ, pass_env_source)
     _check_tls_pair(values)
-    return Config(**values)
+    return Config(**values, notes=notes)
 
 
-def _raw_value(setting: Setting, flags: Mapping[str, str | None],
-               environ: Mapping[str, str]) -> tuple[str | None, str]:
-    """The text a setting gets and where it came from: "flag", "env" or "default"."""
+DEFAULT_ROOT = "static"
+DEFAULT_CGI_DIR = "cgi-bin"
+# settings whose relative paths a config file gives from its own folder
+PATH_SETTINGS = frozenset({"root", "cgi_dir", "templates", "auth_file", "tls_cert", "tls_key"})
+
+
+def _config_file(flags: Mapping[str, Any], environ: Mapping[str, str]) -> ConfigFile | None:
+    """The --config file (CGIBOX_CONFIG), read; None without one."""
+    setting = SETTINGS_BY_NAME["config"]
+    raw, origin = _raw_value(setting, flags, environ, None)
+    if raw is None:
+        return None
+    try:
+        path = setting.parse(raw)
+    except ConfigError as problem:
+        raise ConfigError(_blame(setting, raw, origin, problem, None)) from None
+    from cgibox.config_file import ConfigFileError, read
+
+    try:
+        return read(path, SETTINGS_BY_NAME, PATH_SETTINGS)
+    except ConfigFileError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _mounts(given: tuple[CgiMount, ...], file: ConfigFile | None) -> tuple[CgiMount, ...]:
+    """The file's [[cgi_mount]] entries, then the flag's or variable's: by path, those win."""
+    from cgibox.cgi_mounts import MountError, merge, parse_flag, parse_table
+
+    from_file = []
+    for index, entry in enumerate(file.mounts if file is not None else []):
+        where = f"{file.path}: cgi_mount[{index + 1}]" if file is not None else ""
+        try:
+            if isinstance(entry, str):
+                from_file.append(parse_flag(entry, file.folder if file is not None else None))
+            elif isinstance(entry, dict):
+                from_file.append(parse_table(entry, file.folder if file is not None else None))
+            else:
+                raise MountError("expected a [[cgi_mount]] table or \"URLPATH=TARGET\"")
+        except MountError as error:
+            raise ConfigError(f"{where}: {error}") from None
+    try:
+        return merge(tuple(from_file), given)
+    except MountError as error:
+        raise ConfigError(f"--cgi-mount: {error}") from None
+
+
+def _default_folders(values: dict[str, Any], flags: Mapping[str, Any], environ: Mapping[str, str],
+                     file: ConfigFile | None) -> tuple[str, ...]:
+    """The folders nobody named: ./static if it is there, else the current folder; ./cgi-bin if
+    it is there, else no scripts (said in one start-up line). Returns the notes to print."""
+    if values["root"] is None:
+        values["root"] = Path(DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT) else ".").resolve()
+    setting = SETTINGS_BY_NAME["cgi_dir"]
+    if values["cgi_dir"] is None and _raw_value(setting, flags, environ, file)[1] == "default":
+        if os.path.isdir(DEFAULT_CGI_DIR):
+            values["cgi_dir"] = Path(DEFAULT_CGI_DIR).resolve()
+        elif not values["cgi_mount"] and not values["cgi_ext"]:
+            return (f"cgibox: no ./{DEFAULT_CGI_DIR} here: no scripts; --cgi-dir DIR runs some",)
+    return ()
+
+
+def _raw_value(setting: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
+               file: ConfigFile | None) -> tuple[str | None, str]:
+    """The text a setting gets and where it came from: "flag", "env", "file" or "default"."""
     if flags.get(setting.name) is not None:
         return flags[setting.name], "flag"
     if environ.get(setting.env):  # an empty variable counts as unset
         return environ[setting.env], "env"
+    if file is not None and setting.name in file.values:
+        return file.values[setting.name], "file"
     return setting.default, "default"
 
 
-def _blame(setting: Setting, raw: Any, origin: str, problem: ConfigError) -> str:
-    """`--port 'x': ...` or `CGIBOX_PORT='x': ...`, so the user knows which one to fix."""
+def _blame(setting: Setting, raw: Any, origin: str, problem: ConfigError,
+           file: ConfigFile | None) -> str:
+    """`--port 'x': ...`, `CGIBOX_PORT='x': ...` or `FILE: port = 'x': ...`, so the user knows
+    which one to fix."""
     if origin == "flag":
         return f"{setting.flag} {raw!r}: {problem}"
     if origin == "env":
         return f"{setting.env}={raw!r}: {problem}"
-    if setting.if_missing:
-        return f"no {raw} here; {setting.if_missing}"
+    if origin == "file" and file is not None:
+        return f"{file.path}: {setting.name} = {raw!r}: {problem}"
     return f"{setting.flag} (default {raw!r}): {problem}"
 
 
-def _load_repeated(setting: Setting, given: Any, environ: Mapping[str, str]) -> tuple[Any, ...]:
-    """A repeatable flag's values (a list from argparse, or one string), else its variable's."""
-    if isinstance(given, str):
-        given = [given]
-    if not given:
-        given = [item.strip() for item in environ.get(setting.env, "").split(setting.repeat)]
-    values: tuple[Any, ...] = setting.parse([item for item in given if item])
+def _repeated_origin(setting: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
+                     file: ConfigFile | None) -> str:
+    if flags.get(setting.name):
+        return "flag"
+    if environ.get(setting.env, "").strip():
+        return "env"
+    if file is not None and setting.name in file.values:
+        return "file"
+    return "default"
+
+
+def _origin_name(setting: Setting, origin: str, file: ConfigFile | None) -> str:
+    if origin == "file" and file is not None:
+        return f"{file.path}: {setting.name}"
+    return setting.env if origin == "env" else setting.flag
+
+
+def _load_repeated(setting: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
+                   file: ConfigFile | None) -> tuple[Any, ...]:
+    """A repeatable flag's values (a list from argparse, or one string), else its variable's,
+    else the file's."""
+    origin = _repeated_origin(setting, flags, environ, file)
+    given: Any = flags.get(setting.name)
+    if origin == "flag":
+        given = [given] if isinstance(given, str) else given
+    elif origin == "env":
+        given = [item.strip() for item in environ[setting.env].split(setting.repeat)]
+    elif origin == "file" and file is not None:
+        given = file.values[setting.name]
+    else:
+        given = []
+    try:
+        values: tuple[Any, ...] = setting.parse([item for item in given if item])
+    except ConfigError as problem:
+        raise ConfigError(f"{_origin_name(setting, origin, file)}: {problem}") from None
     return values
 
 

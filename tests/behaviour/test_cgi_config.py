@@ -134,3 +134,38 @@ def test_passed_value_no_script_can_get_is_refused(site_dirs):
                         env={"APP_TOKEN": "secret\r\nX-Injected: 1"})
     assert_one_line_error(result, "--cgi-pass-env: 'APP_TOKEN'")
     assert "secret" not in result.stderr  # the name is enough; the value may be a secret
+
+
+# -- --config FILE and folder mounts --------------------------------------------------------------------
+
+def test_a_config_file_with_a_folder_mount(front, site_dirs, tmp_path):
+    """Settings by flag name and a [[cgi_mount]] of a folder: its scripts run under the prefix,
+    with the mount's variables; /cgi-bin/ goes on; a flag beats the file."""
+    root, cgi_dir = site_dirs
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    script = tools / "where"
+    script.write_text('#!/bin/sh\nprintf "Content-Type: text/plain\\n\\n%s %s %s\\n" '
+                      '"$SCRIPT_NAME" "$PATH_INFO" "$TOOL_MODE"\n')
+    script.chmod(0o755)
+    config = tmp_path / "cgibox.toml"
+    config.write_text('header = ["X-From: file"]\ncgi-env = ["TOOL_MODE=global"]\n'
+                      '[[cgi_mount]]\npath = "/tools"\ndir = "tools"\n')
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--config", str(config), "--header", "X-From: flag"])
+    try:
+        reply = running.get("/tools/where/a/b")
+        assert reply.status == 200 and reply.body == b"/tools/where /a/b global\n"
+        assert reply.header("X-From") == "flag"
+        assert running.get("/cgi-bin/dump").status == 200
+        assert running.get("/tools/").status == 403  # never listed
+    finally:
+        running.stop()
+
+
+def test_a_bad_config_file_is_one_line(site_dirs, tmp_path):
+    root, cgi_dir = site_dirs
+    config = tmp_path / "cgibox.toml"
+    config.write_text("cgi_timeout = 0\n")
+    result = run_cgibox("--root", str(root), "--cgi-dir", str(cgi_dir), "--config", str(config))
+    assert_one_line_error(result, f"{config}: cgi_timeout = '0': must be more than 0")

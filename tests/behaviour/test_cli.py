@@ -65,24 +65,16 @@ def test_missing_cgi_dir(site_dirs, tmp_path):
     assert_one_line_error(result, "cgibox: --cgi-dir ")
 
 
-def run_elsewhere(*args: str, cwd) -> subprocess.CompletedProcess:
-    """`cgibox` typed in a folder that is not the checkout (no ./static, no ./cgi-bin)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
-    return subprocess.run(cgibox_command(*args), capture_output=True, text=True, timeout=30,
-                          env={**env, "PYTHONPATH": str(REPO / "app")}, cwd=cwd, stdin=subprocess.DEVNULL)
+def test_empty_paths_are_errors(site_dirs):
+    """An empty path is no folder: never the current one (every executable there would run)."""
+    root, cgi_dir = site_dirs
+    assert_one_line_error(run_cgibox("--root", str(root), "--cgi-dir", ""), "--cgi-dir '': an empty path")
+    assert_one_line_error(run_cgibox("--root", "", "--cgi-dir", str(cgi_dir)), "--root '': an empty path")
 
 
-def test_missing_default_root(tmp_path):
-    """Without --root, ./static of the working directory is used; elsewhere the error says what to do."""
-    result = run_elsewhere("--port", "0", cwd=tmp_path)
-    assert_one_line_error(result)
-    assert result.stderr == "cgibox: no ./static here; serve a folder with --root DIR\n"
-
-
-def test_missing_default_cgi_dir(tmp_path):
-    result = run_elsewhere("--root", str(tmp_path), "--port", "0", cwd=tmp_path)
-    assert_one_line_error(result)
-    assert result.stderr == "cgibox: no ./cgi-bin here; run scripts from a folder with --cgi-dir DIR\n"
+def test_the_folder_given_twice(site_dirs):
+    root, _ = site_dirs
+    assert_one_line_error(run_cgibox(str(root), "--root", str(root)), "given twice")
 
 
 @pytest.mark.parametrize(("variable", "value"), [

@@ -77,7 +77,7 @@ def test_a_script_runs_and_counts_as_a_cgi_run(app):
 @pytest.mark.parametrize(("target", "status"), [
     ("/cgi-bin", 403), ("/cgi-bin/", 403), ("/cgi-bin/sub", 403), ("/cgi-bin/sub/deeper/", 403),
     ("/cgi-bin/plain.txt", 403), ("/cgi-bin/nope", 404), ("/cgi-bin/.hidden", 404),
-    ("/cgi-bin/escape", 404), ("/cgi-bin/sub/../status", 404), ("/cgi-bin/%2e%2e/x", 404),
+    ("/cgi-bin/sub/../status", 404), ("/cgi-bin/%2e%2e/x", 404),
     ("/cgi-bin/sub%2finner", 404), ("/cgi-bin//status", 404),
 ])
 def test_routing_refusals(app, target, status):

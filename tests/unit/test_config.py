@@ -128,17 +128,32 @@ def test_the_issue_examples(dirs):
     assert str(info.value) == "CGIBOX_PORT='eighty': not a port number from 0 to 65535"
 
 
-def test_missing_default_folders_say_which_flag_picks_one(tmp_path, monkeypatch):
+def test_default_folders(tmp_path, monkeypatch):
+    """./static if it is there, else the current folder; ./cgi-bin if it is there, else no
+    scripts and a note; `none` says so without one."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError) as info:
-        load({}, {})
-    assert str(info.value) == "no ./static here; serve a folder with --root DIR"
+    config = load({}, {})
+    assert config.root == tmp_path.resolve()
+    assert config.cgi_dir is None
+    assert config.notes == ("cgibox: no ./cgi-bin here: no scripts; --cgi-dir DIR runs some",)
+    assert load({"cgi_dir": "none"}, {}).notes == ()
+    assert load({}, {"CGIBOX_CGI_DIR": "none"}).cgi_dir is None
     (tmp_path / "static").mkdir()
-    with pytest.raises(ConfigError) as info:
-        load({}, {})
-    assert str(info.value) == "no ./cgi-bin here; run scripts from a folder with --cgi-dir DIR"
     (tmp_path / "cgi-bin").mkdir()
-    assert load({}, {}).root == (tmp_path / "static").resolve()
+    config = load({}, {})
+    assert config.root == (tmp_path / "static").resolve()
+    assert config.cgi_dir == (tmp_path / "cgi-bin").resolve()
+    assert config.notes == ()
+
+
+def test_asked_for_folders_must_exist(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="--cgi-dir 'absent': no such folder"):
+        load({"cgi_dir": "absent"}, {})
+    with pytest.raises(ConfigError, match="CGIBOX_ROOT='absent': no such folder"):
+        load({}, {"CGIBOX_ROOT": "absent"})
+    with pytest.raises(ConfigError, match="--cgi-dir '': an empty path"):
+        load({"cgi_dir": ""}, {})
 
 
 def test_root_that_is_a_file(dirs, tmp_path):

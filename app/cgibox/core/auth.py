@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from cgibox.core.accesslog import server_log
 from cgibox.core.errors import HTTPError
@@ -178,6 +179,26 @@ class Throttle:
             return max(0, self.cells.get(cell + 3) - now)
 
 
+# the login timing's clock and pause (tests replace them)
+_clock = time.monotonic
+_sleep = time.sleep
+DEFAULT_COST = 10
+# the moving average of the slowest checks' time: each new one counts for 1/SLOWEST_WEIGHT
+SLOWEST_WEIGHT = 5
+
+
+def _cost(hashed: bytes) -> int:
+    """A bcrypt hash's cost ($2b$12$...: 12)."""
+    try:
+        return int(hashed[4:6])
+    except ValueError:
+        return DEFAULT_COST
+
+
+def _highest_cost(hashes: Iterable[bytes]) -> int:
+    return max((_cost(hashed) for hashed in hashes), default=DEFAULT_COST)
+
+
 class Passwords:
     """The htpasswd file, reloaded when it changes, and bcrypt checks with a cache of successes."""
 
@@ -190,6 +211,8 @@ class Passwords:
         self._validator = _validator(path)
         self._users = load_htpasswd(path)
         self._dummy: bytes | None = None
+        # wall seconds a check at the file's highest cost takes lately (0.0: none timed yet)
+        self._slowest = 0.0
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -208,21 +231,36 @@ class Passwords:
         with self._lock:
             self._users, self._validator = users, validator
             self._verified.clear()
+            self._slowest = 0.0  # the highest cost may be another now
+
+    def _time_slowest(self, elapsed: float) -> None:
+        """Count one check at the file's highest cost into the moving average."""
+        slowest = self._slowest
+        self._slowest = elapsed if not slowest else slowest + (elapsed - slowest) / SLOWEST_WEIGHT
 
     def _dummy_hash(self) -> bytes:
-        """A hash of the file's own cost, checked for unknown users: their answer takes as long."""
+        """The hash checked for an unknown name, so that its answer takes as long as the
+        slowest user's: an entry of the file's highest cost (the check's result is never used;
+        a name not in the file never logs in), or with no entries one made once."""
+        with self._lock:
+            users = list(self._users.values())
+        if users:
+            return max(users, key=_cost)
         if self._dummy is None:
-            sample = next(iter(self._users.values()), b"$2b$10$")
-            try:
-                rounds = int(sample[4:6])
-            except ValueError:
-                rounds = 10
             import bcrypt  # see verify
 
-            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
+            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(DEFAULT_COST))
         return self._dummy
 
     def verify(self, user: str, password: str) -> bool:
+        """Whether `password` is `user`'s. Every check that is not a cache hit takes as long as
+        one at the file's highest cost, whatever the user's own hash costs (a file mixing costs
+        would otherwise tell by the time a failed login takes which names exist). A check at the
+        highest cost (a user's, or the dummy of an unknown name) is timed, and a cheaper one
+        sleeps until it has taken as long as they take lately (a moving average of wall time,
+        so the machine's load counts alike; a sleep spends no CPU). Before any was timed, a
+        cheaper check is followed by the dummy's, which is timed: only a process's first login
+        can take longer, by the cheap check's own few milliseconds."""
         self._refresh()
         secret = password.encode("utf-8", "surrogateescape")[:BCRYPT_MAX]
         key = hmac.new(self._key, user.encode("utf-8", "surrogateescape") + b"\0" + secret,
@@ -233,9 +271,22 @@ class Passwords:
                 self._verified.move_to_end(key)
                 return True
             hashed = self._users.get(user)
+            highest = _highest_cost(self._users.values())
         import bcrypt  # here, not at the top: a server without --auth-file never loads it
 
-        ok = bcrypt.checkpw(secret, hashed if hashed is not None else self._dummy_hash())
+        checked = hashed if hashed is not None else self._dummy_hash()
+        started = _clock()
+        ok = bcrypt.checkpw(secret, checked)
+        elapsed = _clock() - started
+        if _cost(checked) >= highest:
+            self._time_slowest(elapsed)
+        elif self._slowest:
+            _sleep(max(0.0, self._slowest - elapsed))
+        else:
+            dummy = self._dummy_hash()
+            started = _clock()
+            bcrypt.checkpw(b"", dummy)
+            self._time_slowest(_clock() - started)
         if not ok or hashed is None:
             return False
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import time
 import traceback
@@ -22,9 +23,10 @@ from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
 from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
-from cgibox.core.paths import decode_path
+from cgibox.core.paths import decode_path, resolve, stat_error_status
 from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
+from cgibox.core.script_mounts import OperatorRunner, mount_runner, needs_own_runner
 from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.stats_page import render_stats_page
@@ -44,7 +46,8 @@ class App:
         self.config = config
         self.front = front
         self.root = os.path.realpath(config.root)
-        self.cgi_dir = os.path.realpath(config.cgi_dir)
+        # None: no scripts at /cgi-bin (--cgi-dir none, or no ./cgi-bin by default)
+        self.cgi_dir = os.path.realpath(config.cgi_dir) if config.cgi_dir is not None else None
         self.cgi_mounts = cgi_mounts(config)
         self.templates = Templates(config.templates, config.extra_templates)
         self.stats = stats
@@ -54,11 +57,23 @@ class App:
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
                                   readme=not config.no_readme)
-        self.cgi = CGIRunner(config, self.root, self.cgi_dir, shared_path(stats, ".cgi"), self.error)
+        # cgibox's own folders are the operator's (symlinks in them run); cgibox.compat's sit
+        # under the root and keep its confinement
+        runner = OperatorRunner if config.cgi_mounts is None else CGIRunner
+        self.cgi = runner(config, self.root, self.cgi_dir, shared_path(stats, ".cgi"), self.error)
+        # every prefix that runs something, programs included, shortest first; and the runners
+        # of the mounts with a program or settings of their own
+        self.script_mounts = script_mounts(config, self.cgi_mounts)
+        self.runners = {mount.path: mount_runner(self.cgi, mount)
+                        for mount in config.cgi_mount if needs_own_runner(mount)}
         self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
-        self.access = Access(access_rules(config, self.cgi_mounts), self.auth)
+        self.access = Access(access_rules(config, self.script_mounts), self.auth)
+        # the largest body any route takes (--max-body, or a mount's own max_body): the fronts'
+        # wire limit; each route holds its own (a script's runner its mount's max_body)
+        self.body_limit = max((config.max_body, *(mount.max_body for mount in config.cgi_mount
+                                                  if mount.max_body is not None)))
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -154,10 +169,12 @@ class App:
         decoded = decode_path(request.raw_path)
         if decoded is None:
             raise HTTPError(404)
-        mount = self.cgi_mount_for(decoded) if self.config.run_scripts else None
+        reserved = decoded in RESERVED and self.config.service_routes
+        mount = self.cgi_mount_for(decoded) if self.config.run_scripts and not reserved else None
+        in_place = self.in_place_script(decoded) if mount is None else None
         # here rather than in handle: a script's local redirect is routed again, and checked again
-        self.access.check(request, self.kind_of(request, mount), decoded)
-        if decoded in RESERVED and self.config.service_routes:
+        self.access.check(request, self.kind_of(request, mount or in_place), decoded)
+        if reserved:
             if request.method not in ("GET", "HEAD"):
                 raise refuse_method(request.method, "GET, HEAD")
             if decoded == "/healthz":
@@ -166,24 +183,57 @@ class App:
                 return self.stats_page(request), INTERNAL
             return self.metrics(), INTERNAL
         if mount is not None:
-            return self.cgi.run(request, decoded, mount), CGI
+            return self.runners.get(mount[0], self.cgi).run(request, decoded, mount), CGI
+        if in_place is not None and self._runs_in_place(request, decoded, in_place):
+            return self.cgi.run(request, decoded, ("", self.root)), CGI
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
         return self.static.serve(request, decoded), FILE
 
     @staticmethod
-    def kind_of(request: Request, mount: tuple[str, str] | None) -> str:
-        """What the request does, for core.access: runs a script, writes, or reads."""
-        if mount is not None:
+    def kind_of(request: Request, script: object) -> str:
+        """What the request does, for core.access: runs a script (`script` is not None: a
+        mount's path or a --cgi-ext name), writes, or reads."""
+        if script is not None:
             return RUN
         if request.method in WRITE_METHODS and request.method in KNOWN_METHODS:
             return WRITE
         return READ
 
+    def in_place_script(self, decoded: str) -> str | None:
+        """--cgi-ext: the URL path of the script `decoded` names under the root (its first
+        segment with one of the extensions; the rest is PATH_INFO), by name alone."""
+        if not self.config.cgi_ext or not self.config.run_scripts:
+            return None
+        end = 0
+        for segment in decoded.split("/")[1:]:
+            end += 1 + len(segment)
+            if segment.endswith(self.config.cgi_ext):
+                return decoded[:end]
+        return None
+
+    def _runs_in_place(self, request: Request, decoded: str, script: str) -> bool:
+        """Whether the --cgi-ext name `script` is a script to run (False: a folder so named,
+        served as files). It runs with the root's confinement (core.paths: no symlink out, no
+        hidden name, no script folder); a file on the way to it, or a name that is missing, is
+        404, and a file that cannot run is 403: its source is never sent (Apache's AddHandler)."""
+        found = resolve(self.root, script, self.static.exclude)
+        if found is None:
+            raise HTTPError(404)
+        try:
+            if stat.S_ISDIR(os.stat(found).st_mode):
+                return False
+        except OSError as error:  # missing, or a file on the way (ENOTDIR): as for files
+            raise HTTPError(stat_error_status(error)) from None
+        located = self.cgi.locate(decoded, ("", self.root), request.script_command)
+        if located.name != script:
+            raise HTTPError(404)
+        return True
+
     def cgi_mount_for(self, decoded: str) -> tuple[str, str] | None:
-        """The (URL prefix, real folder) whose scripts `decoded` names: the shortest prefix that
-        is the path or a segment-wise start of it, as http.server's is_cgi() found it."""
-        for prefix, folder in self.cgi_mounts:
+        """The (URL prefix, real folder or program) whose script `decoded` names: the shortest
+        prefix that is the path or a segment-wise start of it, as http.server's is_cgi() found it."""
+        for prefix, folder in self.script_mounts:
             if decoded == prefix or decoded.startswith(prefix + "/"):
                 return prefix, folder
         return None
@@ -266,12 +316,25 @@ def shared_path(stats: Stats, suffix: str) -> str:
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:
-    """The config's script folders by URL prefix, shortest prefix first, folders made real."""
+    """The config's script folders by URL prefix, shortest prefix first, folders made real:
+    --cgi-dir at /cgi-bin and the folder mounts of --cgi-mount (which win at the same prefix),
+    or cgibox.compat's cgi_mounts."""
     if config.cgi_mounts is None:
-        return [(CGI_ROOT, os.path.realpath(config.cgi_dir))]
-    mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
+        mounts = {} if config.cgi_dir is None else {CGI_ROOT: os.path.realpath(config.cgi_dir)}
+        mounts.update((mount.path, os.path.realpath(mount.dir))
+                      for mount in config.cgi_mount if mount.dir is not None)
+    else:
+        mounts = {prefix.rstrip("/"): os.path.realpath(folder) for prefix, folder in config.cgi_mounts}
     return sorted(((prefix, folder) for prefix, folder in mounts.items() if prefix.startswith("/")),
                   key=lambda mount: (mount[0].count("/"), mount[0]))
+
+
+def script_mounts(config: Config, folders: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The folder mounts and --cgi-mount's programs (a program at "/" takes every path but
+    the server's own), shortest prefix first."""
+    programs = [(mount.path, str(mount.program)) for mount in config.cgi_mount
+                if mount.program is not None]
+    return sorted(folders + programs, key=lambda mount: (mount[0].count("/"), mount[0]))
 
 
 def access_rules(config: Config, mounts: list[tuple[str, str]]) -> Rules:
@@ -279,4 +342,4 @@ def access_rules(config: Config, mounts: list[tuple[str, str]]) -> Rules:
     return Rules(logins=config.auth_file is not None, scope=config.auth_scope, public=config.public,
                  private=tuple(PrivateRule.parse(text) for text in config.private),
                  writes=tuple(WriteRule.parse(text) for text in config.write),
-                 script_prefixes=tuple(prefix for prefix, _ in mounts))
+                 script_prefixes=tuple(prefix for prefix, _ in mounts), script_exts=config.cgi_ext)

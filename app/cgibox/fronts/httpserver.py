@@ -320,7 +320,7 @@ class CgiboxServerMixin:
             self.loop.client_factory = client_factory(self.tls_context, self.loop.selector)
 
     def make_connection(self, address: tuple) -> Connection:
-        return Connection(self.app.config.max_body, peer=(str(address[0]), int(address[1])),
+        return Connection(self.app.body_limit, peer=(str(address[0]), int(address[1])),
                           server=(self.server_name, self.server_port),
                           scheme="http" if self.tls_context is None else "https")
 

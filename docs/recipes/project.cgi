@@ -1,0 +1,2 @@
+#!/usr/bin/fossil
+repository: /srv/fossil/project.fossil
