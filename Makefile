@@ -16,7 +16,7 @@ PIP := $(BIN)/python -m pip install -q
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: install run test fuzz lint docs clean bench image up down cert
+.PHONY: install run test fuzz lint docs clean bench bench-writes image up down cert
 
 $(SERVE_STAMP): pyproject.toml
 	@echo "make: installing cgibox into $(VENV) (on the first run, and after pyproject.toml changes)"
@@ -87,6 +87,11 @@ bench: $(STAMP) $(BENCH_STAMP)
 	  fi; \
 	fi
 	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
+
+# `make bench-writes`: the write cells (issue 21): a 1 GiB PUT by 4 clients against nginx's dav
+# module, and a zip of a 1 GiB folder; MB/s and each server's memory growth (bench/writes.py)
+bench-writes: $(STAMP)
+	$(BIN)/python -m bench.writes $(BENCH_ARGS)
 
 # `make cert`: a self-signed pair for local HTTPS, certs/cert.pem and certs/key.pem (localhost and
 # 127.0.0.1, 30 days; CERT_NAMES adds names, e.g. CERT_NAMES=DNS:myhost,IP:192.168.1.20). The key is

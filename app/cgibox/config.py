@@ -82,6 +82,18 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+_SIZE_SUFFIXES = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def _size(text: str) -> int:
+    """A byte count with an optional k, m, g or t suffix (powers of 1024): "1g", "512m", "100"."""
+    value = text.strip().lower().removesuffix("b")
+    number, suffix = (value[:-1], value[-1]) if value[-1:] in ("k", "m", "g", "t") else (value, "")
+    if not number.isascii() or not number.isdigit() or int(number) < 1:
+        raise ConfigError("not a size in bytes (a whole number, with k, m or g after it)")
+    return int(number) * _SIZE_SUFFIXES[suffix]
+
+
 def _directory(text: str) -> Path:
     if not text.strip():
         raise ConfigError("an empty path; name a folder")
@@ -309,6 +321,9 @@ SETTINGS: tuple[Setting, ...] = (
             "scripts running at once; more get `503` with `Retry-After`", "N", default_text="4 per CPU"),
     Setting("max_body", _positive_int, "10485760", "largest request body in bytes (`413` above)",
             "BYTES"),
+    Setting("max_upload", _size, "1g",
+            "largest uploaded file (`PUT`, each file of a form upload; `k`, `m`, `g` suffixes): `413` "
+            "above, and nothing is left behind", "SIZE"),
     Setting("header_timeout", _seconds, "10",
             "seconds a client has to send its request head (`408`)", "SECONDS"),
     Setting("body_timeout", _seconds, "30",
@@ -392,6 +407,7 @@ class Config:
     # 0 scripts at once would make every script a 503 (and no slot cells to map): use the default
     cgi_max: int = dataclasses.field(default_factory=lambda: default_cgi_max())
     max_body: int = 10485760
+    max_upload: int = 1024 ** 3
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     graceful_timeout: float = 10.0

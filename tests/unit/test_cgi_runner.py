@@ -46,7 +46,7 @@ def app(tmp_path_factory) -> App:
 def call(app: App, target: str, method: str = "GET", body: bytes | None = None, chunked: bool = False,
          headers: list[tuple[str, str]] | None = None) -> tuple[Response, bytes]:
     """Handle a request and read its whole body, as a front would; then close the response."""
-    fields = Headers(headers or [])
+    fields = Headers([("Host", "localhost"), *(headers or [])])
     length: int | None = 0
     stream = io.BytesIO(body or b"")
     if body is not None:
@@ -158,7 +158,7 @@ def test_no_head_in_time_is_504_and_the_group_is_ended(tmp_path):
 def test_a_timeout_after_the_head_cuts_the_stream(tmp_path):
     quick = make_app(tmp_path, cgi_timeout=0.5)
     name = site_cgi.tag("unit")
-    response = quick.handle(Request("GET", f"/cgi-bin/late?{name}"))
+    response = quick.handle(Request("GET", f"/cgi-bin/late?{name}", headers=Headers([("Host", "localhost")])))
     assert response.status == 200
     parts = iter(response.parts())
     try:
@@ -172,7 +172,7 @@ def test_a_timeout_after_the_head_cuts_the_stream(tmp_path):
 
 def test_closing_a_response_early_ends_the_script_and_frees_its_slot(app):
     name = site_cgi.tag("unit")
-    response = app.handle(Request("GET", f"/cgi-bin/ticker?{name}"))
+    response = app.handle(Request("GET", f"/cgi-bin/ticker?{name}", headers=Headers([("Host", "localhost")])))
     assert next(iter(response.parts())).startswith(b"tick 0")
     assert app.cgi.slots.busy() == 1
     response.close()  # what a front does when its client has gone
@@ -184,7 +184,7 @@ def test_closing_a_response_early_ends_the_script_and_frees_its_slot(app):
 def test_cgi_max_gives_503_with_retry_after(tmp_path):
     one = make_app(tmp_path, cgi_max=1)
     name = site_cgi.tag("unit")
-    held = one.handle(Request("GET", f"/cgi-bin/ticker?{name}"))
+    held = one.handle(Request("GET", f"/cgi-bin/ticker?{name}", headers=Headers([("Host", "localhost")])))
     try:
         response, _ = call(one, "/cgi-bin/status")
         assert response.status == 503
@@ -389,7 +389,7 @@ class StalledBody:
 
 def test_a_body_that_stops_arriving_is_408_and_takes_no_slot(tmp_path):
     one = make_app(tmp_path, cgi_max=1, body_timeout=7.0)
-    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Content-Length", "100")]),
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Host", "t"), ("Content-Length", "100")]),
                       body=StalledBody(b"0123456789"), body_length=100)  # type: ignore[arg-type]
     response = one.handle(request)
     assert response.status == 408 and response.close_connection
@@ -410,7 +410,7 @@ def test_a_body_is_read_whole_before_its_slot_is_taken(tmp_path):
             seen.append(one.cgi.slots.busy())
             return self.data.read(size)
 
-    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Content-Length", "300000")]),
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Host", "t"), ("Content-Length", "300000")]),
                       body=Watching(), body_length=300_000)  # type: ignore[arg-type]
     response = one.handle(request)
     try:

@@ -61,7 +61,8 @@ def test_tagged_etags_keep_weakness():
 
 
 def request(path: str = "/", method: str = "GET", **headers: str) -> Request:
-    return Request(method, path, headers=Headers((k.replace("_", "-"), v) for k, v in headers.items()))
+    return Request(method, path, headers=Headers([("Host", "localhost")] + [
+        (k.replace("_", "-"), v) for k, v in headers.items()]))
 
 
 def page(body: bytes, key: object = None, status: int = 200) -> Response:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cgibox.config import Config
-from cgibox.core.request import Request
+from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion
 from cgibox.core.router import App
 from cgibox.core.stats import Stats
@@ -46,7 +46,8 @@ def mounts(root: Path, *prefixes: str) -> tuple[tuple[str, Path], ...]:
 
 
 def call(app: App, target: str, method: str = "GET") -> tuple[int, bytes, dict[str, str]]:
-    response = app.handle(Request(method, target, remote_addr="127.0.0.1", server_port=8000))
+    response = app.handle(Request(method, target, headers=Headers([("Host", "localhost")]),
+                                  remote_addr="127.0.0.1", server_port=8000))
     try:
         body = b"".join(b"".join(part.read_chunks()) if isinstance(part, FileRegion) else part
                         for part in response.parts())
@@ -170,7 +171,8 @@ def test_a_fronts_script_command_decides_how_a_script_file_runs(root, tmp_path):
         return [sys.executable, "-u", path] if path.endswith(".py") else None
 
     def run(target: str) -> tuple[int, bytes]:
-        request = Request("GET", target, remote_addr="127.0.0.1", server_port=8000)
+        request = Request("GET", target, headers=Headers([("Host", "localhost")]), remote_addr="127.0.0.1",
+                          server_port=8000)
         request.script_command = command
         response = app.handle(request)
         try:

@@ -52,7 +52,8 @@ def body_of(response: Response) -> bytes:
 
 
 def call(app: App, target: str, method: str = "GET", **fields: str) -> tuple[Response, bytes]:
-    request = Request(method, target, headers=Headers((k.replace("_", "-"), v) for k, v in fields.items()))
+    request = Request(method, target, headers=Headers([("Host", "localhost")] + [
+        (k.replace("_", "-"), v) for k, v in fields.items()]))
     response = app.handle(request)
     return response, body_of(response)
 

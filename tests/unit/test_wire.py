@@ -1,4 +1,5 @@
-"""core/wire.py: request line and header syntax, body framing (smuggling shapes), response framing."""
+"""core/wire.py: request line and header syntax, body framing (smuggling shapes), response framing;
+the door's head rules (core/request.py): Host, HTTP/1.0 framing, absolute-form targets."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from cgibox.core import wire
 from cgibox.core.errors import HTTPError
-from cgibox.core.request import Headers, Request
+from cgibox.core.request import Headers, Request, framing_problem, request_problem
 from cgibox.core.response import Response
 
 
@@ -233,8 +234,13 @@ def test_transfer_encoding_is_case_insensitive():
     (b"a\r\n0123456789\r\n0\r\n\r\n", b"0123456789"),
     (b"005\r\nhello\r\n0\r\n\r\n", b"hello"),
     (b"5\r\nhello\r\n0\r\nX-Trailer: yes\r\n\r\n", b"hello"),  # trailers discarded
-    (b"5\nhello\r\n0\n\n", b"hello"),  # a bare LF ends a chunk line
     (b"0\r\n\r\n", b""),
+    # extensions per RFC 9112 7.1.1: BWS around ";" and "=", token or quoted-string values
+    (b"5 ;a\r\nhello\r\n0\r\n\r\n", b"hello"),
+    (b"5\t; a = b ;c\r\nhello\r\n0\r\n\r\n", b"hello"),
+    (b'5;a="q \\" ;=\t\xff"\r\nhello\r\n0;last=1\r\n\r\n', b"hello"),
+    (b"0" * 40 + b"5\r\nhello\r\n0\r\n\r\n", b"hello"),  # leading zeros are not size
+    (b"5\r\nhello\r\n0\r\nA: 1\r\nB:\r\nC: x y\t\r\n\r\n", b"hello"),
 ])
 def test_chunked_bodies(data, body):
     reader, length = reader_for([("Transfer-Encoding", "chunked")], data + b"NEXT REQUEST")
@@ -261,6 +267,34 @@ def test_chunked_read_all_at_once():
     b"5\r\nhello",  # no CRLF after the data
     b"5" + b"0" * 5000 + b"\r\n",  # a chunk-size line longer than the limit
     b"5\r\nhello\r\n0\r\n" + b"X: " + b"y" * 5000 + b"\r\n\r\n",  # a trailer line too long
+    # CRLF only (RFC 9112 7.1): a bare LF or CR anywhere in the framing
+    b"5\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n0\n\r\n",
+    b"5\r\nhello\r\n0\r\n\n",
+    b"5\r\nhello\r\n0\r\nX: y\n\r\n",
+    b"5\rhello\r\n0\r\n\r\n",
+    b"5;a\rb\r\nhello\r\n0\r\n\r\n",
+    b"5;a\r\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n0\r\nX: a\rb\r\n\r\n",
+    # sizes bounded: never a wait for a body of that size
+    b"1" * 100 + b"\r\n",
+    b"1" + b"0" * 16 + b"\r\n",
+    # extensions off the grammar
+    b"5;\r\nhello\r\n0\r\n\r\n",
+    b"5;=x\r\nhello\r\n0\r\n\r\n",
+    b"5;a=\r\nhello\r\n0\r\n\r\n",
+    b"5;a b\r\nhello\r\n0\r\n\r\n",
+    b'5;a="x\r\nhello\r\n0\r\n\r\n',
+    b"5;a=\x00\r\nhello\r\n0\r\n\r\n",
+    b"5 \r\nhello\r\n0\r\n\r\n",  # whitespace after a size with no extension
+    b"5,6\r\nhello\r\n0\r\n\r\n",
+    # trailer lines that are not field lines
+    b"5\r\nhello\r\n0\r\nnot a field\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n: x\r\n\r\n",
+    b"5\r\nhello\r\n0\r\nX : y\r\n\r\n",
+    b"5\r\nhello\r\n0\r\nA: 1\r\n folded\r\n\r\n",
+    b"5\r\nhello\r\n0\r\nA: \x00\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n\r",  # cut inside the last CRLF
 ])
 def test_chunked_errors(data):
     reader, _ = reader_for([("Transfer-Encoding", "chunked")], data)
@@ -279,6 +313,12 @@ def test_chunked_many_small_chunks_over_max_body_is_413():
     data = b"".join(b"a\r\n0123456789\r\n" for _ in range(101)) + b"0\r\n\r\n"
     reader, _ = reader_for([("Transfer-Encoding", "chunked")], data, max_body=1000)
     assert status_of(read_all, reader) == 413
+
+
+def test_many_trailer_fields_are_431():
+    data = b"0\r\n" + b"X: 1\r\n" * (wire.MAX_HEADER_FIELDS + 1) + b"\r\n"
+    reader, _ = reader_for([("Transfer-Encoding", "chunked")], data)
+    assert status_of(read_all, reader) == 431
 
 
 def test_endless_trailers_are_refused():
@@ -399,3 +439,82 @@ def test_looks_like_tls():
     assert wire.looks_like_tls(b"\x16")  # the first byte may arrive alone
     assert not wire.looks_like_tls(b"\x16\x04")
     assert not wire.looks_like_tls(b"")
+
+
+# -- the door's head rules: Host (RFC 9112 3.2), HTTP/1.0 framing (6.1), absolute form (3.2.2) -------
+
+def door(target: str = "/", protocol: str = "HTTP/1.1", fields=(("Host", "example.com"),)):
+    request = Request("GET", target, protocol=protocol, headers=Headers(fields))
+    return request_problem(request), request
+
+
+@pytest.mark.parametrize("host", [
+    "example.com", "example.com:8080", "EXAMPLE.com:", "127.0.0.1", "127.0.0.1:80", "[::1]",
+    "[::1]:8000", "[2001:db8::ffff:192.0.2.1]", "a-b_c~d.e", "%41b", "!$&'()*+,;=", "",
+])
+def test_valid_hosts(host):
+    assert door(fields=[("Host", host)])[0] is None
+
+
+@pytest.mark.parametrize("host", [
+    "evil.example/", "a/b", "a?b", "a#b", "user@a", "a b", "a\tb", " a:b:c", "a:b", "a:80:80",
+    "[::1", "[::g]", "[1.2.3.4]", "[v1.x]", ":80", "caf\xe9", "%4", "a%zz", "a\\b", "[::1]x", "a\"b",
+])
+def test_malformed_hosts_are_400(host):
+    assert door(fields=[("Host", host)])[0] == "malformed Host field"
+
+
+@pytest.mark.parametrize(("protocol", "fields", "problem"), [
+    ("HTTP/1.1", [], "HTTP/1.1 request without a Host field"),
+    ("HTTP/1.1", [("Host", "a"), ("Host", "a")], "more than one Host field"),
+    ("HTTP/1.1", [("Host", "a"), ("host", "b")], "more than one Host field"),
+    ("HTTP/1.0", [("Host", "a"), ("Host", "b")], "more than one Host field"),
+    ("HTTP/1.0", [("Host", "a/b")], "malformed Host field"),
+    ("HTTP/1.0", [("Transfer-Encoding", "chunked")], "Transfer-Encoding in an HTTP/1.0 request"),
+    ("HTTP/1.0", [("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
+     "Transfer-Encoding in an HTTP/1.0 request"),
+    ("HTTP/1.0", [], None),
+    ("HTTP/1.0", [("Content-Length", "5")], None),
+    ("HTTP/1.1", [("Host", "a"), ("Transfer-Encoding", "chunked")], None),
+])
+def test_host_and_framing_rules(protocol, fields, problem):
+    assert framing_problem(protocol, Headers(fields)) == problem
+    assert door(protocol=protocol, fields=fields)[0] == problem
+
+
+@pytest.mark.parametrize(("target", "fields", "path", "host"), [
+    ("http://example.com/p?q", [("Host", "other")], "/p?q", "example.com"),
+    ("HTTPS://example.com:8443/a/b", [("Host", "x")], "/a/b", "example.com:8443"),
+    ("http://example.com", [("Host", "x")], "/", "example.com"),
+    ("http://example.com?q=1", [("Host", "x")], "/?q=1", "example.com"),
+    ("http://[::1]:80//x", [("Host", "x")], "//x", "[::1]:80"),
+])
+def test_absolute_form_authority_replaces_host(target, fields, path, host):
+    problem, request = door(target, fields=fields)
+    assert problem is None
+    assert request.target == path and request.raw_path == path.split("?")[0]
+    assert request.headers.get_all("host") == [host]
+
+
+def test_absolute_form_on_http10_without_host_gets_one():
+    problem, request = door("http://example.com/p", protocol="HTTP/1.0", fields=[])
+    assert problem is None and request.target == "/p" and request.headers.get("Host") == "example.com"
+
+
+@pytest.mark.parametrize(("target", "fields"), [
+    ("http://example.com/p", []),  # HTTP/1.1 still needs its Host line (RFC 9112 3.2)
+    ("http://example.com/p", [("Host", "a"), ("Host", "b")]),
+    ("http://example.com/p", [("Host", "a/b")]),
+    ("ftp://example.com/p", [("Host", "x")]),
+    ("http:///p", [("Host", "x")]),
+    ("http://user@example.com/p", [("Host", "x")]),
+    ("http://user:pw@example.com/p", [("Host", "x")]),
+    ("http://a:b/p", [("Host", "x")]),
+    ("http://:80/p", [("Host", "x")]),
+    ("http://example.com#f", [("Host", "x")]),
+    ("1http://example.com/", [("Host", "x")]),
+    ("x/http://example.com/", [("Host", "x")]),
+])
+def test_bad_absolute_forms_are_400(target, fields):
+    problem, request = door(target, fields=fields)
+    assert problem is not None and request.target == target

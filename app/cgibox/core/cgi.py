@@ -59,7 +59,7 @@ def _busy() -> HTTPError:
     return HTTPError(503, "every CGI slot is busy; try again shortly", headers=[("Retry-After", RETRY_AFTER)])
 
 
-def read_request_body(request: Request, size: int, body_timeout: float) -> bytes:
+def read_request_body(request: Request, size: int, body_timeout: float | None = None) -> bytes:
     """Up to `size` bytes of the request body. The body stream is the front's: a socket timeout
     is the client's silence (BodyTimeout: 408 and close, as the fronts' own streams raise it);
     gunicorn's stream raises its own exceptions for a broken chunked body (InvalidChunkSize,
@@ -70,6 +70,8 @@ def read_request_body(request: Request, size: int, body_timeout: float) -> bytes
     except HTTPError:
         raise
     except TimeoutError:
+        if body_timeout is None:  # a caller that does not say how long the stream waited
+            raise HTTPError(408, "the request body stopped arriving", close_connection=True) from None
         raise BodyTimeout(body_timeout) from None
     except Exception as error:  # noqa: BLE001 - a front's body stream may raise anything
         raise HTTPError(400, f"the request body could not be read: {type(error).__name__}",

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cgibox.core import wire
+from cgibox.core import fast_head, wire
 from cgibox.core.errors import HTTPError
-from cgibox.core.request import Headers, Request
+from cgibox.core.request import Headers, Request, framing_problem
 from cgibox.core.response import Response
 
 # -- states and events ---------------------------------------------------------------------------
@@ -102,8 +102,11 @@ class Connection:
     """
 
     def __init__(self, max_body: int, peer: tuple[str, int] = ("-", 0),
-                 server: tuple[str, int] = ("localhost", 0), scheme: str = "http") -> None:
+                 server: tuple[str, int] = ("localhost", 0), scheme: str = "http",
+                 fast: bool = fast_head.AVAILABLE) -> None:
         self.max_body = max_body
+        # a head that arrives whole goes through llhttp first (core/fast_head.py), when installed
+        self.fast = fast and fast_head.AVAILABLE
         self.peer = peer
         self.server = server
         self.scheme = scheme
@@ -183,7 +186,7 @@ class Connection:
                 return CLOSED_EVENT
             return NEED_DATA
         if self._line is None:
-            if not self._blank_skipped and buffer[:1] in (b"\r", b"\n"):
+            if not self._blank_skipped and bytes(buffer[:1]) in (b"\r", b"\n"):
                 # one empty line before a request line is tolerated (RFC 9112 2.2)
                 if buffer[:2] == b"\r\n" or buffer[:1] == b"\n":
                     del buffer[:2 if buffer[:1] == b"\r" else 1]
@@ -191,6 +194,11 @@ class Connection:
                     return self._parse()
                 if len(buffer) < 2 and not self.eof:
                     return NEED_DATA
+            if self.fast:
+                parsed = fast_head.parse_head(buffer)
+                if parsed is not None:
+                    self._line, self._headers, self._scan = parsed
+                    return self._head_done()
             if wire.looks_like_tls(bytes(buffer[:2])):
                 self._move(ERROR)
                 return TLS_ON_PLAIN_PORT
@@ -199,7 +207,7 @@ class Connection:
                 if len(buffer) > wire.MAX_REQUEST_LINE + 2:
                     raise HTTPError(414, close_connection=True)
                 return self._more()
-            self._line = wire.parse_request_line(bytes(buffer[:end]).rstrip(b"\r"))
+            self._line = wire.parse_request_line(_without_cr(bytes(buffer[:end])))
             self._scan = self._headers_start = end + 1
         while True:
             end = buffer.find(b"\n", self._scan)
@@ -209,7 +217,7 @@ class Connection:
                 return self._more()
             if end + 1 - self._headers_start > wire.MAX_HEADER_BYTES:
                 raise HTTPError(431, "header block too large", close_connection=True)
-            line = bytes(buffer[self._scan:end]).rstrip(b"\r")
+            line = _without_cr(bytes(buffer[self._scan:end]))
             self._scan = end + 1
             if not line:
                 return self._head_done()
@@ -226,6 +234,11 @@ class Connection:
         assert self._line is not None
         method, target, protocol = self._line
         headers = self._headers
+        # Host and HTTP/1.0 framing (request_problem asks again for every front): refused before
+        # a body reader is made, so a faulty framing is never decoded
+        problem = framing_problem(protocol, headers)
+        if problem is not None:
+            raise HTTPError(400, problem, close_connection=True)
         del self.buffer[:self._scan]
         self._reset_head()
         request = Request(method=method, target=target, protocol=protocol, headers=headers,
@@ -290,6 +303,12 @@ class Connection:
     def early_error_answered(self) -> None:
         """After an EarlyError was written: nothing more on this connection."""
         self.state = MUST_CLOSE
+
+
+def _without_cr(line: bytes) -> bytes:
+    """A head line without its CR: one CR before the LF (a bare LF is taken too, RFC 9112 2.2);
+    any other CR stays and makes the line malformed."""
+    return line[:-1] if line.endswith(b"\r") else line
 
 
 class BufferedSource:

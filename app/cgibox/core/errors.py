@@ -38,10 +38,11 @@ class BodyTimeout(HTTPError):
                          close_connection=True)
 
 
-# methods this server knows (RFC 9110 9.3, and PATCH, RFC 5789): a known one that a resource does
-# not allow is 405 with Allow; any other is 501, the answer RFC 9110 9.1 gives for a method the
-# server does not recognise
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+# methods this server knows (RFC 9110 9.3, PATCH from RFC 5789, MKCOL and MOVE from RFC 4918): a
+# known one that a resource does not allow is 405 with Allow; any other is 501, the answer
+# RFC 9110 9.1 gives for a method the server does not recognise
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+                           "MKCOL", "MOVE"})
 
 
 def refuse_method(method: str, allowed: str) -> HTTPError:

@@ -13,13 +13,25 @@ from typing import Any
 
 from cgibox import __version__
 from cgibox.config import Config
-from cgibox.core import wire
-from cgibox.core.access import READ, RUN, WRITE, WRITE_METHODS, Access, PrivateRule, Rules, WriteRule
+from cgibox.core import wire, writes_page
+from cgibox.core.access import (
+    ALLOW,
+    LOGIN,
+    READ,
+    RUN,
+    WRITE,
+    WRITE_METHODS,
+    Access,
+    PrivateRule,
+    Rules,
+    WriteRule,
+)
 from cgibox.core.accesslog import AccessLog, server_log
+from cgibox.core.archive import Archives
 from cgibox.core.auth import Auth
 from cgibox.core.cgi import MAX_LOCAL_REDIRECTS, CGIRunner, LocalRedirect
 from cgibox.core.compress import Compressor
-from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL
+from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL, LISTING
 from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
@@ -31,6 +43,8 @@ from cgibox.core.static import StaticFiles
 from cgibox.core.stats import Stats
 from cgibox.core.stats_page import render_stats_page
 from cgibox.core.templates import Templates
+from cgibox.core.writes import Writes, is_write
+from cgibox.core.writes_page import WriteControls
 
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
@@ -70,10 +84,16 @@ class App:
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
         self.access = Access(access_rules(config, self.script_mounts), self.auth)
-        # the largest body any route takes (--max-body, or a mount's own max_body): the fronts'
-        # wire limit; each route holds its own (a script's runner its mount's max_body)
-        self.body_limit = max((config.max_body, *(mount.max_body for mount in config.cgi_mount
-                                                  if mount.max_body is not None)))
+        # the largest body any route takes (--max-body, a mount's own max_body, or with --write
+        # no limit there): the fronts' wire limit; each route holds its own (a script's runner its
+        # mount's max_body, an upload --max-upload a file)
+        self.body_limit = writes_body_limit(config, max((config.max_body, *(
+            mount.max_body for mount in config.cgi_mount if mount.max_body is not None))))
+        self.archives = Archives(self.root, self.static.exclude,
+                                 lambda request, path: self.access.answer(request, READ, path) == ALLOW)
+        self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
+        self.write_controls = WriteControls(self.templates, self._write_offer, self._check_write,
+                                            config.max_upload)
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -167,8 +187,8 @@ class App:
 
     def _dispatch(self, request: Request) -> tuple[Response | LocalRedirect, str]:
         decoded = decode_path(request.raw_path)
-        if decoded is None:
-            raise HTTPError(404)
+        if decoded is None:  # NUL, an encoded slash: no file has that name, no write may give it
+            raise HTTPError(400 if is_write(request) else 404)
         reserved = decoded in RESERVED and self.config.service_routes
         mount = self.cgi_mount_for(decoded) if self.config.run_scripts and not reserved else None
         in_place = self.in_place_script(decoded) if mount is None else None
@@ -186,9 +206,17 @@ class App:
             return self.runners.get(mount[0], self.cgi).run(request, decoded, mount), CGI
         if in_place is not None and self._runs_in_place(request, decoded, in_place):
             return self.cgi.run(request, decoded, ("", self.root)), CGI
+        if is_write(request) and (request.method != "POST" or decoded.endswith("/")):
+            return self.writes.handle(request, decoded), FILE
+        archive = self.archives.wanted(request, decoded)
+        if archive is not None:
+            return self.archives.respond(request, decoded, archive), FILE
         if decoded == FAVICON and self.config.builtin_favicon:
             return self.favicon(request), FILE
-        return self.static.serve(request, decoded), FILE
+        response = self.static.serve(request, decoded)
+        if response.route_kind == LISTING:  # a writer's listing shows the write controls
+            response = self.write_controls.apply(request, decoded, response)
+        return response, FILE
 
     @staticmethod
     def kind_of(request: Request, script: object) -> str:
@@ -199,6 +227,27 @@ class App:
         if request.method in WRITE_METHODS and request.method in KNOWN_METHODS:
             return WRITE
         return READ
+
+    def _check_write(self, request: Request, decoded: str) -> None:
+        """May this request write at `decoded`? core.access's rules: 401/403/405 when not."""
+        self.access.check(request, WRITE, decoded)
+
+    def _write_offer(self, request: Request, decoded: str) -> str:
+        """What a page offers this reader at `decoded`: the write controls when the rules allow
+        it (or would, with the credentials the request carries: only then is a login tried), a
+        login link when they want one, else nothing."""
+        answer = self.access.answer(request, WRITE, decoded)
+        if answer == ALLOW:
+            return writes_page.WRITE
+        if answer != LOGIN:
+            return writes_page.NOTHING
+        if "authorization" not in request.headers:
+            return writes_page.LOGIN
+        try:
+            self.access.check(request, WRITE, decoded)
+        except HTTPError:
+            return writes_page.NOTHING
+        return writes_page.WRITE
 
     def in_place_script(self, decoded: str) -> str | None:
         """--cgi-ext: the URL path of the script `decoded` names under the root (its first
@@ -313,6 +362,14 @@ def shared_path(stats: Stats, suffix: str) -> str:
     base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
         tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
     return str(base) + suffix
+
+
+def writes_body_limit(config: Config, scripts: int) -> int:
+    """The framing's body limit: the largest a script takes, or with --write no limit there
+    (each script still gets its own, each uploaded file --max-upload)."""
+    if config.write:
+        return 1 << 62
+    return scripts
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:

@@ -31,7 +31,10 @@ class ByteSource(Protocol):
 MAX_REQUEST_LINE = 8192  # bytes, CRLF excluded: longer is 414
 MAX_HEADER_BYTES = 65536  # the whole header block: larger is 431
 MAX_HEADER_FIELDS = 100  # more fields is 431
-MAX_CHUNK_LINE = 4096
+MAX_CHUNK_LINE = 4096  # a chunk-size line or a trailer line, CRLF included
+# significant hex digits of a chunk size: 16 spell any 64-bit length; more is 400 at once (a
+# 100-digit size must never become a wait for a body of that size)
+MAX_CHUNK_SIZE_DIGITS = 16
 SERVER = f"cgibox/{__version__}"
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -39,6 +42,13 @@ _VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
 # field values: visible ASCII, obs-text, space and tab (RFC 9110 5.5); no CR, LF or NUL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# RFC 9112 7.1.1, all after the chunk size: *( BWS ";" BWS name [ BWS "=" BWS ( token /
+# quoted-string ) ] ), token and quoted-string of RFC 9110 5.6.2 and 5.6.4. No nested
+# quantifier can match the same bytes two ways, so matching stays linear.
+_TOKEN_RE = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED_STRING = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN_RE
+                        + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN_RE + rb"|" + _QUOTED_STRING + rb"))?)*")
 # a well-formed field line in one match (a token, a colon, a value of allowed bytes), so that the
 # common case costs one regex; no nested or lazy quantifiers, so matching stays linear
 _FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\x00-\x08\x0a-\x1f\x7f]*)")
@@ -170,7 +180,7 @@ class BodyReader:
     def read(self, size: int = -1) -> bytes:
         raise NotImplementedError
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         data = self.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
@@ -204,8 +214,26 @@ class LengthBodyReader(BodyReader):
         return data
 
 
+def parse_chunk_size(line: bytes) -> int:
+    """A chunk-size line, its CRLF removed -> the size (RFC 9112 7.1): 1*HEXDIG, then chunk
+    extensions that follow the grammar (ignored). Anything else is 400, as is a size of more
+    than MAX_CHUNK_SIZE_DIGITS significant digits."""
+    size_text, semicolon, extensions = line.partition(b";")
+    if semicolon:
+        size_text = size_text.rstrip(b" \t")  # BWS, allowed only before an extension
+        if not _CHUNK_EXT.fullmatch(semicolon + extensions):
+            raise HTTPError(400, "malformed chunk extension", close_connection=True)
+    if not _HEX.fullmatch(size_text):
+        raise HTTPError(400, "malformed chunk size", close_connection=True)
+    if len(size_text.lstrip(b"0")) > MAX_CHUNK_SIZE_DIGITS:
+        raise HTTPError(400, "chunk size too large", close_connection=True)
+    return int(size_text, 16)
+
+
 class ChunkedBodyReader(BodyReader):
-    """Transfer-Encoding: chunked (RFC 9112 7.1), trailers discarded."""
+    """Transfer-Encoding: chunked (RFC 9112 7.1), strictly: every line ends in CRLF (a bare LF or
+    CR is 400), sizes and extensions follow the grammar, trailer lines are field lines (counted
+    against the header limits, then discarded)."""
 
     def __init__(self, source: ByteSource, max_body: int,
                  before_first_read: Callable[[], None] | None = None) -> None:
@@ -214,27 +242,29 @@ class ChunkedBodyReader(BodyReader):
 
     def _line(self) -> bytes:
         line = self.source.readline(MAX_CHUNK_LINE + 1)
-        if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
+        if len(line) > MAX_CHUNK_LINE or not line.endswith(b"\r\n"):
             raise HTTPError(400, "malformed chunked body", close_connection=True)
-        return line.rstrip(b"\r\n")
+        return line[:-2]
 
     def _next_chunk(self) -> None:
-        # chunk-size = 1*HEXDIG, then optional whitespace before a chunk-ext (RFC 9112 7.1.1)
-        size_text = self._line().split(b";", 1)[0].rstrip(b" \t")
-        if not _HEX.fullmatch(size_text):
-            raise HTTPError(400, "malformed chunk size", close_connection=True)
-        size = int(size_text, 16)
+        size = parse_chunk_size(self._line())
         if size == 0:
-            trailer_bytes = 0
-            while line := self._line():  # trailer fields, then the empty line
-                trailer_bytes += len(line) + 2
-                if trailer_bytes > MAX_HEADER_BYTES:
-                    raise HTTPError(431, "trailer section too large", close_connection=True)
+            self._trailers()
             self.finished = True
             return
         if self.total + size > self.max_body:
             raise HTTPError(413, close_connection=True)
         self._chunk_left = size
+
+    def _trailers(self) -> None:
+        """Trailer fields up to the empty line: well-formed field lines, within the head's limits."""
+        fields = size = 0
+        while line := self._line():
+            size += len(line) + 2
+            fields += 1
+            if size > MAX_HEADER_BYTES or fields > MAX_HEADER_FIELDS:
+                raise HTTPError(431, "trailer section too large", close_connection=True)
+            parse_header_line(line)
 
     def _crlf(self) -> bool:
         """The CRLF after a chunk's data (a source may return fewer bytes than asked)."""
@@ -332,7 +362,7 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
 _FIELDS_CACHE_SIZE = 1024
 # a field set this large (a script's cookies) is encoded each time: the cache stays under ~2 MB
 _FIELDS_CACHED_BYTES = 2048
-_fields_cache: dict[tuple, tuple[bytes, bool, bool, bool]] = {}
+_fields_cache: dict[tuple[object, ...], tuple[bytes, bool, bool, bool]] = {}
 _status_cache: dict[tuple[str, int, str | None], bytes] = {}
 _SERVER_LINE = f"Server: {SERVER}\r\n".encode("latin-1")
 _date_cache: tuple[int, bytes] = (0, b"")
