@@ -296,14 +296,16 @@ class ScriptRun:
             if emit:
                 raise ConnectionCut from None
             return
+        failure = self._ended_badly() if emit and remaining is None else None
+        # the run is over: its slot is free before the response's last bytes go out, so a
+        # client's next request never finds it still taken
+        self.stop()
         if emit and remaining:
             server_log(f"{self.tag}: output ended {remaining} bytes short of its Content-Length")
             raise ConnectionCut
-        if emit and remaining is None:
-            failure = self._ended_badly()
-            if failure is not None:
-                server_log(f"{self.tag}: {failure} after its head; the connection is cut")
-                raise ConnectionCut
+        if failure is not None:
+            server_log(f"{self.tag}: {failure} after its head; the connection is cut")
+            raise ConnectionCut
 
     def _ended_badly(self) -> str | None:
         """Once stdout has ended: why the script's output is not whole (it was killed by a
