@@ -66,10 +66,11 @@ USER 10001:10001
 EXPOSE 8000
 
 # python3 and urllib are all the slim image needs; it follows CGIBOX_PORT (and CGIBOX_HOST when that
-# is one address rather than "any")
+# is one address rather than "any"). Its User-Agent marks it as a probe: kept out of the access log
+# and /stats (CGIBOX_LOG_PROBES=1 logs and counts them).
 # With CGIBOX_TLS_CERT set it asks over HTTPS (the certificate is not checked: it is our own port).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python3", "-c", "import os, ssl, urllib.request as u; h = os.environ.get('CGIBOX_HOST', '').strip('[]'); h = '127.0.0.1' if h in ('', '0.0.0.0', '::') else h; h = '[%s]' % h if ':' in h else h; s = 'https' if os.environ.get('CGIBOX_TLS_CERT') else 'http'; u.urlopen('%s://%s:%s/healthz' % (s, h, os.environ.get('CGIBOX_PORT') or '8000'), timeout=4, context=ssl._create_unverified_context())"]
+    CMD ["python3", "-c", "import os, ssl, urllib.request as u; h = os.environ.get('CGIBOX_HOST', '').strip('[]'); h = '127.0.0.1' if h in ('', '0.0.0.0', '::') else h; h = '[%s]' % h if ':' in h else h; s = 'https' if os.environ.get('CGIBOX_TLS_CERT') else 'http'; u.urlopen(u.Request('%s://%s:%s/healthz' % (s, h, os.environ.get('CGIBOX_PORT') or '8000'), headers={'User-Agent': 'cgibox-healthcheck'}), timeout=4, context=ssl._create_unverified_context())"]
 
 ARG PYTHON_VERSION
 ARG VERSION=0.1.0

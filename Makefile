@@ -87,6 +87,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	  fi; \
 	fi
 	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
+	$(BIN)/python bench/webdav.py $(if $(filter 1 yes true,$(QUICK)),--duration 1)
 
 # `make bench-writes`: the write cells (issue 21): a 1 GiB PUT by 4 clients against nginx's dav
 # module, and a zip of a 1 GiB folder; MB/s and each server's memory growth (bench/writes.py)

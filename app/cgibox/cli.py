@@ -16,8 +16,37 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one line on stderr and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}{self.suggestion(message)}\n")
         raise SystemExit(2)
+
+    def suggestion(self, message: str) -> str:
+        """" (did you mean --port?)" for a mistyped flag (a few letters off, swapped or `_` for
+        `-`), else ""."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        known = [flag for action in self._actions for flag in action.option_strings if flag.startswith("--")]
+        for word in message.split(":", 1)[1].split():
+            if word.startswith("-"):
+                typed = "--" + word.split("=", 1)[0].lstrip("-").replace("_", "-").lower()
+                distance, best = min((_edits(typed, flag), flag) for flag in known)
+                if distance <= max(1, (len(typed) - 2) // 3):
+                    return f" (did you mean {best}?)"
+        return ""
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+    neighbouring letters each count 1 ("--prot" is one from "--port", two from "--root")."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,15 +109,16 @@ def check_startup(config: Config) -> None:
 
 
 def url_for(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/"
+    from cgibox.announce import url_for as announced_url
+
+    return announced_url(host, port)
 
 
 def startup_line(config: Config, port: int) -> str:
-    url = url_for(config.host, port)
-    if config.tls_cert is not None:
-        url = "https" + url[len("http"):]
-    return f"cgibox {__version__} ({config.front}) serving {config.root} on {url}"
+    """The one start-up line (cgibox.announce says it, and what follows it)."""
+    from cgibox.announce import startup_line as line
+
+    return line(config, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,7 +145,13 @@ def run_httpserver(config: Config) -> int:
             sys.stderr.write(f"cgibox: error: cannot listen on {config.host}:{config.port}: "
                              f"{error.strerror or error}\n")
             return 2
-        print(startup_line(config, server.server_port), flush=True)
+        # a stop signal sent as soon as the start-up line is read waits for the handlers that
+        # serve() / supervise() set (they release it), instead of killing this process
+        from cgibox.announce import announce
+        from cgibox.fronts.forks import hold
+
+        hold()
+        announce(config, server.server_port)
         processes = config.processes or usable_cpus()
         try:
             if config.front == "threading" and processes > 1:

@@ -98,6 +98,12 @@ def _directory(text: str) -> Path:
     if not text.strip():
         raise ConfigError("an empty path; name a folder")
     path = Path(text).expanduser()
+    try:
+        path.stat()
+    except PermissionError:
+        raise ConfigError("cannot be reached by this user (permission denied on a folder above it)") from None
+    except OSError:
+        pass
     if not path.is_dir():
         raise ConfigError("not a folder" if path.exists() else "no such folder")
     return path.resolve()
@@ -338,11 +344,23 @@ SETTINGS: tuple[Setting, ...] = (
             "generated pages are always compressed", switch=True, default_text="off"),
     Setting("no_readme", _switch, "0", "do not show a folder's README under its listing",
             switch=True, default_text="off"),
+    Setting("qr", _switch, "0",
+            "print a QR code of the first URL in the terminal at start-up (for a phone on the same network)",
+            switch=True, default_text="off"),
+    Setting("log_probes", _switch, "0",
+            "log and count health-check probes (`/healthz` asked by the image's HEALTHCHECK or a "
+            "Kubernetes probe), which are otherwise kept out of the access log and `/stats`",
+            switch=True, default_text="off"),
     Setting("keepalive_timeout", _seconds, None,
             "seconds an idle keep-alive connection is kept between requests", "SECONDS",
             default_text="15 (gunicorn: its own, 2)"),
     Setting("max_connections", _positive_int, "10000",
             "open connections per process; past it the server stops accepting until one closes", "N"),
+    # a child's leak or fragmentation cannot grow past this many requests, and a fresh child
+    # forked ahead from the small template process costs ~2 ms per thousand requests
+    Setting("max_requests", _positive_int, "1000",
+            "requests a forking-front child answers before it exits and a fresh one, forked ahead, "
+            "takes its place", "N"),
     Setting("processes", _positive_int, None,
             "serving processes of the threading front, sharing one listening socket", "N",
             default_text="1 per CPU"),
@@ -378,6 +396,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header", _headers, None,
             "`NAME: VALUE` added to every response (repeatable; the variable: one per line)",
             "'NAME: VALUE'", repeat="\n"),
+    Setting("webdav", _switch, "0",
+            "WebDAV (RFC 4918 class 1 and 2) on the served tree, under the same read and `--write` rules",
+            switch=True, default_text="off"),
     Setting("tls_cert", _existing_file, None,
             "PEM certificate (chain): HTTPS on the same port", "FILE"),
     Setting("tls_key", _existing_file, None, "PEM private key of `--tls-cert`", "FILE"),
@@ -444,8 +465,12 @@ class Config:
     tls_key: Path | None = None
     keepalive_timeout: float | None = None  # None: the front's own (15 s; gunicorn's 2 s)
     max_connections: int = 10000
+    max_requests: int = 1000
     processes: int | None = None  # None: one per CPU (threading front)
     compress_files: bool = False
+    webdav: bool = False
+    qr: bool = False
+    log_probes: bool = False
     # what the loader found worth one line at start-up ("no ./cgi-bin here: ..."), not a setting
     notes: tuple[str, ...] = ()
 

@@ -5,6 +5,7 @@ one-line error (exit 2), and the warnings an operator should see once."""
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from cgibox.config import Config
 
@@ -52,9 +53,10 @@ def check(config: Config) -> list[str]:
         named = [rule for rule in config.write if "=" in rule]
         if named:
             raise StartupError(f"--write {named[0]!r} names users, which needs --auth-file")
-        if config.write and not _loopback(config.host):
-            warnings.append(f"cgibox: warning: --write without --auth-file on {config.host}: anyone "
-                            "who can reach this address may upload, move and delete files there")
+    warnings += _open_to_the_network(config)
+    if os.path.isdir(config.root) and not os.access(config.root, os.R_OK | os.X_OK):
+        warnings.append(f"cgibox: warning: {config.root} is not readable by this user (uid {os.getuid()}): "
+                        "every page will be 403; make it readable (chmod -R o+rX) or run as its owner")
     limits = dict(config.cgi_limits)
     prlimit = find_prlimit() if limits else None
     if limits and prlimit is None:
@@ -67,3 +69,23 @@ def check(config: Config) -> list[str]:
         warnings.append("cgibox: warning: --cgi-limits processes= does not hold for scripts run as "
                         "root (the kernel exempts uid 0); run cgibox as another user")
     return warnings
+
+
+def _open_to_the_network(config: Config) -> list[str]:
+    """One line when anyone on the network can read (or, with --write, change) the folder."""
+    if config.auth_file is not None or _loopback(config.host):
+        return []
+    if config.write:
+        return [f"cgibox: WARNING: --write without --auth-file on {config.host or 'every address'}: anyone "
+                "who can reach this address may upload, overwrite, move and delete files there; "
+                "add --auth-file"]
+    scripts = " and run its scripts" if config.run_scripts and config.cgi_dir is not None \
+        and os.path.isdir(config.cgi_dir) else ""
+    from cgibox.announce import in_container
+
+    if in_container():  # it listens on every address of its own network; the publish decides
+        return [f"cgibox: warning: no --auth-file: whoever can reach the port this container is "
+                f"published on can read the folder{scripts} (compose publishes on 127.0.0.1 unless "
+                "CGIBOX_BIND says otherwise)"]
+    return [f"cgibox: warning: open to the network on {config.host or 'every address'} without "
+            f"--auth-file: anyone who can reach this machine can read the folder{scripts}"]

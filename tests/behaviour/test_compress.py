@@ -116,3 +116,28 @@ def test_compress_files_gzips_text_but_never_a_range(compressing, site):
 def test_files_are_sent_as_they_are_without_the_flag(server):
     reply = server.request("GET", "/hello.txt", {"Accept-Encoding": "gzip"})
     assert reply.header("Content-Encoding") is None and reply.body == b"hello, world\n"
+
+
+def test_compress_files_validators_hold_for_every_representation(compressing):
+    """Issue 18 point 9: the plain representation's 304 lacked Vary, and If-Match with the gzip
+    ETag got 412: each representation's validators now work for it."""
+    plain = compressing.request("GET", "/text.txt")
+    encoded = compressing.request("GET", "/text.txt", {"Accept-Encoding": "gzip"})
+    plain_tag, gzip_tag = plain.header("ETag"), encoded.header("ETag")
+    assert plain_tag != gzip_tag and plain.header("Vary") == "Accept-Encoding"
+    not_modified = compressing.request("GET", "/text.txt", {"If-None-Match": plain_tag})
+    assert not_modified.status == 304 and not_modified.header("Vary") == "Accept-Encoding"
+    gzip_304 = compressing.request("GET", "/text.txt", {"Accept-Encoding": "gzip", "If-None-Match": gzip_tag})
+    assert gzip_304.status == 304 and gzip_304.header("ETag") == gzip_tag
+    matched = compressing.request("GET", "/text.txt", {"Accept-Encoding": "gzip", "If-Match": gzip_tag})
+    assert matched.status == 200 and matched.header("Content-Encoding") == "gzip"
+    assert compressing.request("GET", "/text.txt", {"If-Match": plain_tag}).status == 200
+
+
+@pytest.mark.parametrize(("accept", "expected"), [("x-gzip", "gzip"), ("gzip;q=1.5", None),
+                                                  ("gzip;q=0.5, identity", None)])
+def test_a_sibling_and_a_generated_page_read_accept_encoding_alike(compressing, accept, expected):
+    """Issue 24 B7: static.accepted_codings and compress.choose gave these opposite answers."""
+    sibling = compressing.request("GET", "/sib.txt", {"Accept-Encoding": accept})
+    listing = compressing.request("GET", "/many/", {"Accept-Encoding": accept})
+    assert sibling.header("Content-Encoding") == listing.header("Content-Encoding") == expected

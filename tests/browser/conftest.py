@@ -152,6 +152,9 @@ def browser():
     # the same clock and language on every machine: the screenshots and the time texts are stable
     driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
     driver.execute_cdp_cmd("Emulation.setLocaleOverride", {"locale": "en-GB"})
+    # the reader's languages too (navigator.languages, which the listing's times follow)
+    driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {
+        "userAgent": driver.execute_script("return navigator.userAgent"), "acceptLanguage": "en-GB,en"})
     try:
         yield Browser(driver)
     finally:

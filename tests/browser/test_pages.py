@@ -102,12 +102,14 @@ def test_sort_links_reorder(browser, server):
     names = browser.js(VISIBLE_NAMES)
     assert names.index("n2.txt") < names.index("n10.txt")  # natural order
     assert names[:3] == ["deep/", "plain-readme/", "sub/"]  # folders first
-    browser.driver.find_element("link text", "Size").click()
+    browser.driver.find_element("link text", "Size").click()  # the first click: largest first
     by_size = browser.js(VISIBLE_NAMES)
-    assert browser.driver.current_url.endswith("?sort=size&order=asc")
-    assert by_size[3] == "tiny.txt" and by_size[-1] == "big.bin"
+    assert browser.driver.current_url.endswith("?sort=size&order=desc")
+    assert by_size[3] == "big.bin" and by_size[-1] == "tiny.txt"
     browser.driver.find_element("partial link text", "Size").click()
-    assert browser.js(VISIBLE_NAMES)[3] == "big.bin"
+    assert browser.js(VISIBLE_NAMES)[3] == "tiny.txt"
+    browser.driver.find_element("link text", "Modified").click()  # the first click: newest first
+    assert browser.driver.current_url.endswith("?sort=mtime&order=desc")
     browser.driver.find_element("partial link text", "Name").click()
     assert browser.js(VISIBLE_NAMES) == names
 
@@ -175,3 +177,70 @@ def test_listing_screenshots(browser, server, scheme, tmp_path):
     assert path.stat().st_size > 10_000
     if have_docs_screenshots_wanted() and server.front == "threading":
         copy_to_docs(path, f"listing-{scheme}.png")
+
+
+# -- issue 24 A5 ---------------------------------------------------------------------------------
+
+COLUMNS = """return Array.from(document.querySelectorAll('#listing thead th')).map((th) => {
+    const box = th.getBoundingClientRect(); return [Math.round(box.left), Math.round(box.width)]; });"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_columns_do_not_jump_when_the_filter_matches_nothing(browser, server, width):
+    browser.open(server.url + "/pages/", width)
+    before = browser.js(COLUMNS)
+    browser.driver.find_element("id", "filter").send_keys("zzz-no-such-name")
+    assert browser.js(VISIBLE_NAMES) == []
+    assert browser.js(COLUMNS) == before
+
+
+def test_readme_headings_do_not_look_like_the_cards_title_bar(browser, server):
+    # beside /pages/ (whose folders the sort test counts), shared by every front's server
+    folder = server.root / "readme-sections"
+    folder.mkdir(exist_ok=True)
+    (folder / "README.md").write_text("# Title\n\n## A section\n\nText.\n\n### Smaller\n")
+    browser.open(server.url + "/readme-sections/")
+    style = """const el = document.querySelector(arguments[0]), s = getComputedStyle(el);
+        return {bg: s.backgroundColor, border: s.borderBottomStyle, display: s.display,
+                pad: s.paddingLeft};"""
+    bar = browser.js(style, ".readme > h2")
+    heading = browser.js(style, ".readme-body h2")
+    assert bar["border"] != "none" and bar["display"] == "flex"
+    assert heading["bg"] in ("rgba(0, 0, 0, 0)", "transparent") and heading["border"] == "none"
+    assert heading["display"] == "block" and heading["pad"] == "0px"
+
+
+def test_the_401_page_shows_its_reason_plainly_and_links_no_locked_page(browser, server):
+    """Rendered from the server's own 401 page (a real 401 would raise the browser's login prompt)."""
+    from cgibox.core.errors import error_response
+    from cgibox.core.templates import Templates
+
+    page = error_response(Templates(None), None, 401, "This server needs a login.").body
+    html = page.decode() if isinstance(page, bytes) else ""
+    assert html
+    browser.open(server.url + "/pages/")
+    browser.js("document.open(); document.write(arguments[0]); document.close();", html)
+    colours = browser.js("""const body = getComputedStyle(document.body).color;
+        return [getComputedStyle(document.querySelector('.detail')).color, body];""")
+    assert colours[0] == colours[1]  # not greyed out
+    assert browser.js("return document.querySelectorAll('main a[href=\"/\"]').length") == 0
+    assert "This server needs a login." in browser.driver.find_element("css selector", ".detail").text
+
+
+def test_times_follow_the_readers_languages(browser, server):
+    """A reader whose languages put German first gets 16:26, not "04:26 PM" (the UI's locale)."""
+    agent = browser.js("return navigator.userAgent")
+    try:
+        browser.driver.execute_cdp_cmd("Emulation.setLocaleOverride", {"locale": "en-US"})
+        for languages, twelve_hours in (("de-DE,de", False), ("en-US,en", True)):
+            browser.driver.execute_cdp_cmd("Emulation.setUserAgentOverride",
+                                           {"userAgent": agent, "acceptLanguage": languages})
+            browser.open(server.url + "/pages/", 1280)
+            text = browser.driver.find_element("css selector", "#listing tbody time").text
+            assert bool(re.search(r"[AP]M", text)) is twelve_hours, (languages, text)
+            if not twelve_hours:
+                assert re.search(r"\b\d\d:\d\d$", text), text
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.setLocaleOverride", {"locale": "en-GB"})
+        browser.driver.execute_cdp_cmd("Emulation.setUserAgentOverride",
+                                       {"userAgent": agent, "acceptLanguage": "en-GB,en"})

@@ -12,6 +12,7 @@ import pytest
 
 from tests.container.dockerctl import (
     UID,
+    Project,
     add_script,
     container_processes,
     engine_problem,
@@ -185,6 +186,40 @@ def test_gunicorn_profile_runs_scripts_as_the_non_root_user(gunicorn_box):
     assert reply.status == 200, reply.text[-300:]
     assert reply.text.strip() == str(UID)
     assert all(p["uids"] == [UID] * 4 for p in gunicorn_box.processes())
+
+
+# ------------------------------------------------------------------ first-minute edges (issue 24 A4)
+
+
+def test_health_probes_are_kept_out_of_the_log_and_stats(box):
+    """The HEALTHCHECK probes every 5 s (its User-Agent marks it); only other /healthz are logged."""
+    deadline = time.monotonic() + 30
+    while box.inspect("{{len .State.Health.Log}}") in ("", "0", "1") and time.monotonic() < deadline:
+        time.sleep(1)  # at least two probes have run
+    assert "cgibox-healthcheck" not in box.logs()
+    box.get("/healthz", User_Agent="curl/container-test")
+    deadline = time.monotonic() + 10
+    while "curl/container-test" not in box.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "curl/container-test" in box.logs()
+
+
+def test_the_start_up_lines_say_the_port_is_the_containers(box):
+    logs = box.logs()
+    assert "8000 is the container's port" in logs and "0.0.0.0:8000" not in logs
+
+
+def test_a_mistyped_serve_dir_is_refused_not_served_empty(image, site, tmp_path):
+    serve_dir, cgi_dir = site
+    typo = serve_dir.parent / "no-such-folder"
+    project = Project(image, typo, cgi_dir)
+    try:
+        done = project.compose("up", "-d", "--no-build", "--no-deps", "cgibox", timeout=120, check=False)
+        assert done.returncode != 0
+        assert "does not exist" in done.stderr + done.stdout
+        assert not typo.exists()  # Docker made no empty folder in its place
+    finally:
+        project.down()
 
 
 # ------------------------------------------------------------------ stopping

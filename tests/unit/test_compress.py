@@ -253,3 +253,49 @@ def test_compress_files_is_a_switch_the_variable_can_set(capsys):
         parse_config([], {"CGIBOX_COMPRESS_FILES": "maybe"})
     assert stopped.value.code == 2
     assert "CGIBOX_COMPRESS_FILES='maybe'" in capsys.readouterr().err
+
+
+# -- one owner of Accept-Encoding and of validators (issue 24 B7, issue 18 point 9) ----------------
+
+AGREEMENT = [
+    ("x-gzip", "gzip"),  # RFC 9110 8.4.1.3: x-gzip is gzip (the sibling was refused before)
+    ("gzip;q=1.5", "identity"),  # a q-value outside 0..1 is malformed: the item is dropped
+    ("gzip;q=0.5, identity", "identity"),  # identity preferred by q (the sibling was sent before)
+    ("gzip", "gzip"), ("", "identity"), ("*;q=0", "identity"), ("gzip;q=0", "identity"),
+]
+
+
+@pytest.mark.parametrize(("header", "expected"), AGREEMENT)
+def test_a_gz_sibling_and_a_generated_page_get_the_same_answer(tree, tmp_path, header, expected):
+    app = make_app(tree, tmp_path)
+    sibling = app.handle(request("/sib.txt", accept_encoding=header))
+    page_answer = app.handle(request("/many/", accept_encoding=header))
+    sibling.close()
+    assert (sibling.header("content-encoding") or "identity") == expected
+    assert (page_answer.header("content-encoding") or "identity") == expected
+
+
+def test_compress_files_validators_hold_for_every_representation(tree, tmp_path):
+    app = make_app(tree, tmp_path, compress_files=True)
+    plain = app.handle(request("/text.txt"))
+    encoded = app.handle(request("/text.txt", accept_encoding="gzip"))
+    plain_tag, gzip_tag = plain.header("etag"), encoded.header("etag")
+    assert gzip_tag == tagged(plain_tag, "gzip")
+    # the plain representation's 304 says it varies, as its 200 did
+    not_modified = app.handle(request("/text.txt", if_none_match=plain_tag))
+    assert not_modified.status == 304 and not_modified.header("vary") == "Accept-Encoding"
+    assert not_modified.header("etag") == plain_tag
+    gzip_304 = app.handle(request("/text.txt", accept_encoding="gzip", if_none_match=gzip_tag))
+    assert gzip_304.status == 304 and gzip_304.header("etag") == gzip_tag
+    assert gzip_304.header("vary") == "Accept-Encoding" and gzip_304.header("content-encoding") is None
+    # If-Match with the ETag of the representation the client gets holds; another's does not
+    matched = app.handle(request("/text.txt", accept_encoding="gzip", if_match=gzip_tag))
+    assert matched.status == 200 and matched.header("content-encoding") == "gzip"
+    assert app.handle(request("/text.txt", if_match=plain_tag)).status == 200
+    assert app.handle(request("/text.txt", if_match=gzip_tag)).status == 412
+    # a cached copy of the other representation is not current for this one
+    assert app.handle(request("/text.txt", accept_encoding="gzip", if_none_match=plain_tag)).status == 200
+    # a Range request is answered from the plain file, and still says it varies
+    ranged = app.handle(request("/text.txt", accept_encoding="gzip", range="bytes=0-9", if_range=plain_tag))
+    assert ranged.status == 206 and ranged.header("vary") == "Accept-Encoding"
+    assert ranged.header("etag") == plain_tag

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cgibox.core import conditional
+from cgibox.core import conditional, wire
 from cgibox.core.conditional import (
     MAX_RANGES,
     ByteRange,
@@ -21,6 +21,7 @@ from cgibox.core.conditional import (
     precondition_holds,
 )
 from cgibox.core.request import Headers
+from cgibox.core.response import Response
 
 MTIME = 1_700_000_000.25  # a sub-second modification time, as file systems give
 ETAG = '"abc-123"'
@@ -233,3 +234,45 @@ def test_if_range(value, expected):
 
 def test_max_ranges_is_sane():
     assert 1 < conditional.MAX_RANGES <= 100
+
+
+# -- the one evaluation of preconditions and the one 304 (issue 24 B7) --------------------------
+
+@pytest.mark.parametrize(("method", "fields", "expected"), [
+    ("GET", {}, None),
+    ("GET", {"If-None-Match": '"a"'}, 304),
+    ("HEAD", {"If-None-Match": 'W/"a"'}, 304),  # weak comparison
+    ("GET", {"If-None-Match": '"b"'}, None),
+    ("GET", {"If-Match": '"b"', "If-None-Match": '"a"'}, 412),  # If-Match is evaluated first
+    ("GET", {"If-Match": 'W/"a"'}, 412),  # strong comparison
+    ("GET", {"If-Match": '"a"', "If-None-Match": '"a"'}, 304),
+    ("POST", {"If-None-Match": '"a"'}, None),  # 304 only for GET and HEAD
+    ("GET", {"If-Modified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}, 304),
+    ("GET", {"If-Unmodified-Since": "Sat, 05 Nov 1994 08:49:37 GMT"}, 412),
+])
+def test_evaluate_follows_rfc_9110_13_2_2(method, fields, expected):
+    mtime = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT
+    assert conditional.evaluate(method, Headers(list(fields.items())), '"a"', mtime) == expected
+
+
+def test_without_last_modified_only_entity_tags_count():
+    since = Headers([("If-Modified-Since", "Sun, 06 Nov 2094 08:49:37 GMT")])
+    assert conditional.evaluate("GET", since, '"a"', None) is None
+
+
+def test_the_304_keeps_only_its_allow_listed_fields_and_hands_over_cleanups():
+    closed = []
+    response = Response(200, [("Content-Type", "text/plain"), ("ETag", '"a"'), ("Vary", "Accept-Encoding"),
+                              ("Content-Length", "5"), ("Cache-Control", "no-cache")], b"hello",
+                        cleanups=[lambda: closed.append(1)])
+    answer = conditional.not_modified_response(response)
+    assert answer.status == 304 and answer.body == b""
+    assert answer.headers == [("ETag", '"a"'), ("Vary", "Accept-Encoding"), ("Cache-Control", "no-cache")]
+    answer.close()
+    assert closed == [1]
+
+
+@pytest.mark.parametrize(("status", "expected"), [(100, True), (101, True), (199, True), (200, False),
+                                                  (204, True), (205, False), (304, True), (404, False)])
+def test_has_no_body_is_the_one_answer(status, expected):
+    assert wire.has_no_body(status) is expected

@@ -78,8 +78,8 @@ def test_resolve_never_leaves_the_root_for_any_corpus_path(tree):
 
 def test_decode_path_refusals():
     assert decode_path("/a%2fb") is None
-    assert decode_path("/a%5Cb") is None
-    assert decode_path("/a\\b") is None
+    # a backslash is a name byte on Linux, never a separator: kept, raw or encoded
+    assert decode_path("/a%5Cb") == decode_path("/a\\b") == "/a\\b"
     assert decode_path("/a%00") is None
     assert decode_path("/caf%C3%A9") == "/café"
     assert decode_path("/%25") == "/%"
@@ -180,3 +180,25 @@ def test_symlink_loop_is_refused_or_confined(tmp_path):
     real_root = os.path.realpath(root)
     result = resolve(real_root, "/loop")
     assert result is None or is_within(result, real_root)
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("plain.txt", "plain.txt"),
+    ("a\\b", "a\\\\b"),  # a literal backslash is doubled, so "\\x01" in a name never poses as byte 1
+    ("a\x01", "a\\x01"),
+    ("invoice\u202egnp.exe", "invoice\\u202egnp.exe"),  # RIGHT-TO-LEFT OVERRIDE: would show "exe.png"
+    ("a\u2066b\u2069", "a\\u2066b\\u2069"),  # bidi isolates
+    ("pay\u200bpal", "pay\\u200bpal"),  # zero-width space
+    ("\ufeffbom", "\\ufeffbom"),
+    ("soft\u00adhyphen", "soft\\xadhyphen"),
+    ("nb\u00a0space", "nb\\xa0space"),  # a space other than U+0020 poses as one
+    ("ideo\u3000space", "ideo\\u3000space"),
+    ("line\u2028sep", "line\\u2028sep"),
+    ("filler\u3164", "filler\\u3164"),
+    ("tag\U000e0041", "tag\\U000e0041"),  # a TAG character (Cf) outside the BMP
+    ("caf\u00e9 \u65e5\u672c", "caf\u00e9 \u65e5\u672c"),  # letters of every script stay as they are
+    ("\U0001f468\u200d\U0001f469", "\U0001f468\u200d\U0001f469"),  # a ZWJ emoji sequence stays whole
+    ("a\u200db", "a\\u200db"),  # a ZWJ between letters does not
+])
+def test_display_name_escapes_what_could_pose_as_another_name(name, shown):
+    assert display_name(name) == shown

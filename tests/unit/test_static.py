@@ -14,13 +14,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cgibox.config import Config
-from cgibox.core.conditional import http_date
+from cgibox.core.conditional import NOT_MODIFIED_HEADERS, http_date
 from cgibox.core.listing import file_kind
 from cgibox.core.readme import README_LIMIT, Readmes
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.router import App
-from cgibox.core.static import NOT_MODIFIED_HEADERS
 from cgibox.core.stats import Stats
 from tests.behaviour.site_static import (
     FIXED_MTIME,
@@ -478,6 +477,17 @@ def test_listing_sort_links_flip_order(app):
     html = call(app, "/sorting/?sort=size&order=asc")[1].decode()
     assert 'href="?sort=size&amp;order=desc"' in html
     assert 'href="?sort=name&amp;order=asc"' in html
+    assert 'href="?sort=mtime&amp;order=desc"' in html
+    assert 'href="?sort=size&amp;order=asc"' in call(app, "/sorting/?sort=size&order=desc")[1].decode()
+
+
+def test_the_first_click_on_size_or_modified_sorts_largest_and_newest_first(app):
+    """Issue 24 A5: it sorted smallest / oldest first; names still start from A."""
+    html = call(app, "/sorting/")[1].decode()
+    assert 'href="?sort=size&amp;order=desc"' in html and 'href="?sort=mtime&amp;order=desc"' in html
+    assert 'href="?sort=name&amp;order=desc"' in html  # sorted by name ascending now: the click flips it
+    html = call(app, "/sorting/?sort=size&order=desc")[1].decode()
+    assert 'href="?sort=name&amp;order=asc"' in html
 
 
 def test_root_listing_has_no_parent_link(app):
@@ -511,7 +521,7 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     with open(os.path.join(os.fsencode(folder), b"sub\xe9", b"in\xfe"), "wb") as f:
         f.write(b"deeper")
     Path(folder, "good.txt").write_text("g")
-    Path(folder, "back\\slash.txt").write_text("b")  # no URL reaches it ("\\" is refused): not listed
+    Path(folder, "back\\slash.txt").write_text("b")  # a name byte like any other: listed and served
     Path(folder, "family \U0001f468\u200d\U0001f469\u200d\U0001f467.txt").write_text("f")  # ZWJ: still listed
     app = make_app(root, cgi_dir, tmp_path)
     response, body = call(app, "/mixed/")
@@ -519,7 +529,9 @@ def test_names_that_are_not_utf8_are_listed_and_served(tmp_path):
     html = body.decode("utf-8")
     assert 'href="bad%FF.txt"' in html and "bad\\xff.txt" in html
     assert 'href="sub%E9/"' in html and "good.txt" in html and "family" in html
-    assert "slash" not in html
+    assert 'href="back%5Cslash.txt"' in html and "back\\\\slash.txt" in html  # shown doubled
+    assert "family \U0001f468\u200d\U0001f469\u200d\U0001f467.txt" in html  # an emoji sequence stays whole
+    assert call(app, "/mixed/back%5Cslash.txt")[1] == call(app, "/mixed/back\\slash.txt")[1] == b"b"
     document = listing_json(app, "/mixed/?format=json")
     assert {"bad\\xff.txt", "sub\\xe9", "good.txt"} <= {e["name"] for e in document["entries"]}
     # the shown name is not the file's: a JSON client fetches what "href" says, as the page's links do
@@ -799,6 +811,9 @@ def test_builtin_favicon_unless_the_root_has_one(tmp_path):
     assert body[:4] == b"\x00\x00\x01\x00" and b"\x89PNG" in body  # an ICO holding a PNG
     etag = response.header("ETag")
     assert call(app, "/favicon.ico", if_none_match=etag)[0].status == 304
+    # the one If-None-Match rule (conditional.evaluate): lists and weak tags match too
+    not_modified = call(app, "/favicon.ico", if_none_match=f'"other", W/{etag}')[0]
+    assert not_modified.status == 304 and not_modified.header("Content-Type") is None
     assert call(app, "/favicon.ico", "HEAD")[1] == b""
     assert '<link rel="icon" href="/favicon.ico"' in call(app, "/")[1].decode()
     Path(root, "favicon.ico").write_bytes(b"my own icon")

@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 from cgibox.cli import OneLineParser
 from cgibox.compat.handlers import CGIHTTPRequestHandler, SimpleHTTPRequestHandler
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def address_for(bind: str | None, port: int) -> tuple[socket.AddressFamily, tuple]:
+def address_for(bind: str | None, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
     """The family and socket address to listen on, as http.server chose them."""
     infos = socket.getaddrinfo(bind or DEFAULT_BIND, port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
@@ -48,8 +49,8 @@ def address_for(bind: str | None, port: int) -> tuple[socket.AddressFamily, tupl
     return family, sockaddr
 
 
-def make_server(handler_class: type, family: socket.AddressFamily, address: tuple,
-                directory: str) -> ThreadingHTTPServer:
+def make_server(handler_class: type[SimpleHTTPRequestHandler], family: socket.AddressFamily,
+                address: tuple[Any, ...], directory: str) -> ThreadingHTTPServer:
     class DualStackServer(ThreadingHTTPServer):
         address_family = family
 
@@ -59,8 +60,8 @@ def make_server(handler_class: type, family: socket.AddressFamily, address: tupl
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             super().server_bind()
 
-        def finish_request(self, request, client_address) -> None:
-            self.RequestHandlerClass(request, client_address, self, directory=directory)
+        def finish_request(self, request: Any, client_address: Any) -> None:
+            handler_class(request, client_address, self, directory=directory)
 
     return DualStackServer(address, handler_class)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cgibox import __version__
 from cgibox.compat import urlpath
@@ -42,7 +43,7 @@ class ResponseBody:
         self._response = response
         self._chunked = chunked
         self._parts = response.parts()
-        self._chunks = iter(())
+        self._chunks: Iterator[bytes] = iter(())
         self._done = False
 
     def read(self, size: int = -1) -> bytes:
@@ -96,7 +97,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     templates: str | os.PathLike[str] | None = None  # a folder overriding built-in pages by name
     show_readme: bool = True  # a folder's README.md / README.txt under its listing (cgibox's --no-readme)
 
-    def __init__(self, *args, directory: str | os.PathLike[str] | None = None, **kwargs) -> None:
+    def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
         if directory is None:
             directory = os.getcwd()
         self.directory = os.fspath(directory)
@@ -158,7 +159,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+        if self.command != "HEAD" and not wire.has_no_body(int(code)):
             for part in response.parts():
                 self.wfile.write(part if isinstance(part, bytes) else b"".join(part.read_chunks()))
         response.close()
@@ -170,7 +171,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         once per handler (one connection) for each set of script folders, as send_head,
         guess_type and run_cgi all ask for it."""
         key = (scripts, run_scripts)
-        sites = self.__dict__.setdefault("_sites", {})
+        sites: dict[tuple[object, bool], Site] = self.__dict__.setdefault("_sites", {})
         site = sites.get(key)
         if site is None:
             site = sites[key] = Site.of(self, scripts, run_scripts)
@@ -202,6 +203,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                           server_name=str(getattr(server, "server_name", "localhost")),
                           server_port=int(getattr(server, "server_port", 0) or 0))
         return request
+
+    def script_command(self, path: str) -> list[str] | None:
+        """How a located script file starts; a handler that runs no scripts starts none
+        (CGIHTTPRequestHandler says how, as http.server's is_executable/is_python did)."""
+        return None
 
     def respond(self, site: Site, static: bool, target: str | None = None,
                 script: bool = False) -> ResponseBody | None:
@@ -252,7 +258,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.raw_head)
             return ResponseBody(self, response, chunked=False)
         status = response.status
-        has_body = not response.omit_body and not (100 <= status < 200 or status in (204, 304))
+        has_body = not response.omit_body and not wire.has_no_body(status)
         names = {name.lower() for name, _ in response.headers}
         self.send_response(status, response.reason or reason(status))
         for name, value in response.headers:
@@ -293,7 +299,8 @@ class CGIHTTPRequestHandler(SimpleHTTPRequestHandler):
 
     def send_head(self) -> ResponseBody | None:
         if self.is_cgi():
-            return self.run_cgi()
+            self.run_cgi()
+            return None
         return super().send_head()
 
     def file_site(self) -> Site:

@@ -21,7 +21,6 @@ from typing import BinaryIO
 from cgibox.config import Config
 from cgibox.core.accesslog import server_log
 from cgibox.core.cgi_protocol import (
-    NO_BODY_STATUSES,
     MalformedHead,
     add_configured_environ,
     add_login_environ,
@@ -39,7 +38,7 @@ from cgibox.core.limits import find_prlimit, wrapper_argv
 from cgibox.core.paths import resolve, safe_segments, stat_error_status
 from cgibox.core.request import EMPTY_BODY, Headers, Request
 from cgibox.core.response import Response
-from cgibox.core.wire import SERVER
+from cgibox.core.wire import SERVER, has_no_body
 
 __all__ = ["CGI_ROOT", "MAX_LOCAL_REDIRECTS", "CGIRunner", "LocalRedirect", "Script", "read_request_body"]
 
@@ -319,7 +318,7 @@ class CGIRunner:
                 run.stop()
                 assert parsed.location is not None
                 return self._local_redirect(request, parsed.location)
-            emit = parsed.status not in NO_BODY_STATUSES
+            emit = not has_no_body(parsed.status)
             response = Response(parsed.status, parsed.headers, run.body(rest, parsed.content_length, emit),
                                 reason=parsed.reason)
         response.cleanups.append(run.stop)

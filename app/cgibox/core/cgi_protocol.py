@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
-from cgibox.core.wire import HOP_BY_HOP, is_digits, parse_header_line
+from cgibox.core.wire import HOP_BY_HOP, has_no_body, is_digits, parse_header_line
 
 # the only variable a script inherits from no request: never the server's own environment
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -43,7 +43,6 @@ _NPH_STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: .*)?")
 _LOCAL_LOCATION = re.compile(r"/(?!/)[\x21-\x7e]*")
 # a script's own reason phrase goes out only as plain visible ASCII of reasonable length
 _REASON = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,62}[\x21-\x7e])?")
-NO_BODY_STATUSES = frozenset({204, 304})
 
 
 # -- the environment ---------------------------------------------------------------------------
@@ -264,7 +263,7 @@ def parse_head(head: bytes) -> ScriptHead:
         raise MalformedHead("no Content-Type, Location or Status field")
     if result.location is not None and not result.status_given:
         result.status = 302
-    if result.status in NO_BODY_STATUSES:
+    if has_no_body(result.status):
         result.content_length = None
         result.headers = [(k, v) for k, v in result.headers if k.lower() != "content-length"]
     return result

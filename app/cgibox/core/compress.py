@@ -1,13 +1,14 @@
-"""Content codings of responses: the Accept-Encoding choice (RFC 9110 12.5.3), gzip (and br when
-the Brotli package is importable) for what the server generates, and --compress-files for files.
+"""Content codings: the one reading of Accept-Encoding (RFC 9110 12.5.3: `choose`, asked by the
+generated pages here and by core/static.py for precompressed siblings and --compress-files), and
+gzip (and br when the Brotli package is importable) of what the server makes or sends.
 
-App.handle passes every response through Compressor.apply once routing is done. A response says
-whether it may be encoded with `Response.compress`: "page" (listings, error pages, /stats: always
-for clients that accept it) or "file" (a file's full 200, only with --compress-files). Encoded
-bodies are cached (pages by `compress_key` while the page's bytes are the same object, files by
-their ETag, which changes with the file), so a page or file is compressed once per state, not per
-request. Every encoded answer carries `Vary: Accept-Encoding` and an ETag of its own, and an
-If-None-Match naming that ETag gets a 304.
+App.handle passes every response through Compressor.apply once routing is done: a response marked
+`compress="page"` (listings, error pages, /stats) is encoded for clients that accept it, cached by
+`compress_key` while the page's bytes are the same object. Files are chosen by core/static.py,
+which asks `Compressor.may_encode_file` / `encoded_file` before it evaluates preconditions, so a
+file's 304 and 412 are decided on the ETag of the representation it would send. Every encoded
+answer carries `Vary: Accept-Encoding` and an ETag of its own (`tagged`); 304s are made by
+core/conditional.py.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import gzip
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from cgibox.core.request import Headers, Request
-from cgibox.core.response import FileRegion, Response
+from cgibox.core import conditional
+from cgibox.core.request import Request
+from cgibox.core.response import Response
+from cgibox.core.wire import has_no_body
 
 try:  # optional: br is offered only where the Brotli package is installed
     import brotli
@@ -35,9 +38,9 @@ BROTLI_QUALITY = 5  # close to gzip's speed, a good deal smaller
 MIN_SIZE = 256  # below this an encoded body is hardly smaller, and costs the client a decoder
 FILE_MAX_SIZE = 1024 * 1024  # --compress-files: larger files go as they are (sendfile)
 PAGE_ENTRIES = 256
+PAGE_CACHE_BYTES = 16 * 1024 * 1024  # the encoded forms of generated pages (their plain bytes are
+# the page caches' own, shared, not counted twice)
 FILE_CACHE_BYTES = 32 * 1024 * 1024
-# headers a 304 may carry (RFC 9110 15.4.5)
-NOT_MODIFIED_HEADERS = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary"})
 TEXT_LIKE = ("application/javascript", "application/json", "application/xml", "image/svg+xml",
              "application/xhtml+xml", "application/manifest+json", "application/wasm")
 
@@ -98,7 +101,7 @@ def encode(coding: str, body: bytes) -> bytes:
         # mtime=0: the same bytes give the same encoded bytes (stable ETags, cacheable)
         return gzip.compress(body, GZIP_LEVEL, mtime=0)
     if coding == "br" and brotli is not None:
-        return brotli.compress(body, quality=BROTLI_QUALITY)
+        return bytes(brotli.compress(body, quality=BROTLI_QUALITY))
     raise ValueError(f"unknown coding {coding!r}")
 
 
@@ -107,16 +110,6 @@ def tagged(etag: str, coding: str) -> str:
     weak = etag.startswith("W/")
     opaque = etag.removeprefix("W/").strip('"')
     return f'{"W/" if weak else ""}"{opaque}-{coding}"'
-
-
-def none_match(headers: Headers, etag: str) -> bool:
-    """If-None-Match names this ETag (weak comparison, RFC 9110 13.1.2) or is `*`."""
-    value = headers.get("if-none-match")
-    if value is None:
-        return False
-    wanted = etag.removeprefix("W/")
-    return any(tag == "*" or tag.removeprefix("W/") == wanted
-               for tag in (part.strip() for part in value.split(",")))
 
 
 def is_text_like(content_type: str | None) -> bool:
@@ -142,8 +135,12 @@ class Variants:
         return self.encoded[coding]
 
     @property
+    def encoded_size(self) -> int:
+        return sum(len(data) for data in self.encoded.values() if data)
+
+    @property
     def size(self) -> int:
-        return len(self.identity) + sum(len(data) for data in self.encoded.values() if data)
+        return len(self.identity) + self.encoded_size
 
 
 class Compressor:
@@ -152,20 +149,20 @@ class Compressor:
     def __init__(self, compress_files: bool = False) -> None:
         self.compress_files = compress_files
         self._pages: OrderedDict[Hashable, Variants] = OrderedDict()
+        self._pages_bytes = 0
         self._files: OrderedDict[str, Variants] = OrderedDict()
         self._files_bytes = 0
         self._lock = threading.Lock()
 
     def apply(self, request: Request, response: Response) -> Response:
-        kind = response.compress
-        if kind is None or (kind == "file" and not self.compress_files):
+        """A generated page ("page") encoded for a client that accepts it, with its own ETag and a
+        304 for an If-None-Match naming it. Files are not done here (see `encoded_file`)."""
+        if response.compress != "page":
             return response
-        if response.status in (204, 206, 304) or response.header("content-encoding") is not None:
+        if has_no_body(response.status) or response.status == 206 or \
+                response.header("content-encoding") is not None:
             return response
-        if kind == "file" and (request.headers.get("range") is not None or
-                               not is_text_like(response.header("content-type"))):
-            return response  # never on a Range request, even one answered in full
-        _add_vary(response)
+        add_vary(response)
         coding = choose(request.headers.get("accept-encoding"))
         if coding == "identity" and not 200 <= response.status < 300:
             return response  # an error page as it is: no ETag to add, nothing to encode
@@ -182,15 +179,29 @@ class Compressor:
                 etag = tagged(etag, coding)
         if etag is not None:
             _set(response.headers, "ETag", etag)
-            if request.method in ("GET", "HEAD") and none_match(request.headers, etag):
-                return self._not_modified(response)
+            if request.method in ("GET", "HEAD") and conditional.not_modified(request.headers, etag, None):
+                return conditional.not_modified_response(response)
         return response
+
+    def may_encode_file(self, content_type: str, size: int) -> bool:
+        """With --compress-files: whether a file of this type and size may be sent encoded, so its
+        answers (304s and ranges included) vary on Accept-Encoding."""
+        return self.compress_files and MIN_SIZE <= size <= FILE_MAX_SIZE and is_text_like(content_type)
+
+    def encoded_file(self, request: Request, etag: str,
+                     content: Callable[[], bytes | None]) -> tuple[str, bytes] | None:
+        """The (coding, body) a file's full 200 goes out as for this client, None for the file as it
+        is; `content()` reads the file (None when it changed while read), only on a cache miss."""
+        coding = choose(request.headers.get("accept-encoding"))
+        if coding == "identity":
+            return None
+        variants = self._file_variants(etag, content)
+        data = None if variants is None else variants.get(coding)
+        return None if data is None else (coding, data)
 
     # -- the encoded bodies, cached ------------------------------------------------------------
 
     def _variants(self, response: Response) -> Variants | None:
-        if response.compress == "file":
-            return self._file_variants(response)
         body = response.body
         if not isinstance(body, bytes):
             return None
@@ -204,31 +215,29 @@ class Compressor:
             return cached
         variants = Variants(body, _content_etag(body) if with_etag else None)
         with self._lock:
+            self._forget_page(key)
             self._pages[key] = variants
-            self._pages.move_to_end(key)
-            while len(self._pages) > PAGE_ENTRIES:
-                self._pages.popitem(last=False)
         return variants
 
-    def _file_variants(self, response: Response) -> Variants | None:
-        """A file's 200, cached by its ETag (inode, mtime and size: a changed file is a new entry)."""
-        etag = response.header("etag")
-        length = response.header("content-length")
-        if etag is None or length is None or not length.isdigit() or int(length) > FILE_MAX_SIZE:
-            return None
+    def _forget_page(self, key: Hashable) -> None:
+        """Drop `key`'s page, and the oldest ones while the cache is past its bounds (under the lock).
+        Encoded forms are made on demand after a page is kept, so they are counted here, at the
+        next page kept: the bound holds but for the newest page's encodings."""
+        self._pages.pop(key, None)
+        self._pages_bytes = sum(variants.encoded_size for variants in self._pages.values())
+        while self._pages and (len(self._pages) >= PAGE_ENTRIES or self._pages_bytes > PAGE_CACHE_BYTES):
+            self._pages_bytes -= self._pages.popitem(last=False)[1].encoded_size
+
+    def _file_variants(self, etag: str, content: Callable[[], bytes | None]) -> Variants | None:
+        """A file's encoded forms, cached by its ETag (inode, mtime and size: a changed file is a
+        new entry) within FILE_CACHE_BYTES."""
         cached = self._files.get(etag)
         if cached is not None:
             return cached
-        body = response.body
-        if isinstance(body, FileRegion):
-            content = b"".join(body.read_chunks())
-        elif isinstance(body, bytes):
-            content = body
-        else:
-            return None
-        if len(content) != int(length):
+        identity = content()
+        if identity is None:
             return None  # the file changed under us: send it as it is
-        variants = Variants(content, etag)
+        variants = Variants(identity, etag)
         for coding in CODINGS:
             variants.get(coding)  # all at once, so the size kept in the cache is known
         with self._lock:
@@ -242,16 +251,6 @@ class Compressor:
                 self._files_bytes -= dropped.size
         return variants
 
-    @staticmethod
-    def _not_modified(response: Response) -> Response:
-        kept = [(k, v) for k, v in response.headers if k.lower() in NOT_MODIFIED_HEADERS]
-        not_modified = Response(304, kept, b"", cleanups=response.cleanups,
-                                close_connection=response.close_connection, route_kind=response.route_kind)
-        response.cleanups = []
-        response.close()
-        return not_modified
-
-
 def _content_etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
@@ -262,7 +261,8 @@ def _set(headers: list[tuple[str, str]], name: str, value: str) -> None:
     headers.append((name, value))
 
 
-def _add_vary(response: Response) -> None:
+def add_vary(response: Response) -> None:
+    """`Vary: Accept-Encoding` on the response, merged into a Vary it has."""
     for index, (name, value) in enumerate(response.headers):
         if name.lower() == "vary":
             if "accept-encoding" not in value.lower() and value.strip() != "*":

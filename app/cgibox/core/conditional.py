@@ -1,4 +1,6 @@
-"""Validators and preconditions (RFC 9110 8.8, 13, 14): ETag, 304 decisions, Range and If-Range."""
+"""Validators and preconditions (RFC 9110 8.8, 13, 14): ETag, entity-tag matching, the one
+evaluation of a request's preconditions (412 / 304), the one 304 (its allow-listed fields), Range
+and If-Range. Files (core/static.py) and generated pages (core/compress.py) both ask here."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 
 from cgibox.core.request import Headers
+from cgibox.core.response import Response
 
+# the fields a 304 keeps (RFC 9110 15.4.5; starlette's NotModifiedResponse)
+NOT_MODIFIED_HEADERS = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary"})
 # at most this many ranges in one request; more is a denial-of-service shape (RFC 9110 14.2)
 MAX_RANGES = 64
 
@@ -47,14 +52,20 @@ def _weak_match(a: str, b: str) -> bool:
     return a.removeprefix("W/") == b.removeprefix("W/")
 
 
-def not_modified(headers: Headers, etag: str, mtime: float) -> bool:
-    """True when a GET/HEAD may be answered 304 (If-None-Match first, else If-Modified-Since)."""
+def none_match(value: str, etag: str) -> bool:
+    """An If-None-Match value names `etag` (weak comparison, RFC 9110 13.1.2) or is `*`."""
+    tags = _etag_list(value)
+    return "*" in tags or any(_weak_match(tag, etag) for tag in tags)
+
+
+def not_modified(headers: Headers, etag: str, mtime: float | None) -> bool:
+    """True when a GET/HEAD may be answered 304 (If-None-Match first, else If-Modified-Since;
+    `mtime` None: the representation has no Last-Modified, so only If-None-Match counts)."""
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
-        tags = _etag_list(if_none_match)
-        return "*" in tags or any(_weak_match(tag, etag) for tag in tags)
+        return none_match(if_none_match, etag)
     if_modified_since = headers.get("if-modified-since")
-    if if_modified_since is not None:
+    if if_modified_since is not None and mtime is not None:
         since = parse_http_date(if_modified_since)
         return since is not None and int(mtime) <= since
     return False
@@ -166,14 +177,37 @@ def if_range_allows(headers: Headers, etag: str, mtime: float) -> bool:
     return date is not None and int(mtime) == int(date)
 
 
-def precondition_holds(headers: Headers, etag: str, mtime: float) -> bool:
+def precondition_holds(headers: Headers, etag: str, mtime: float | None) -> bool:
     """If-Match / If-Unmodified-Since (RFC 9110 13.1.1, 13.1.4): False means 412."""
     if_match = headers.get("if-match")
     if if_match is not None:
         tags = _etag_list(if_match)
         return "*" in tags or etag in tags  # strong comparison
     if_unmodified_since = headers.get("if-unmodified-since")
-    if if_unmodified_since is not None:
+    if if_unmodified_since is not None and mtime is not None:
         since = parse_http_date(if_unmodified_since)
         return since is None or int(mtime) <= since
     return True
+
+
+def evaluate(method: str, headers: Headers, etag: str, mtime: float | None) -> int | None:
+    """The one evaluation of a request's preconditions against the representation that would be
+    sent (its own ETag, and Last-Modified when it has one), in RFC 9110 13.2.2's order: 412 when
+    If-Match / If-Unmodified-Since fail, 304 when a GET or HEAD's If-None-Match / If-Modified-Since
+    say the client's copy is current; None: answer as usual."""
+    if not precondition_holds(headers, etag, mtime):
+        return 412
+    if method in ("GET", "HEAD") and not_modified(headers, etag, mtime):
+        return 304
+    return None
+
+
+def not_modified_response(response: Response) -> Response:
+    """The 304 for `response`: its allow-listed fields only (Vary and ETag among them), no body;
+    it takes over the response's cleanups and closes the rest (an open file, a page's bytes)."""
+    kept = [(k, v) for k, v in response.headers if k.lower() in NOT_MODIFIED_HEADERS]
+    answer = Response(304, kept, b"", cleanups=response.cleanups,
+                      close_connection=response.close_connection, route_kind=response.route_kind)
+    response.cleanups = []
+    response.close()
+    return answer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from typing import Any
 
 # what answered: a file (also 304, 206 and the slash redirect), a folder listing, a CGI script,
 # the server's own /healthz, /stats and /metrics, or an error page (4xx/5xx of the core)
@@ -32,9 +33,9 @@ def increments(base: int, route_kind: str, seconds: float) -> dict[int, int]:
     return {start + bisect.bisect_left(BOUNDS, seconds): 1, start + _SUM: round(seconds * 1e6)}
 
 
-def histograms(cells: Sequence[int]) -> dict[str, dict]:
+def histograms(cells: Sequence[int]) -> dict[str, dict[str, Any]]:
     """Read the CELLS summed cells back: per kind, cumulative (bound, count) pairs, count and sum."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for k, kind in enumerate(ROUTE_KINDS):
         own = cells[k * _PER_KIND:(k + 1) * _PER_KIND]
         cumulative, running = [], 0

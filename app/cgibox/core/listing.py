@@ -1,10 +1,14 @@
 """Folder listings: the entries (hidden and unreachable names left out), natural order and
-sorting, icon kinds, counts, the README below, breadcrumbs; HTML through listing.html or JSON,
-rendered once per folder state. core/static.py decides when a folder gets one."""
+sorting, icon kinds, counts, the README below, breadcrumbs; HTML through listing.html (PAGE_ROWS
+rows a page, `?page=N`) or JSON (every entry), rendered once per folder state. Its caches (scans,
+sort orders, rendered pages) are bounded in bytes (LISTING_CACHE_BYTES in all), so a folder of
+100,000 entries costs a bounded amount of memory however many orders and pages are asked for.
+core/static.py decides when a folder gets one."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import mimetypes
 import os
@@ -17,14 +21,25 @@ from urllib.parse import unquote
 
 from cgibox.core.durations import LISTING
 from cgibox.core.errors import HTTPError
-from cgibox.core.paths import display_name, resolve, stat_error_status, url_segment
-from cgibox.core.readme import Readmes
+from cgibox.core.paths import display_name, refused_status, resolve, url_segment
+from cgibox.core.readme import Readme, Readmes
 from cgibox.core.request import Request
 from cgibox.core.response import Response
-from cgibox.core.stamped_cache import StampedCache
+from cgibox.core.stamped_cache import LISTING_TTL, StampedCache
 from cgibox.core.templates import Templates
 
 SORT_KEYS = ("name", "size", "mtime")
+# rows of one HTML page: a 100,000-entry folder is 100 pages of ~130 KB (~12 KB with gzip), each
+# rendered in milliseconds, instead of one 11 MB page that took seconds to render and to show
+PAGE_ROWS = 1000
+# the memory the listings of one process may keep, by what they hold (weights are estimates of
+# Python's object sizes: a scanned entry ~200 bytes plus its name, a sorted order 8 bytes a row,
+# a rendered page its bytes); core/compress.py keeps a page's encoded forms within its own bound
+SCANS_BYTES = 32 * 1024 * 1024
+ORDERS_BYTES = 8 * 1024 * 1024
+RENDERED_BYTES = 24 * 1024 * 1024
+LISTING_CACHE_BYTES = SCANS_BYTES + ORDERS_BYTES + RENDERED_BYTES
+ENTRY_BYTES = 200
 mimetypes.add_type("text/markdown", ".md")  # a README.md is text (static.py serves it so too)
 
 # a listing's icons, one <symbol> per kind (templates/icons.html): kind -> symbol id
@@ -38,7 +53,7 @@ CODE_SUFFIXES = frozenset(".py .js .mjs .ts .tsx .jsx .c .h .cc .cpp .hpp .rs .g
 _DIGITS = re.compile(r"(\d+)")
 
 
-def natural_key(name: str) -> tuple:
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
     """Names in the order people count: "n2" before "n10", case folded; the exact name breaks ties."""
     parts = _DIGITS.split(name.casefold())
     # split() alternates text and digit runs, so the tuples always compare str with str, int with int
@@ -65,12 +80,26 @@ def file_kind(name: str) -> str:
     return "other"
 
 
+_SCAN_SERIALS = itertools.count()
+# a big folder's scan is kept for this many times what it took, when that is more than LISTING_TTL
+SCAN_TTL_FACTOR = 10
+
+
 @dataclass(slots=True)
 class ListingEntry:
     name: str
     is_dir: bool
     size: int
     mtime: float
+
+
+@dataclass(slots=True)
+class Scan:
+    """A folder's visible entries as one scan found them: numbered, and valid until `expires`."""
+
+    entries: list[ListingEntry]
+    serial: int
+    expires: float
 
 
 class Listings:
@@ -84,8 +113,10 @@ class Listings:
         self.exclude = exclude
         self._find = find
         self.readmes = Readmes() if readme else None
-        self._scans: StampedCache[list[ListingEntry]] = StampedCache()
-        self._rendered: StampedCache[tuple[str, bytes]] = StampedCache()
+        self._scans: StampedCache[Scan] = StampedCache(ttl=None, max_bytes=SCANS_BYTES)
+        # a folder's entries in one order, stamped with the serial of the scan they were sorted from
+        self._orders: StampedCache[list[ListingEntry]] = StampedCache(ttl=None, max_bytes=ORDERS_BYTES)
+        self._rendered: StampedCache[tuple[str, bytes]] = StampedCache(max_bytes=RENDERED_BYTES)
 
     def respond(self, request: Request, decoded_path: str, real: str, st: os.stat_result) -> Response:
         """The folder's entries as HTML (sortable) or JSON, rendered once per folder state."""
@@ -95,25 +126,31 @@ class Listings:
             sort = "name"
         if order not in ("asc", "desc"):
             order = "asc"
+        page_asked = request.query_param("page") or "1"
+        page = int(page_asked) if page_asked.isdecimal() and 0 < len(page_asked) < 10 else 1
         as_json = request.wants_json
         # keyed on what the page depends on, not the raw query: "?x=1", "?x=2"... would each
         # render the folder again and push other folders out of the cache
         target = "" if as_json or not self.templates.uses("listing.html", "target") else \
             unquote(request.target, errors="replace")
-        key = (real, decoded_path, sort, order, as_json, target)
+        scan = self._scans.peek(real)
+        if scan is not None:  # pages past the last are the last: one cache entry, not one per number
+            page = min(page, max(1, -(-len(scan.entries) // PAGE_ROWS)))
+        key = (real, decoded_path, sort, order, as_json, target, 0 if as_json else page)
         rendered = self._rendered.get(key, st.st_mtime_ns)
         if rendered is None:
-            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json, target)
-            self._rendered.put(key, st.st_mtime_ns, rendered)
+            rendered = self._render_listing(decoded_path, real, st, sort, order, as_json, target, page)
+            self._rendered.put(key, st.st_mtime_ns, rendered, len(rendered[1]))
         content_type, body = rendered
         return Response(200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
                               ("Cache-Control", "no-cache")], body, route_kind=LISTING,
                             compress="page", compress_key=key)
 
     def _render_listing(self, decoded_path: str, real: str, st: os.stat_result, sort: str, order: str,
-                        as_json: bool, target: str = "") -> tuple[str, bytes]:
+                        as_json: bool, target: str = "", page: int = 1) -> tuple[str, bytes]:
         """The page; `target` is the URL asked for, decoded for display (query included)."""
-        entries = self._sorted(self._entries(real, st), sort, order == "desc")
+        scanned = self._entries(real, st)
+        entries = self._ordered(real, scanned, sort, order == "desc")
         if as_json:
             document = {
                 "path": display_name(decoded_path),
@@ -123,17 +160,55 @@ class Listings:
                              "href": url_segment(e.name) + ("/" if e.is_dir else "")} for e in entries],
             }
             return "application/json", json.dumps(document).encode()
-        rows = [self._row(e) for e in entries]
+        pages = max(1, -(-len(entries) // PAGE_ROWS))
+        page = min(max(page, 1), pages)
+        start = (page - 1) * PAGE_ROWS
+        rows = [self._row(e) for e in entries[start:start + PAGE_ROWS]]
         body = self.templates.render(
             "listing.html", path=display_name(decoded_path), breadcrumbs=self._breadcrumbs(decoded_path),
             entries=rows, sort=sort, order=order, parent=None if decoded_path == "/" else "../",
             target=target,
             kinds={row["kind"] for row in rows} | ({"u"} if decoded_path != "/" else set()),
-            summary=self._summary(entries), readme=self._readme(decoded_path, entries),
+            summary=self._summary(scanned), readme=self._readme(decoded_path, scanned),
+            pager=self._pager(page, pages, start, len(rows), len(entries), sort, order),
         ).encode("utf-8")
         return "text/html; charset=utf-8", body
 
-    def _row(self, entry: ListingEntry) -> dict:
+    @staticmethod
+    def _pager(page: int, pages: int, start: int, shown: int, total: int, sort: str,
+               order: str) -> dict[str, object] | None:
+        """Where this page sits among the folder's pages, and the links to its neighbours (None:
+        the folder fits on one page)."""
+        if pages == 1:
+            return None
+
+        def href(number: int) -> str:
+            return f"?sort={sort}&order={order}&page={number}"
+        return {"page": page, "pages": pages, "first": start + 1, "last": start + shown, "total": total,
+                "previous": href(page - 1) if page > 1 else None,
+                "next": href(page + 1) if page < pages else None,
+                "first_href": href(1), "last_href": href(pages)}
+
+    def _ordered(self, real: str, scanned: list[ListingEntry], sort: str,
+                 descending: bool) -> list[ListingEntry]:
+        """The scan in one order, sorted once per scan (a new scan is sorted again): names in
+        natural order once, every other order from that one (stable sorts by size or time)."""
+        scan = self._scans.peek(real)
+        if scan is None or scan.entries is not scanned:
+            return self._sorted(scanned, sort, descending)  # a scan no longer cached: sorted, not kept
+        key = (real, sort, descending)
+        cached = self._orders.get(key, scan.serial)
+        if cached is not None:
+            return cached
+        if sort == "name" and not descending:
+            ordered = self._sorted(scanned, sort, descending)
+        else:
+            by_name = self._ordered(real, scanned, "name", False)
+            ordered = self._sorted_from(by_name[::-1] if descending else list(by_name), sort, descending)
+        self._orders.put(key, scan.serial, ordered, 8 * len(ordered) + 64)
+        return ordered
+
+    def _row(self, entry: ListingEntry) -> dict[str, object]:
         """An entry as a listing row: _view's fields, the icon's symbol and a short UTC time
         (the page's script shows it in the reader's own time zone, the exact time as a tooltip)."""
         row = self._view(entry)
@@ -142,16 +217,16 @@ class Listings:
         return row
 
     @staticmethod
-    def _summary(entries: list[ListingEntry]) -> dict:
+    def _summary(entries: list[ListingEntry]) -> dict[str, int]:
         files = [e for e in entries if not e.is_dir]
         return {"folders": len(entries) - len(files), "files": len(files),
                 "bytes": sum(e.size for e in files)}
 
-    def _readme(self, decoded_path: str, entries: list[ListingEntry]):
+    def _readme(self, decoded_path: str, entries: list[ListingEntry]) -> Readme | None:
         """The folder's README.md or README.txt, rendered (None when there is none, or --no-readme)."""
         if self.readmes is None:
             return None
-        names = {e.name.lower(): e.name for e in entries if not e.is_dir}
+        names = {e.name.lower(): e.name for e in entries if not e.is_dir and e.name[:6].lower() == "readme"}
         for wanted in self.readmes.NAMES:
             name = names.get(wanted)
             if name is None:
@@ -165,10 +240,13 @@ class Listings:
         return None
 
     def _entries(self, real: str, st: os.stat_result) -> list[ListingEntry]:
-        """The folder's visible entries, cached by the folder's mtime (and at most LISTING_TTL)."""
-        entries = self._scans.get(real, st.st_mtime_ns)
-        if entries is not None:
-            return entries
+        """The folder's visible entries, cached by the folder's mtime and for at most LISTING_TTL,
+        or SCAN_TTL_FACTOR times what the scan took when that is longer (a file growing in place
+        changes no folder's mtime; a folder of 100,000 entries is not scanned again every 2 s)."""
+        cached = self._scans.get(real, st.st_mtime_ns)
+        if cached is not None and time.monotonic() < cached.expires:
+            return cached.entries
+        started = time.monotonic()
         entries = []
         try:
             with os.scandir(real) as scan:
@@ -177,13 +255,15 @@ class Listings:
                     if entry is not None:
                         entries.append(entry)
         except OSError as error:  # unreadable, or gone since its stat: what a file would answer
-            raise HTTPError(stat_error_status(error)) from None
-        self._scans.put(real, st.st_mtime_ns, entries)
+            raise HTTPError(refused_status(error, real)) from None
+        now = time.monotonic()
+        found = Scan(entries, next(_SCAN_SERIALS), now + max(LISTING_TTL, SCAN_TTL_FACTOR * (now - started)))
+        self._scans.put(real, st.st_mtime_ns, found, sum(ENTRY_BYTES + len(e.name) for e in entries))
         return entries
 
-    def _entry(self, folder: str, item: os.DirEntry) -> ListingEntry | None:
-        if item.name.startswith(".") or "\\" in item.name:
-            return None  # hidden; or a name no URL reaches ("\\" is refused in every path)
+    def _entry(self, folder: str, item: os.DirEntry[str]) -> ListingEntry | None:
+        if item.name.startswith("."):
+            return None  # hidden
         path = os.path.join(folder, item.name)
         try:
             if item.is_symlink():
@@ -200,10 +280,16 @@ class Listings:
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         return ListingEntry(item.name, is_dir, 0 if is_dir else st.st_size, st.st_mtime)
 
-    @staticmethod
-    def _sorted(entries: list[ListingEntry], sort: str, descending: bool) -> list[ListingEntry]:
+    @classmethod
+    def _sorted(cls, entries: list[ListingEntry], sort: str, descending: bool) -> list[ListingEntry]:
         """Folders first, then by the chosen column; names break ties."""
         by_name = sorted(entries, key=lambda e: natural_key(e.name), reverse=descending)
+        return cls._sorted_from(by_name, sort, descending)
+
+    @staticmethod
+    def _sorted_from(by_name: list[ListingEntry], sort: str, descending: bool) -> list[ListingEntry]:
+        """`by_name` (already in name order, that direction) sorted in place by the chosen column,
+        folders first; the sorts are stable, so names break ties."""
         if sort == "size":
             by_name.sort(key=lambda e: e.size, reverse=descending)
         elif sort == "mtime":
@@ -212,7 +298,7 @@ class Listings:
         return by_name
 
     @staticmethod
-    def _view(entry: ListingEntry) -> dict:
+    def _view(entry: ListingEntry) -> dict[str, object]:
         """An entry as the template shows it: the href spells the name's raw bytes (a name that
         is not UTF-8 included), the shown name escapes what cannot be displayed."""
         href = url_segment(entry.name) + ("/" if entry.is_dir else "")

@@ -7,15 +7,18 @@ Imported on the first scrape rather than at start-up (App.metrics): prometheus_c
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from cgibox.core.stats import Stats
 
 
-def exposition(document: dict, stats: Stats) -> str:
+def exposition(document: dict[str, Any], stats: Stats) -> str:
     """The Prometheus text format of `document` (App.stats_document) and the stats histograms."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatsCollector(document))
@@ -26,10 +29,10 @@ def exposition(document: dict, stats: Stats) -> str:
 class _StatsCollector:
     """Presents one stats snapshot to prometheus_client, which writes the text format."""
 
-    def __init__(self, document: dict) -> None:
+    def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         doc = self.document
         info = GaugeMetricFamily("cgibox_info", "cgibox version and front", labels=["version", "front"])
         info.add_metric([doc["version"], doc["front"]], 1)
@@ -49,11 +52,11 @@ class _FleetCollector:
     """What a fleet's Prometheus needs beyond the counters: build info, start time and the
     request-duration histograms by route kind (the `instance` label comes from the scrape)."""
 
-    def __init__(self, document: dict, stats: Stats) -> None:
+    def __init__(self, document: dict[str, Any], stats: Stats) -> None:
         self.document = document
         self.stats = stats
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         doc = self.document
         build = GaugeMetricFamily("cgibox_build_info", "cgibox build: version, front and Python",
                                   labels=["version", "front", "python"])
@@ -66,6 +69,12 @@ class _FleetCollector:
                                           "Seconds from a request's arrival to its response's end, by route",
                                           labels=["route"])
         for kind, data in self.stats.duration_histograms().items():
-            buckets = [(floatToGoString(bound), count) for bound, count in data["buckets"]]
+            buckets = [(_go_float(bound), count) for bound, count in data["buckets"]]
             histogram.add_metric([kind], buckets, sum_value=data["sum"])
         yield histogram
+
+
+def _go_float(value: float) -> str:
+    """A bucket bound as Prometheus writes it (`+Inf`, `0.005`): prometheus_client's own rule."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text

@@ -1,8 +1,9 @@
 """The one place that maps a URL path to a file and confines it to a root folder, and the one
 mapping from a failed stat to an HTTP status.
 
-Decode first, refuse every trick (.., hidden names, encoded slashes, backslashes, NUL, empty
-segments), then resolve symlinks with realpath and check the result is still under the root.
+Decode first, refuse every trick (.., hidden names, encoded slashes, NUL, empty segments), then
+resolve symlinks with realpath and check the result is still under the root. A backslash is a
+name byte on Linux like any other: nothing splits on it (a Location is never built with one raw).
 A URL path's bytes are a file name's bytes: they are decoded like the OS decodes file names
 (UTF-8 with surrogateescape), so a name that is not UTF-8 is reached by its percent-encoded bytes,
 and listing hrefs and shown names go the other way (url_segment, display_name).
@@ -14,33 +15,43 @@ import errno
 import os
 import re
 import stat
+import unicodedata
 from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
 
-# encoded "/" and "\" would let one URL segment become two path segments after decoding
-_ENCODED_SEPARATORS = ("%2f", "%5c")
+from cgibox.core.accesslog import server_log
+
+# an encoded "/" would let one URL segment become two path segments after decoding
+_ENCODED_SEPARATOR = "%2f"
 # what a page shows escaped: control characters (C0, DEL, C1) and surrogates (those from
-# surrogateescape stand for bytes that are not UTF-8; no other can be encoded at all)
-_UNDISPLAYABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# surrogateescape stand for bytes that are not UTF-8; no other can be encoded at all), and the
+# backslash itself (doubled, so a name spelling "\x01" never looks like one holding byte 1) ...
+_UNDISPLAYABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\\\\]")
+# ... and, in names that are not ASCII, every character that shows as nothing or as another:
+# format characters (bidi overrides and isolates, zero-width joiners, BOM, soft hyphen), line and
+# paragraph separators, spaces other than U+0020, unassigned code points, the Hangul fillers
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp", "Zs"})
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+_ZWJ = "\u200d"
 
 
 def decode_path(raw_path: str) -> str | None:
-    """Percent-decode a URL path into the file-name string its bytes spell; None when it holds NUL,
-    '\\' or an encoded separator, or characters no request line can carry (above U+00FF).
+    """Percent-decode a URL path into the file-name string its bytes spell; None when it holds NUL
+    or an encoded '/', or characters no request line can carry (above U+00FF). A backslash,
+    raw or as %5C, is a byte of a name like any other.
 
     `raw_path` is the request's text as the fronts give it, one character per byte (latin-1).
     Bytes that are not UTF-8 become surrogate escapes (U+DC80..U+DCFF), exactly as os.listdir
     spells such a name, so `%FF` reaches the file system as the byte 0xFF.
     """
-    lowered = raw_path.lower()
-    if any(sep in lowered for sep in _ENCODED_SEPARATORS):
+    if _ENCODED_SEPARATOR in raw_path.lower():
         return None
     try:
         raw = raw_path.encode("latin-1")
     except UnicodeEncodeError:
         return None  # e.g. a lone surrogate handed in by a front: no byte on the wire is that
     decoded = os.fsdecode(unquote_to_bytes(raw))
-    if "\x00" in decoded or "\\" in decoded:
+    if "\x00" in decoded:
         return None
     return decoded
 
@@ -62,17 +73,46 @@ def url_segment(name: str) -> str:
 
 
 def display_name(name: str) -> str:
-    """A file name (or decoded path) as text a page can show: bytes that are not UTF-8 and control
-    characters are written as \\xHH, everything else as it is."""
-    if not _UNDISPLAYABLE.search(name):
-        return name
+    """A file name (or decoded path) as text a page can show, that cannot pose as another: bytes
+    that are not UTF-8 are written as \\xHH, control, format (bidi, zero-width) and other invisible
+    characters as \\xHH / \\uHHHH / \\UHHHHHHHH, everything else as it is."""
+    if name.isascii():
+        return _UNDISPLAYABLE.sub(_escape, name) if _UNDISPLAYABLE.search(name) else name
+    shown = []
+    for index, char in enumerate(name):
+        if _invisible(char) and not (char == _ZWJ and _joins_emoji(name, index)):
+            shown.append(_escape_char(char))
+        else:
+            shown.append(char)
+    return "".join(shown)
 
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        if 0xDC80 <= code <= 0xDCFF:
-            return f"\\x{code - 0xDC00:02x}"  # the byte it escapes
-        return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
-    return _UNDISPLAYABLE.sub(escape, name)
+
+def _joins_emoji(name: str, index: int) -> bool:
+    """A zero-width joiner inside an emoji sequence (👨\u200d👩): shown as the one glyph it makes."""
+    before = name[index - 1] if index > 0 else ""
+    after = name[index + 1] if index + 1 < len(name) else ""
+    before = name[index - 2] if before == "\ufe0f" and index > 1 else before  # after a variation selector
+    return bool(before and after) and unicodedata.category(before) == unicodedata.category(after) == "So"
+
+
+def _invisible(char: str) -> bool:
+    return char == "\\" or unicodedata.category(char) in _INVISIBLE_CATEGORIES and char != " " or \
+        char in _INVISIBLE_LETTERS
+
+
+def _escape(match: re.Match[str]) -> str:
+    return _escape_char(match.group())
+
+
+def _escape_char(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the byte it escapes
+    if code > 0xFFFF:
+        return f"\\U{code:08x}"
+    return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
 
 
 def stat_error_status(error: OSError) -> int:
@@ -82,6 +122,16 @@ def stat_error_status(error: OSError) -> int:
     if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM):
         return 403
     return 404
+
+
+def refused_status(error: OSError, path: str) -> int:
+    """stat_error_status for a file or folder to serve, with a log line saying why when it is 403
+    (the client is told nothing more; the operator needs the path, the reason and the user)."""
+    status = stat_error_status(error)
+    if status == 403:
+        server_log(f"cgibox: 403: {display_name(path)}: {error.strerror or error} for uid {os.getuid()}; "
+                   "make it readable by that user (e.g. chmod o+rX, or o+r for a file) or run as its owner")
+    return status
 
 
 def open_resolved(real: str) -> tuple[BinaryIO, os.stat_result]:

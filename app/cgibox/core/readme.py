@@ -6,10 +6,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
 from cgibox.core.paths import open_resolved
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 # files larger than this are shown in part, with a link to the whole file
 README_LIMIT = 256 * 1024
@@ -23,7 +27,7 @@ class Readme:
 
 
 @functools.cache
-def markdown():
+def markdown() -> MarkdownIt:
     """CommonMark with GitHub's tables and strikethrough; "html": False escapes any raw HTML, and
     markdown-it's link validation drops javascript:, vbscript: and data: links (links are kept).
     Built on the first README.md, not at start-up: markdown-it-py adds about 1.7 MB to a process."""

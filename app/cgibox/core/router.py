@@ -9,11 +9,11 @@ import stat
 import tempfile
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cgibox import __version__
 from cgibox.config import Config
-from cgibox.core import wire, writes_page
+from cgibox.core import conditional, wire, writes_page
 from cgibox.core.access import (
     ALLOW,
     LOGIN,
@@ -46,6 +46,9 @@ from cgibox.core.templates import Templates
 from cgibox.core.writes import Writes, is_write
 from cgibox.core.writes_page import WriteControls
 
+if TYPE_CHECKING:
+    from cgibox.core.webdav import WebDAV
+
 CGI_ROOT = "/cgi-bin"
 # paths the server itself answers; they shadow files of the same name in the root
 RESERVED = ("/healthz", "/stats", "/metrics")
@@ -67,10 +70,11 @@ class App:
         self.stats = stats
         self.access_log = AccessLog(config.log_format)
         # no script folder is ever served as files, whether its scripts run or not
+        self.compressor = Compressor(compress_files=config.compress_files)
         self.static = StaticFiles(self.root, self.templates,
                                   exclude=tuple(folder for _, folder in self.cgi_mounts),
                                   index_pages=config.index_pages, content_types=dict(config.content_types),
-                                  readme=not config.no_readme)
+                                  readme=not config.no_readme, compressor=self.compressor)
         # cgibox's own folders are the operator's (symlinks in them run); cgibox.compat's sit
         # under the root and keep its confinement
         runner = OperatorRunner if config.cgi_mounts is None else CGIRunner
@@ -80,7 +84,6 @@ class App:
         self.script_mounts = script_mounts(config, self.cgi_mounts)
         self.runners = {mount.path: mount_runner(self.cgi, mount)
                         for mount in config.cgi_mount if needs_own_runner(mount)}
-        self.compressor = Compressor(compress_files=config.compress_files)
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
         self.access = Access(access_rules(config, self.script_mounts), self.auth)
@@ -94,6 +97,7 @@ class App:
         self.writes = Writes(self.root, self.static.exclude, config.max_upload, self._check_write)
         self.write_controls = WriteControls(self.templates, self._write_offer, self._check_write,
                                             config.max_upload)
+        self.webdav = self._webdav(config, stats) if config.webdav else None
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -101,6 +105,16 @@ class App:
         if config.auth_file is None:
             return None
         return Auth(str(config.auth_file), shared_path(stats, ".auth"))
+
+    def _webdav(self, config: Config, stats: Stats) -> WebDAV:
+        """--webdav; its lock table sits beside the shared stats file, like the login throttle's."""
+        from cgibox.core.dav_locks import LockTable
+        from cgibox.core.webdav import WebDAV
+
+        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
+            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+        return WebDAV(self.root, self.static, self.static.exclude, LockTable(base + ".davlocks"),
+                      self.access, self.writes)
 
     def load_on_demand_modules(self) -> None:
         """Import now what a serving process otherwise imports on first use (prometheus_client
@@ -206,6 +220,8 @@ class App:
             return self.runners.get(mount[0], self.cgi).run(request, decoded, mount), CGI
         if in_place is not None and self._runs_in_place(request, decoded, in_place):
             return self.cgi.run(request, decoded, ("", self.root)), CGI
+        if self.webdav is not None and request.method in self.webdav.methods:
+            return self.webdav.handle(request, decoded), FILE
         if is_write(request) and (request.method != "POST" or decoded.endswith("/")):
             return self.writes.handle(request, decoded), FILE
         archive = self.archives.wanted(request, decoded)
@@ -295,12 +311,13 @@ class App:
             if error.status != 404:
                 raise
         etag = f'"cgibox-favicon-{__version__}"'
-        headers = [("ETag", etag), ("Cache-Control", "public, max-age=86400")]
-        if request.headers.get("if-none-match") == etag:
-            return Response(304, headers, b"")
         body = favicon_ico()
-        return Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
-                              *headers], body)
+        response = Response(200, [("Content-Type", "image/x-icon"), ("Content-Length", str(len(body))),
+                                  ("ETag", etag), ("Cache-Control", "public, max-age=86400")], body)
+        answer = conditional.evaluate(request.method, request.headers, etag, None)
+        if answer == 412:
+            raise HTTPError(412)
+        return conditional.not_modified_response(response) if answer == 304 else response
 
     @staticmethod
     def text(status: int, body: str, content_type: str) -> Response:
@@ -339,7 +356,11 @@ class App:
                cgi_run: bool = False, route_kind: str = ERROR) -> None:
         """Count and log one finished exchange; `bytes_sent` counts body bytes actually written.
         `route_kind` is the response's (the router's decision); an exchange without a request
-        (an early error of the front) is counted but not timed."""
+        (an early error of the front) is counted but not timed. A health-check probe (is_probe) is
+        neither, unless --log-probes."""
+        config = self.config
+        if request is not None and not config.log_probes and is_probe(request, config.service_routes):
+            return
         if request is not None:
             duration = time.time() - request.received_at
             self.stats.record(status, bytes_sent, cgi_run, route_kind, duration)
@@ -370,6 +391,17 @@ def writes_body_limit(config: Config, scripts: int) -> int:
     if config.write:
         return 1 << 62
     return scripts
+
+
+# a probe announces itself by its User-Agent: the image's HEALTHCHECK, Kubernetes' kubelet
+PROBE_AGENTS = ("cgibox-healthcheck", "kube-probe/")
+
+
+def is_probe(request: Request, service_routes: bool = True) -> bool:
+    """A health-check probe: `/healthz` asked by a User-Agent of PROBE_AGENTS (nothing else can hide
+    from the log this way: only the health answer is left out)."""
+    agent = request.headers.get("user-agent") or ""
+    return service_routes and request.raw_path == "/healthz" and agent.startswith(PROBE_AGENTS)
 
 
 def cgi_mounts(config: Config) -> list[tuple[str, str]]:

@@ -8,20 +8,20 @@ import mimetypes
 import os
 import secrets
 import stat as stat_mod
+from collections.abc import Callable
 from typing import BinaryIO
 
 from cgibox.core import conditional
+from cgibox.core.compress import Compressor, choose, tagged
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.listing import Listings
-from cgibox.core.paths import open_resolved, resolve_stat, stat_error_status
+from cgibox.core.paths import open_resolved, refused_status, resolve_stat
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.stamped_cache import StampedCache
 from cgibox.core.templates import Templates
 
 ALLOWED_METHODS = "GET, HEAD"
-# headers a 304 may carry (RFC 9110 15.4.5; starlette's NotModifiedResponse)
-NOT_MODIFIED_HEADERS = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary"})
 # precompressed siblings, best first: (coding, file suffix)
 ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 # files up to this size are kept in memory and sent from there while their stat is unchanged:
@@ -52,38 +52,13 @@ def content_type_for(path: str) -> str:
     return guessed
 
 
-def accepted_codings(header: str | None) -> set[str]:
-    """Content codings the client accepts with q > 0 (RFC 9110 12.5.3); "*" stands for every
-    coding the header does not name, so it admits the precompressed ones not refused by name."""
-    if not header:
-        return set()
-    accepted = set()
-    named = set()
-    for item in header.split(","):
-        coding, _, params = item.strip().partition(";")
-        coding = coding.strip().lower()
-        quality = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        named.add(coding)
-        if coding and quality > 0:
-            accepted.add(coding)
-    if "*" in accepted:
-        accepted |= {coding for coding, _ in ENCODINGS if coding not in named}
-    return accepted
-
-
 class StaticFiles:
     """Maps decoded URL paths under `root` to responses; `exclude` folders are never reachable."""
 
     def __init__(self, root: str, templates: Templates, exclude: tuple[str, ...] = (),
                  index_pages: tuple[str, ...] = ("index.html",),
-                 content_types: dict[str, str] | None = None, readme: bool = True) -> None:
+                 content_types: dict[str, str] | None = None, readme: bool = True,
+                 compressor: Compressor | None = None) -> None:
         self.root = root
         self.templates = templates
         self.exclude = exclude
@@ -91,6 +66,8 @@ class StaticFiles:
         self.index_pages = index_pages
         # extension -> Content-Type before the mimetypes table (http.server's extensions_map)
         self.content_types = content_types or {}
+        # --compress-files: which files go encoded, asked before preconditions are evaluated
+        self.compressor = compressor
         self.listings = Listings(root, templates, exclude, self._find, readme)
         self._sibling_cache: StampedCache[tuple[str, ...]] = StampedCache(4096)
         self._small_files: StampedCache[bytes] = StampedCache(SMALL_FILES_CACHED, ttl=None)
@@ -119,7 +96,7 @@ class StaticFiles:
             try:
                 st = os.stat(real)
             except OSError as error:
-                raise HTTPError(stat_error_status(error)) from None
+                raise HTTPError(refused_status(error, real)) from None
         return real, st
 
     # -- directories ---------------------------------------------------------------------------
@@ -139,8 +116,9 @@ class StaticFiles:
 
     @staticmethod
     def redirect_to_slash(request: Request) -> Response:
-        """301 to the same path with a slash, query kept; never a scheme-relative '//' Location."""
-        location = "/" + request.raw_path.lstrip("/") + "/"
+        """301 to the same path with a slash, query kept; never a scheme-relative '//' Location,
+        nor a raw backslash (browsers read "/\\host" as "//host"; %5C reaches the same name)."""
+        location = "/" + request.raw_path.lstrip("/").replace("\\", "%5C") + "/"
         if request.query:
             location += "?" + request.query
         return Response(301, [("Location", location), ("Content-Length", "0")], b"")
@@ -158,14 +136,13 @@ class StaticFiles:
         siblings = self._siblings(real)
         if siblings:
             headers.append(("Vary", "Accept-Encoding"))
-            accepted = accepted_codings(request.headers.get("accept-encoding"))
-            for coding, suffix in ENCODINGS:
-                if suffix in siblings and coding in accepted:
-                    sibling = self._sibling(real + suffix)
-                    if sibling is not None:
-                        real, st = sibling
-                        headers.append(("Content-Encoding", coding))
-                        break
+            available = tuple(coding for coding, suffix in ENCODINGS if suffix in siblings)
+            coding = choose(request.headers.get("accept-encoding"), available)
+            if coding != "identity":
+                sibling = self._sibling(real + dict(ENCODINGS)[coding])
+                if sibling is not None:
+                    real, st = sibling
+                    headers.append(("Content-Encoding", coding))
         return self._file_response(request, real, st, headers)
 
     def content_type(self, real: str) -> str:
@@ -204,7 +181,7 @@ class StaticFiles:
         try:
             file, st = open_resolved(real)  # no symlink or FIFO swapped in since the lstat
         except OSError as error:
-            raise HTTPError(stat_error_status(error)) from None
+            raise HTTPError(refused_status(error, real)) from None
         try:
             if st.st_size <= SMALL_FILE_LIMIT:
                 content = file.read(st.st_size + 1)
@@ -231,21 +208,29 @@ class StaticFiles:
             raise
 
     def _respond_with(self, request: Request, source: bytes | BinaryIO, st: os.stat_result,
-                      headers: list[tuple[str, str]], cleanups: list) -> Response:
+                      headers: list[tuple[str, str]], cleanups: list[Callable[[], None]]) -> Response:
         etag = conditional.make_etag(st)
         mtime = st.st_mtime
         size = st.st_size
         headers += [("Last-Modified", conditional.http_date(mtime)), ("ETag", etag),
                     ("Accept-Ranges", "bytes")]
-        if not conditional.precondition_holds(request.headers, etag, mtime):
-            raise HTTPError(412)
-        if conditional.not_modified(request.headers, etag, mtime):
-            for cleanup in cleanups:
-                cleanup()
-            kept = [(k, v) for k, v in headers if k.lower() in NOT_MODIFIED_HEADERS]
-            return Response(304, kept, b"")
-        ranges = None
         range_header = request.headers.get("range")
+        encoded = self._encoded(request, source, size, etag, headers)
+        if encoded is not None:
+            coding, data = encoded
+            etag = tagged(etag, coding)
+            headers[:] = [(k, v) for k, v in headers if k != "ETag"]
+            headers += [("ETag", etag), ("Content-Encoding", coding)]
+        # one evaluation, on the validators of the representation this client would get
+        answer = conditional.evaluate(request.method, request.headers, etag, mtime)
+        if answer == 412:
+            raise HTTPError(412)
+        if answer == 304:
+            return conditional.not_modified_response(Response(200, headers, b"", cleanups=cleanups))
+        if encoded is not None:
+            headers.append(("Content-Length", str(len(encoded[1]))))
+            return Response(200, headers, encoded[1], cleanups=cleanups)
+        ranges = None
         if range_header is not None and request.method == "GET" and \
                 conditional.if_range_allows(request.headers, etag, mtime):
             try:
@@ -256,16 +241,34 @@ class StaticFiles:
                 raise HTTPError(416, headers=[("Content-Range", f"bytes */{size}")]) from None
         if not ranges:
             headers.append(("Content-Length", str(size)))
-            return Response(200, headers, _region(source, 0, size), cleanups=cleanups, compress="file")
+            return Response(200, headers, _region(source, 0, size), cleanups=cleanups)
         if len(ranges) == 1:
             only = ranges[0]
             headers += [("Content-Range", only.content_range(size)), ("Content-Length", str(only.length))]
             return Response(206, headers, _region(source, only.start, only.length), cleanups=cleanups)
         return self._multipart(source, size, ranges, headers, cleanups)
 
+    def _encoded(self, request: Request, source: bytes | BinaryIO, size: int, etag: str,
+                  headers: list[tuple[str, str]]) -> tuple[str, bytes] | None:
+        """With --compress-files, a text-like file's (coding, body) for this client, or None; a
+        file that may go encoded varies on Accept-Encoding in every answer (304 included)."""
+        if self.compressor is None or any(k == "Content-Encoding" for k, _ in headers) or \
+                not self.compressor.may_encode_file(headers[0][1], size):
+            return None
+        if not any(k == "Vary" for k, _ in headers):
+            headers.append(("Vary", "Accept-Encoding"))
+        if request.headers.get("range") is not None:
+            return None  # never on a Range request, even one answered in full
+
+        def content() -> bytes | None:
+            data = source if isinstance(source, bytes) else \
+                b"".join(FileRegion(source, 0, size).read_chunks())
+            return data if len(data) == size else None
+        return self.compressor.encoded_file(request, etag, content)
+
     @staticmethod
     def _multipart(source: bytes | BinaryIO, size: int, ranges: list[conditional.ByteRange],
-                   headers: list[tuple[str, str]], cleanups: list) -> Response:
+                   headers: list[tuple[str, str]], cleanups: list[Callable[[], None]]) -> Response:
         """multipart/byteranges (RFC 9110 14.6) with CRLF line ends."""
         boundary = secrets.token_hex(16)
         content_type = headers[0][1]

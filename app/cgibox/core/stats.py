@@ -13,6 +13,7 @@ import threading
 import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from typing import Any
 
 from cgibox.core import durations
 from cgibox.core.shared import SharedCells, process_alive
@@ -139,12 +140,12 @@ class Stats:
         rows = [self.cells.row(_HEADER + row * ROW, _ROW_FORMAT) for row in range(used)]
         return [sum(column) for column in zip(*rows, strict=True)]
 
-    def duration_histograms(self, values: list[int] | None = None) -> dict[str, dict]:
+    def duration_histograms(self, values: list[int] | None = None) -> dict[str, dict[str, Any]]:
         """The request-duration histograms by route kind, summed over every process."""
         values = self.totals() if values is None else values
         return durations.histograms(values[_DURATIONS_BASE:_DURATIONS_END])
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         values = self.totals()
         started_at = self.started_at
         now = time.time()

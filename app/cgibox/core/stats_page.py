@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from cgibox.core.templates import Templates
 
 
-def render_stats_page(templates: Templates, document: dict, started_at: float, fleet_url: str | None) -> str:
+def render_stats_page(templates: Templates, document: dict[str, Any], started_at: float,
+                      fleet_url: str | None) -> str:
     """stats.html for `document` (App.stats_document), naming this instance and the fleet's page."""
     return templates.render("stats.html", stats=document, responses=sorted(document["responses"].items()),
                             started=started_at,
@@ -21,7 +23,7 @@ def render_stats_page(templates: Templates, document: dict, started_at: float, f
 CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 600, 120, 14
 
 
-def minute_chart(series: list[int], now: float) -> dict:
+def minute_chart(series: list[int], now: float) -> dict[str, Any]:
     """Bars of requests per minute (oldest first) for stats.html, with each bar's minute in UTC."""
     peak = max(series, default=0)
     slot = CHART_WIDTH / max(1, len(series))

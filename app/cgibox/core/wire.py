@@ -324,7 +324,9 @@ def body_reader(headers: Headers, source: ByteSource, max_body: int,
     return LengthBodyReader(source, length, max_body, before_first_read), length
 
 
-def _has_no_body(status: int) -> bool:
+def has_no_body(status: int) -> bool:
+    """The one answer to "may a response with this status carry a body?" (RFC 9110 6.4.1): never
+    for 1xx, 204 and 304. Fronts, the compat handlers and CGI output all ask here."""
     return 100 <= status < 200 or status in (204, 304)
 
 
@@ -338,7 +340,7 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
     close = not keep_alive or response.close_connection
     parts = [_status_line(protocol, response.status, response.reason), fields]
     chunked = False
-    if not has_length and not _has_no_body(response.status) and not response.omit_body:
+    if not has_length and not has_no_body(response.status) and not response.omit_body:
         if protocol == "HTTP/1.1":
             chunked = True
             parts.append(b"Transfer-Encoding: chunked\r\n")

@@ -35,6 +35,12 @@ def fork_holding(signals: Iterable[int] = STOP_SIGNALS) -> int:
         return os.fork()
 
 
+def hold(signals: Iterable[int] = STOP_SIGNALS) -> None:
+    """Block `signals` in this process until `release`: a signal meanwhile waits, pending (the
+    first process, between its start-up line and its handlers)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+
 def release(signals: Iterable[int] = STOP_SIGNALS) -> None:
     """Once this process's own handlers are set: a signal held since the fork is handled now.
     Before any thread starts or any script runs, both of which would inherit the blocked mask.

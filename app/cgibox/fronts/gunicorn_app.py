@@ -1,10 +1,10 @@
-"""`cgibox --front gunicorn`: runs the WSGI front under gunicorn (BaseApplication), with worker
-classes whose parse-error pages come from the core's templates like every other front's.
+"""`cgibox --front gunicorn`: runs the WSGI front under gunicorn (BaseApplication, an arbiter
+that stops on SIGINT as on SIGTERM), with cgibox's worker classes (fronts/gunicorn_workers.py,
+fronts/gunicorn_gthread.py) and TLS through the context every front shares.
 """
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import signal
@@ -12,262 +12,24 @@ import socket
 import ssl
 import sys
 import tempfile
-import threading
-import time
+from collections.abc import Callable
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-from gunicorn.http import errors as gunicorn_errors
-from gunicorn.workers.gthread import ThreadWorker
-from gunicorn.workers.sync import SyncWorker
 
 from cgibox.config import Config, usable_cpus
-from cgibox.core import connection, wire
-from cgibox.core.accesslog import server_log
+from cgibox.core import wire
 from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.core.stats import Stats
-from cgibox.fronts.forks import STOP_SIGNALS, release, signals_held
+from cgibox.fronts.forks import signals_held
+from cgibox.fronts.gunicorn_sockets import DeadlineSSLSocket, HeadTimeout, PlainOnTLSPort
+from cgibox.fronts.gunicorn_workers import WORKER_SIGNALS
 from cgibox.fronts.wsgi import WSGIApplication, build
-from cgibox.tls import HANDSHAKE_FAILED_LOG
-
-try:  # gunicorn >= 24 waits for a new connection's first bytes in a thread, then defers it
-    from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT
-except ImportError:  # older ones park a new connection in the poller under the keepalive timeout
-    _DEFER, DEFAULT_WORKER_DATA_TIMEOUT = None, 5.0
-
-# gunicorn's parse exceptions -> the status the contract gives them (by class name: the set of
-# classes differs between gunicorn releases); every other ParseException is a 400
-PARSE_ERROR_STATUS = {
-    "LimitRequestLine": 414,
-    "LimitRequestHeaders": 431,
-    "UnsupportedTransferCoding": 501,
-    "ExpectationFailed": 417,
-    "ForbiddenProxyRequest": 403,
-    "ConfigurationProblem": 500,
-    "InvalidResponseHeader": 500,
-    "InvalidResponseHeaderName": 500,
-}
-
-
-class HeadTimeout(Exception):
-    """The client did not finish its request head within --header-timeout."""
-
-
-class TLSOnPlainPort(Exception):
-    """The connection opened with a TLS ClientHello: HTTPS was tried on this plain-HTTP port."""
-
-
-class PlainOnTLSPort(Exception):
-    """The connection to the HTTPS port opened with something other than a TLS handshake."""
-
-
-
-# per thread: the request head being read (its deadline and first bytes); deadline None while
-# the application runs
-_head = threading.local()
-# how much of a head is kept to name a request gunicorn could not parse in the access log
-HEAD_KEPT = wire.MAX_REQUEST_LINE + 2
-
-
-class DeadlineSocket(socket.socket):
-    """A socket whose recv() gives up with HeadTimeout once this thread's head deadline passes,
-    and with TLSOnPlainPort when a head starts with a TLS handshake.
-
-    gunicorn reads the head through sock.recv() and has no deadline of its own for it (and waits
-    for a CRLF a ClientHello never sends); an accepted socket is switched to this class (same
-    layout, no new slots) so that its head is read under the core's rules.
-    """
-
-    __slots__ = ()
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return _recv_in_head(self, super().recv, bufsize, flags, plain_port=True)
-
-
-class DeadlineSSLSocket(ssl.SSLSocket):
-    """DeadlineSocket's head deadline for HTTPS connections (every request of a keep-alive one):
-    the SSLSocket that the TLS context makes is switched to this class (same layout)."""
-
-    def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
-        return _recv_in_head(self, super().recv, bufsize, flags, plain_port=False)
-
-
-def _recv_in_head(sock: socket.socket, recv, bufsize: int, flags: int, plain_port: bool) -> bytes:
-    """`recv` while this thread reads a request head: its deadline bounds the wait (HeadTimeout),
-    the first bytes are kept to name the request in the log, and on the plain-HTTP port a head
-    that opens with a TLS handshake is TLSOnPlainPort. Outside a head, `recv` as it is."""
-    deadline = getattr(_head, "deadline", None)
-    if deadline is None:
-        return recv(bufsize, flags)
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise HeadTimeout
-    sock.settimeout(remaining)
-    try:
-        data = recv(bufsize, flags)
-    except TimeoutError:
-        raise HeadTimeout from None
-    if plain_port and not _head.seen and wire.looks_like_tls(data):
-        raise TLSOnPlainPort
-    if len(_head.seen) < HEAD_KEPT:
-        _head.seen += data[:HEAD_KEPT - len(_head.seen)]
-    return data
-
-
-# the core's answers to the wrong protocol on a port, by the exception the sockets here raise
-WRONG_PROTOCOL = {TLSOnPlainPort: connection.TLS_ON_PLAIN_PORT, PlainOnTLSPort: connection.PLAIN_ON_TLS_PORT}
-
-
-def status_for(exc: BaseException) -> int:
-    if isinstance(exc, HeadTimeout):
-        return 408
-    if type(exc) in WRONG_PROTOCOL:
-        return WRONG_PROTOCOL[type(exc)].status
-    if isinstance(exc, gunicorn_errors.ParseException):
-        return PARSE_ERROR_STATUS.get(type(exc).__name__, 400)
-    return 500
-
-
-# what the arbiter sends a worker to stop it or have it reopen its logs: held across the fork
-# (GracefulArbiter.spawn_worker) until the worker's own handlers are set (see fronts/forks.py)
-WORKER_SIGNALS = STOP_SIGNALS | {signal.SIGQUIT, signal.SIGUSR1}
-
-
-class CoreErrorPages:
-    """Mixin for gunicorn workers: a request gunicorn could not parse gets the core's page, a
-    head not finished within --header-timeout gets 408, and stopping closes the listeners at once."""
-
-    def init_signals(self) -> None:
-        super().init_signals()  # type: ignore[misc]
-        release(WORKER_SIGNALS)
-
-    def arm_head_deadline(self, sock: socket.socket, deadline: float | None = None) -> None:
-        if type(sock) is socket.socket and not self.cfg.is_ssl:
-            sock.__class__ = DeadlineSocket
-        _head.deadline = deadline or time.monotonic() + self.wsgi.app.config.header_timeout
-        _head.seen = b""
-
-    @staticmethod
-    def disarm_head_deadline(sock: socket.socket) -> None:
-        _head.deadline = None
-        sock.settimeout(None)
-
-    def close_listeners(self) -> None:
-        """Stop accepting: with every worker's copy closed, new connections are refused instead of
-        waiting in a backlog that nobody will accept from."""
-        for listener in self.sockets:
-            try:
-                listener.close()
-            except OSError:
-                pass
-
-    def handle_error(self, req, client, addr, exc):  # noqa: D401 - gunicorn's hook
-        _head.deadline = None  # gunicorn drains the socket after this: no deadline there
-        wsgi_app = self.wsgi
-        app = getattr(wsgi_app, "app", None)
-        if app is None or not isinstance(wsgi_app, WSGIApplication):
-            return super().handle_error(req, client, addr, exc)  # type: ignore[misc]
-        status = status_for(exc)
-        addr = addr or ("-", 0)
-        detail = ""
-        if isinstance(exc, ssl.SSLError):
-            # nothing can be said in a TLS session that never started: a log line, and close
-            server_log(HANDSHAKE_FAILED_LOG.format(peer=addr[0], reason=exc.reason or exc))
-            return
-        wrong_protocol = WRONG_PROTOCOL.get(type(exc))
-        if wrong_protocol is not None:
-            server_log(wrong_protocol.log.format(peer=addr[0]))
-            detail = wrong_protocol.detail
-        elif status == 500:
-            self.log.exception("Error handling request")
-        data, length = app.early_answer(status, detail)
-        try:
-            client.sendall(data)
-        except OSError:
-            pass
-        if req is not None:
-            line = f"{req.method} {req.uri} HTTP/{req.version[0]}.{req.version[1]}"
-        elif wrong_protocol is not None:
-            line = wrong_protocol.request_line
-        else:
-            line = getattr(_head, "seen", b"").split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
-        app.finish(None, status, length, request_line=line, remote_addr=str(addr[0]))
-
-
-class CgiboxThreadWorker(CoreErrorPages, ThreadWorker):
-    """gthread: a thread pool per worker, keep-alive connections parked in a poller.
-
-    A new connection waits for its first bytes in a thread for up to DEFAULT_WORKER_DATA_TIMEOUT
-    and is then parked ("pending") under gunicorn's keepalive timeout, with no 408 and no regard
-    for --header-timeout: here a connection still silent at its head's deadline gets the core's
-    408 and is closed (or, past gunicorn's own wait, is closed from the poller at that deadline)."""
-
-    def handle(self, conn):
-        deadline = getattr(conn, "cgibox_head_deadline", None)
-        if deadline is None:
-            deadline = conn.cgibox_head_deadline = \
-                time.monotonic() + self.wsgi.app.config.header_timeout
-        if _DEFER is not None and not conn.initialized and not conn.data_ready:
-            remaining = deadline - time.monotonic()
-            # the whole wait here when it is no longer than gunicorn's own; a longer one is
-            # parked in the poller (see finish_request) and closed there at its deadline
-            defer = remaining > DEFAULT_WORKER_DATA_TIMEOUT
-            if remaining <= 0 or not conn.wait_for_data(min(remaining, DEFAULT_WORKER_DATA_TIMEOUT)):
-                if defer:
-                    return _DEFER
-                self.handle_error(None, conn.sock, conn.client, HeadTimeout())
-                return False
-        self.arm_head_deadline(conn.sock, deadline)
-        try:
-            return super().handle(conn)
-        finally:
-            _head.deadline = None
-
-    def finish_request(self, conn, fs):
-        super().finish_request(conn, fs)
-        # a silent new connection, parked: it has as long as its head may take, not keepalive
-        if conn in getattr(self, "pending_conns", ()):
-            conn.timeout = conn.cgibox_head_deadline
-
-    def set_accept_enabled(self, enabled):
-        super().set_accept_enabled(enabled)
-        if not enabled and not self.alive:
-            self.close_listeners()  # stopping: refuse new connections while requests finish
-
-    def handle_request(self, req, conn):
-        self.disarm_head_deadline(conn.sock)
-        return super().handle_request(req, conn)
-
-
-class CgiboxSyncWorker(CoreErrorPages, SyncWorker):
-    """sync: one request at a time per worker, no keep-alive."""
-
-    def handle(self, listener, client, addr):
-        self.arm_head_deadline(client)
-        try:
-            return super().handle(listener, client, addr)
-        finally:
-            _head.deadline = None
-
-    def handle_exit(self, sig, frame):
-        super().handle_exit(sig, frame)
-        self.close_listeners()  # a request in flight finishes; no new connection is accepted
-
-    def accept(self, listener):
-        try:
-            super().accept(listener)
-        except OSError as error:
-            if self.alive or error.errno not in (errno.EBADF, errno.EINVAL):
-                raise  # a listener closed by handle_exit just now is the only expected failure
-
-    def handle_request(self, listener, req, client, addr):
-        self.disarm_head_deadline(client)
-        return super().handle_request(listener, req, client, addr)
-
 
 WORKER_CLASSES = {
-    "gthread": f"{__name__}.CgiboxThreadWorker",
-    "sync": f"{__name__}.CgiboxSyncWorker",
+    "gthread": "cgibox.fronts.gunicorn_gthread.CgiboxThreadWorker",
+    "sync": "cgibox.fronts.gunicorn_sync.CgiboxSyncWorker",
 }
 
 
@@ -277,11 +39,11 @@ class _HandshakeDeadline:
     client that stalls would hold a worker), answers plain HTTP with the core's 400 page, and
     turns a stalled handshake into the 408 of any late head."""
 
-    def __init__(self, context, timeout: float) -> None:
+    def __init__(self, context: ssl.SSLContext, timeout: float) -> None:
         self.context = context
         self.timeout = timeout
 
-    def wrap_socket(self, sock, **kwargs):
+    def wrap_socket(self, sock: socket.socket, **kwargs: Any) -> ssl.SSLSocket:
         sock.settimeout(self.timeout)
         try:
             first = sock.recv(1, socket.MSG_PEEK)
@@ -301,15 +63,16 @@ class _HandshakeDeadline:
         return wrapped
 
 
-def ssl_context_hook(config: Config):
+def ssl_context_hook(config: Config) -> Callable[[Any, Any], _HandshakeDeadline]:
     """gunicorn's ssl_context setting. gunicorn asks for a context per connection: this builds
     one (cgibox/tls.py, shared with the other fronts) once per process and hands out that one."""
     built: list[_HandshakeDeadline] = []
 
-    def ssl_context(conf, default_factory):
+    def ssl_context(conf: Any, default_factory: Any) -> _HandshakeDeadline:
         if not built:
             from cgibox.tls import server_context
 
+            assert config.tls_cert is not None and config.tls_key is not None
             built.append(_HandshakeDeadline(server_context(config.tls_cert, config.tls_key),
                                             config.header_timeout))
         return built[0]
@@ -317,19 +80,19 @@ def ssl_context_hook(config: Config):
     return ssl_context
 
 
-class GracefulArbiter(Arbiter):
+class GracefulArbiter(Arbiter):  # type: ignore[misc]
     """SIGINT stops as gracefully as SIGTERM (the contract treats them alike)."""
 
-    def handle_int(self):
+    def handle_int(self) -> None:
         raise StopIteration
 
-    def spawn_worker(self):
+    def spawn_worker(self) -> Any:
         # the fork is inside; the worker releases the signals in init_signals
         with signals_held(WORKER_SIGNALS):
             return super().spawn_worker()
 
 
-class CgiboxGunicorn(BaseApplication):
+class CgiboxGunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: Config, wsgi_app: WSGIApplication) -> None:
         self.config = config
         self.wsgi_app = wsgi_app
@@ -338,7 +101,7 @@ class CgiboxGunicorn(BaseApplication):
     def load_config(self) -> None:
         config = self.config
         host = f"[{config.host}]" if ":" in config.host else config.host
-        settings = {
+        settings: dict[str, Any] = {
             "bind": [f"{host}:{config.port}"],
             "workers": config.workers or 2 * usable_cpus(),
             "worker_class": WORKER_CLASSES[config.worker_class],
@@ -373,11 +136,11 @@ class CgiboxGunicorn(BaseApplication):
         for key, value in settings.items():
             self.cfg.set(key, value)
 
-    def when_ready(self, server) -> None:
-        from cgibox.cli import startup_line
+    def when_ready(self, server: Any) -> None:
+        from cgibox.announce import announce
 
         port = server.LISTENERS[0].sock.getsockname()[1]
-        print(startup_line(self.config, port), flush=True)
+        announce(self.config, port)
 
     def load(self) -> WSGIApplication:
         return self.wsgi_app

@@ -17,9 +17,12 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, Event, RequestHead
+from cgibox.core import wire
+from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, EarlyError, Event, RequestHead
 from cgibox.core.connection import Closed as ClosedEvent
+from cgibox.core.errors import BodyTimeout
 
 RECV_SIZE = 64 * 1024
 # a body write or read that makes no progress for this long ends the connection
@@ -31,6 +34,16 @@ ACCEPT_BATCH = 64
 # woke first (measured: 28 of wrk's 32 on one of two processes); a busy process, slower to get
 # back to accept(), then takes fewer
 SHARED_ACCEPT_BATCH = 1
+# a process that leaves a connection to a sibling with fewer looks at the listener again after this
+ACCEPT_DEFERRED = 0.002
+# a request body up to this size that has not fully arrived with its head waits in the loop (under
+# --body-timeout) before a handler takes it: a slow small upload holds no thread or child; a
+# bigger one is read by its handler as it streams (under the same deadline, SO_RCVTIMEO)
+HELD_BODY_LIMIT = 64 * 1024
+# closing after an early error with request bytes unread: the loop reads and drops at most this
+# much, this long, first (a reset could destroy the answer before the client reads it)
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1024 * 1024
 
 
 def timeval(seconds: float) -> bytes:
@@ -43,24 +56,29 @@ class Client:
     """One accepted connection: its socket, peer, core Connection, and where the loop holds it.
 
     The socket stays blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) for the handlers;
-    the loop reads it with MSG_DONTWAIT, so no mode switch happens when it changes hands.
+    the loop reads it with MSG_DONTWAIT, so no mode switch happens when it changes hands. The
+    only blocking read a handler makes is a request body's, so SO_RCVTIMEO is --body-timeout.
     """
 
-    __slots__ = ("sock", "address", "connection", "deadline", "parked", "event", "keep", "child")
+    __slots__ = ("sock", "address", "http", "deadline", "parked", "event", "keep", "child",
+                 "body_due", "draining", "head")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
-    # forking front: a TLS connection is never handed back to the parent (fronts/tls_transport.py)
-    ends_in_child = False
+    # forking front: a TLS connection stays with the loop, which relays it (fronts/forked_tls.py)
+    pinned = False
 
-    def __init__(self, sock: socket.socket, address: tuple, connection: Connection) -> None:
-        self.sock = sock
+    def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection) -> None:
+        self.sock = sock  # the socket (a TLS one on the HTTPS port)
         self.address = address
-        self.connection = connection
+        self.http = http  # the core's Connection: what the bytes mean
         self.deadline = 0.0
         self.parked = False
         self.event: Event | None = None  # what a handler is to act on
         self.keep = False  # set by the handler: the connection goes on
         self.child: int | None = None  # forking front: the child running it
+        self.body_due = 0  # parked until the buffer holds this many body bytes (0: not waiting)
+        self.draining = 0  # lingering close: bytes still to read and drop (0: not lingering)
+        self.head = b""  # with ConnectionLoop.keep_heads: the raw bytes of the head in `event`
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -79,24 +97,49 @@ class Client:
 
     def timed_out(self) -> Event:
         """The loop's deadline passed while this connection was parked."""
-        return self.connection.timed_out()
+        return self.http.timed_out()
 
     def recv_ready(self) -> bytes:
         """What the socket holds now, without waiting (BlockingIOError when nothing)."""
         return self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
 
+    def send_ready(self, data: bytes) -> bool:
+        """Write `data` now without waiting (the loop's own answers: small pages on a connection
+        with nothing else to send); False when the socket would not take all of it."""
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT) == len(data)
+        except (BlockingIOError, InterruptedError):
+            return False
+
+    def recv_body(self, seconds: float) -> bytes:
+        """A handler's blocking read of request-body bytes; TimeoutError after `seconds` of
+        silence (plain sockets: SO_RCVTIMEO, set to --body-timeout at accept)."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
+            raise TimeoutError from None
+
+
+def body_timed_out(request_head: RequestHead, seconds: float) -> EarlyError:
+    """The early answer for a body that stopped arriving while its connection waited in the loop:
+    the core's BodyTimeout (408, close), logged under the request's own line."""
+    request = request_head.request
+    error = BodyTimeout(seconds)
+    return EarlyError(error.status, error.detail, f"{request.method} {request.target} {request.protocol}")
+
 
 class ConnectionLoop:
     """Accepts, parks and wakes connections for one serving process (run by its main thread)."""
 
-    def __init__(self, listener: socket.socket, make_connection: Callable[[tuple], Connection],
+    def __init__(self, listener: socket.socket, make_connection: Callable[[tuple[Any, ...]], Connection],
                  dispatch: Callable[[Client], None], header_timeout: float, keepalive_timeout: float,
-                 max_connections: int) -> None:
+                 max_connections: int, body_timeout: float = 30.0) -> None:
         self.listener = listener
         self.make_connection = make_connection
         self.dispatch = dispatch
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.selector = selectors.DefaultSelector()
         self.clients: dict[int, Client] = {}  # every open connection of this process, by fd
@@ -105,7 +148,7 @@ class ConnectionLoop:
         self._sequence = itertools.count()
         self._returned: collections.deque[Client] = collections.deque()
         # makes the Client of each accepted socket (tls_transport's for HTTPS)
-        self.client_factory: Callable[[socket.socket, tuple, Connection], Client] = Client
+        self.client_factory: Callable[[socket.socket, tuple[Any, ...], Connection], Client] = Client
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -113,6 +156,11 @@ class ConnectionLoop:
         listener.setblocking(False)
         self._accepting = False
         self.accept_batch = ACCEPT_BATCH
+        # the forking front sends a head's raw bytes to the process that answers it
+        self.keep_heads = False
+        # --processes: given this process's open connections, whether it accepts now
+        self.may_accept: Callable[[int], bool] | None = None
+        self._accept_again = 0.0
         self._resume_accepting()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -127,11 +175,16 @@ class ConnectionLoop:
         timeout = longest
         if self._timers:
             timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+        if self._accept_again:
+            timeout = min(timeout, max(0.0, self._accept_again - time.monotonic()))
         for key, _ in self.selector.select(timeout):
             key.data(key.fileobj)
         self._fire_timers()
+        if self._accept_again and time.monotonic() >= self._accept_again:
+            self._accept_again = 0.0
+            self._resume_accepting()
 
-    def _on_wake(self, _fileobj) -> None:
+    def _on_wake(self, _fileobj: object) -> None:
         try:
             while self._wake_r.recv(4096):
                 pass
@@ -158,10 +211,14 @@ class ConnectionLoop:
             self.selector.unregister(self.listener)
             self._accepting = False
 
-    def _on_accept(self, _listener) -> None:
+    def _on_accept(self, _listener: object) -> None:
         for _ in range(self.accept_batch):
             if len(self.clients) >= self.max_connections:
                 self._pause_accepting()  # the backlog holds the rest until one closes
+                return
+            if self.may_accept is not None and not self.may_accept(len(self.clients)):
+                self._pause_accepting()  # a sibling with fewer takes it; look again soon
+                self._accept_again = time.monotonic() + ACCEPT_DEFERRED
                 return
             try:
                 sock, address = self.listener.accept()
@@ -173,7 +230,7 @@ class ConnectionLoop:
                 return  # ECONNABORTED and the like: try again on the next readiness
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(IO_TIMEOUT))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(IO_TIMEOUT))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(self.body_timeout))
             try:
                 client = self.client_factory(sock, address, self.make_connection(address))
             except OSError:  # gone before its transport could be set up
@@ -207,6 +264,9 @@ class ConnectionLoop:
         client = self.clients.get(sock.fileno())
         if client is None:
             return
+        if client.draining:
+            self._drain_step(client)
+            return
         ready = client.advance_transport()
         if ready is not True:  # False: wait for the socket again; or the transport's own end
             if ready is CLOSED_EVENT:
@@ -216,8 +276,8 @@ class ConnectionLoop:
                 client.event = ready
                 self.dispatch(client)
             return
-        connection = client.connection
-        was_idle = connection.idle
+        http = client.http
+        was_idle = http.idle
         try:
             data = client.recv_ready()
         except (BlockingIOError, InterruptedError):
@@ -225,12 +285,25 @@ class ConnectionLoop:
         except OSError:  # reset: nobody to answer
             self.close(client)
             return
-        connection.receive_data(data)
-        self._step(client, was_idle)
+        http.receive_data(data)
+        if client.body_due:
+            self._body_step(client, bool(data))
+            return
+        self._step(client, was_idle, len(data))
 
-    def _step(self, client: Client, was_idle: bool = False) -> None:
-        """Act on what the connection's buffered bytes amount to."""
-        event = client.connection.next_event()
+    def _body_step(self, client: Client, arrived: bool) -> None:
+        """Bytes of a held body came: dispatch once it is all here (or the client closed)."""
+        http = client.http
+        if len(http.buffer) >= client.body_due or http.eof:
+            client.body_due = 0
+            self._unpark(client)
+            self.dispatch(client)  # client.event is the head it was held with
+        elif arrived:  # --body-timeout counts silence: it starts again
+            self._rearm(client, time.monotonic() + self.body_timeout)
+
+    def _step(self, client: Client, was_idle: bool = False, fresh: int | None = None) -> None:
+        """Act on what the connection's buffered bytes amount to (`fresh`: how many just came)."""
+        event = self._next_event(client, fresh)
         if event is NEED_DATA:
             if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
                 self._rearm(client, time.monotonic() + self.header_timeout)
@@ -238,9 +311,52 @@ class ConnectionLoop:
         if isinstance(event, ClosedEvent):
             self.close(client)
             return
+        if isinstance(event, RequestHead) and self.hold_body(client, event):
+            return
         self._unpark(client)
         client.event = event
         self.dispatch(client)
+
+    def _next_event(self, client: Client, fresh: int | None = None) -> Event:
+        """The connection's next event; with keep_heads, a head's raw bytes kept in client.head.
+        A head can only have ended in the bytes that just came (a complete one never waits here
+        unparsed), so the buffer is copied only when those hold a blank line: a head trickled in
+        byte by byte is not copied once per byte."""
+        http = client.http
+        buffer = http.buffer
+        if not self.keep_heads:
+            return http.next_event()
+        start = 0 if fresh is None else max(0, len(buffer) - fresh - 2)
+        if buffer.find(b"\n\n", start) < 0 and buffer.find(b"\n\r\n", start) < 0:
+            return http.next_event()  # no head ends here (an early error needs no head bytes)
+        before = bytes(buffer)
+        event = http.next_event()
+        if isinstance(event, RequestHead):
+            client.head = before[:len(before) - len(http.buffer)]
+        return event
+
+    @staticmethod
+    def body_on_its_way(client: Client, event: RequestHead) -> bool:
+        """Whether the loop should hold this request until its (small) body has arrived: not one
+        that waits for 100 Continue, which only a handler decides to send."""
+        request = event.request
+        length = request.body_length
+        http = client.http
+        return length is not None and 0 < length <= HELD_BODY_LIMIT and len(http.buffer) < length \
+            and not http.eof and not wire.expects_continue(request)
+
+    def hold_body(self, client: Client, event: RequestHead) -> bool:
+        """Park `client` until the body of `event` is buffered (True), under --body-timeout."""
+        if not self.body_on_its_way(client, event):
+            return False
+        client.event = event
+        client.body_due = event.request.body_length or 0
+        deadline = time.monotonic() + self.body_timeout
+        if client.parked:
+            self._rearm(client, deadline)
+        else:
+            self.park(client, deadline)
+        return True
 
     def _rearm(self, client: Client, deadline: float) -> None:
         client.deadline = deadline
@@ -254,12 +370,46 @@ class ConnectionLoop:
             if not client.parked or client.deadline != deadline:
                 continue  # a stale entry: the client moved on or was re-armed
             self._unpark(client)
+            if client.draining:
+                self.close(client)
+                continue
+            if client.body_due:
+                client.body_due = 0
+                assert isinstance(client.event, RequestHead)
+                client.event = body_timed_out(client.event, self.body_timeout)
+                self.dispatch(client)
+                continue
             event = client.timed_out()
             if event is CLOSED_EVENT:
                 self.close(client)
             else:
                 client.event = event
                 self.dispatch(client)
+
+    # -- lingering close ---------------------------------------------------------------------------
+
+    def linger(self, client: Client) -> None:
+        """Close `client` once the client stops sending (or after LINGER_SECONDS / LINGER_BYTES):
+        the answer already written must not be destroyed by a reset for unread bytes (Apache's
+        lingering close, here without a thread)."""
+        try:
+            socket.socket.shutdown(client.sock, socket.SHUT_WR)  # the raw socket: no TLS alert
+        except OSError:
+            self.close(client)
+            return
+        client.draining = LINGER_BYTES
+        self.park(client, time.monotonic() + LINGER_SECONDS)
+
+    def _drain_step(self, client: Client) -> None:
+        try:  # the raw socket's recv: these bytes are dropped unread, TLS or not
+            data = socket.socket.recv(client.sock, RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        client.draining = max(0, client.draining - len(data))
+        if not data or not client.draining:
+            self.close(client)
 
     # -- coming back from a handler ---------------------------------------------------------------
 
@@ -273,16 +423,26 @@ class ConnectionLoop:
         if not client.keep or self.stopping:
             self.close(client)
             return
-        connection = client.connection
+        if isinstance(client.event, RequestHead):  # a handler read a head whose body is coming
+            if not self.hold_body(client, client.event):
+                self.dispatch(client)
+            elif client.transport_pending():
+                self._on_readable(client.sock)
+            return
+        http = client.http
         now = time.monotonic()
-        deadline = now + (self.header_timeout if connection.state == HEAD else self.keepalive_timeout)
+        deadline = now + (self.header_timeout if http.state == HEAD else self.keepalive_timeout)
         self.park(client, deadline)
         if client.transport_pending():  # already read from the socket: no readiness will come
             self._on_readable(client.sock)
+        elif http.buffer:  # bytes handed back may hold a whole head (a relay's last ones)
+            self._step(client)
 
     def close(self, client: Client) -> None:
         self._unpark(client)
         self.clients.pop(client.sock.fileno(), None)
+        if self.may_accept is not None:
+            self.may_accept(len(self.clients))  # the siblings see the count fall
         try:
             client.sock.close()
         except OSError:
@@ -295,15 +455,23 @@ class ConnectionLoop:
         """Stopping: a parked connection whose complete head already arrived is still answered
         (one last look at the socket); every other parked one is closed at once."""
         for client in [c for c in self.clients.values() if c.parked]:
-            connection = client.connection
+            http = client.http
+            if client.draining:
+                self.close(client)
+                continue
+            if client.body_due:  # a complete head whose body is arriving: answered too
+                client.body_due = 0
+                self._unpark(client)
+                self.dispatch(client)
+                continue
             try:
-                connection.receive_data(client.recv_ready())
+                http.receive_data(client.recv_ready())
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
                 self.close(client)
                 continue
-            event = connection.next_event()
+            event = self._next_event(client)
             if isinstance(event, RequestHead):
                 self._unpark(client)
                 client.event = event

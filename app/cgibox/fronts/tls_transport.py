@@ -9,6 +9,8 @@ from __future__ import annotations
 import selectors
 import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
@@ -26,14 +28,15 @@ class TLSClient(Client):
     The loop's own calls switch it to non-blocking for their duration."""
 
     __slots__ = ("selector", "checked", "handshaken", "events")
+    sock: ssl.SSLSocket  # a plain socket only once the plain-HTTP answer has replaced it
     sendfile_ok = False
     # the session state (sequence numbers, keys, buffered records) lives in the process that
-    # read and wrote it: the forking front's child keeps the connection to its end
-    ends_in_child = True
+    # read and wrote it: the forking front relays it to a child instead of sending it there
+    pinned = True
 
-    def __init__(self, sock: socket.socket, address: tuple, connection: Connection,
+    def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection,
                  context: ssl.SSLContext, selector: selectors.BaseSelector) -> None:
-        super().__init__(sock, address, connection)
+        super().__init__(sock, address, http)
         self.selector = selector
         self.checked = False  # the first byte was peeked at: a ClientHello
         self.handshaken = False
@@ -64,7 +67,7 @@ class TLSClient(Client):
                 return CLOSED_EVENT
             if not wire.looks_like_tls(first):
                 # the answer goes in plain text: the same descriptor, without the SSL layer
-                self.sock = socket.socket(fileno=sock.detach())
+                self.sock = socket.socket(fileno=sock.detach())  # type: ignore[assignment]
                 self.sock.settimeout(IO_TIMEOUT)
                 return PLAIN_ON_TLS_PORT  # the handler logs and answers it
             self.checked = True
@@ -110,19 +113,43 @@ class TLSClient(Client):
         finally:
             sock.settimeout(IO_TIMEOUT)
 
+    def send_ready(self, data: bytes) -> bool:
+        sock = self.sock
+        if not isinstance(sock, ssl.SSLSocket):  # the plain answer to plain HTTP on this port
+            return Client.send_ready(self, data)
+        sock.settimeout(0)
+        try:
+            return sock.send(data) == len(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            return False
+        finally:
+            sock.settimeout(IO_TIMEOUT)
+
+    def recv_body(self, seconds: float) -> bytes:
+        """Request-body bytes for a handler, under --body-timeout (Python's timeout mode here)."""
+        sock = self.sock
+        sock.settimeout(seconds)
+        try:
+            return sock.recv(RECV_SIZE)
+        except ssl.SSLZeroReturnError:  # close_notify
+            return b""
+        finally:
+            sock.settimeout(IO_TIMEOUT)
+
     def transport_pending(self) -> bool:
         return self.handshaken and self.sock.pending() > 0
 
     def timed_out(self) -> Event:
         if self.handshaken:
-            return self.connection.timed_out()
+            return self.http.timed_out()
         if self.checked:  # a handshake began and stalled (a silent connection just closes)
             server_log(STALLED_LOG.format(peer=self.address[0]))
         return CLOSED_EVENT
 
 
-def client_factory(context: ssl.SSLContext, selector: selectors.BaseSelector):
+def client_factory(context: ssl.SSLContext, selector: selectors.BaseSelector
+                   ) -> Callable[[socket.socket, tuple[Any, ...], Connection], TLSClient]:
     """What the loop calls for each accepted connection on the HTTPS port."""
-    def make(sock: socket.socket, address: tuple, connection: Connection) -> TLSClient:
-        return TLSClient(sock, address, connection, context, selector)
+    def make(sock: socket.socket, address: tuple[Any, ...], http: Connection) -> TLSClient:
+        return TLSClient(sock, address, http, context, selector)
     return make

@@ -11,10 +11,12 @@ import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 from cgibox.config import Config
 from cgibox.core import wire
+from cgibox.core.conditional import is_digits
 from cgibox.core.errors import reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
@@ -30,7 +32,7 @@ def header_name(key: str) -> str:
     return "-".join(part.capitalize() for part in key[5:].split("_"))
 
 
-def request_from_environ(environ: dict) -> Request:
+def request_from_environ(environ: dict[str, Any]) -> Request:
     headers = Headers()
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -44,7 +46,7 @@ def request_from_environ(environ: dict) -> Request:
         if environ.get("QUERY_STRING"):
             target += "?" + environ["QUERY_STRING"]
     length_text = environ.get("CONTENT_LENGTH", "")
-    if wire.is_digits(length_text):
+    if is_digits(length_text):
         body_length: int | None = int(length_text)
     elif "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower():
         body_length = None
@@ -91,17 +93,29 @@ class ResponseBody:
                         route_kind=self.response.route_kind)
 
 
+def close_after(start_response: Callable[..., Any]) -> None:
+    """Close the connection after this response (a 408 for a stalled body, a cut script). WSGI
+    has no word for it and gunicorn drops a Connection header the application sets; its
+    start_response is a method of its Response, whose force_close() does it. Other servers: the
+    Connection header was dropped as hop-by-hop, and they decide themselves."""
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
+
+
 class WSGIApplication:
     """A WSGI callable around one core App."""
 
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def __call__(self, environ: dict, start_response: Callable) -> object:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> object:
         request = request_from_environ(environ)
         response = self.app.handle(request)
         headers = [(k, v) for k, v in response.headers if k.lower() not in wire.HOP_BY_HOP]
         start_response(f"{response.status} {response.reason or reason(response.status)}", headers)
+        if response.close_connection:
+            close_after(start_response)
         body = response.body
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(body, FileRegion) and file_wrapper is not None:
@@ -134,7 +148,7 @@ class LazyApplication:
         self.config = config
         self._app: WSGIApplication | None = None
 
-    def __call__(self, environ: dict, start_response: Callable) -> object:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> object:
         if self._app is None:
             self._app = build(self.config)
         return self._app(environ, start_response)

@@ -5,11 +5,14 @@
   const table = document.getElementById("listing"), input = document.getElementById("filter");
   const shown = document.getElementById("shown"), nomatch = document.getElementById("nomatch");
   const thisYear = new Date().getFullYear();
-  const day = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric"});
-  const dayOfYear = new Intl.DateTimeFormat(undefined, {year: "numeric", month: "short", day: "numeric"});
-  const clock = new Intl.DateTimeFormat(undefined, {hour: "2-digit", minute: "2-digit"});
-  const exact = new Intl.DateTimeFormat(undefined, {weekday: "long", year: "numeric", month: "long", day: "numeric",
-                                                    hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+  // the reader's own languages, in their order (not only the browser's UI language), and the
+  // clock they use there: 15:26 or 3:26 PM
+  const locales = navigator.languages && navigator.languages.length ? navigator.languages : undefined;
+  const day = new Intl.DateTimeFormat(locales, {month: "short", day: "numeric"});
+  const dayOfYear = new Intl.DateTimeFormat(locales, {year: "numeric", month: "short", day: "numeric"});
+  const clock = new Intl.DateTimeFormat(locales, {timeStyle: "short"});
+  const exact = new Intl.DateTimeFormat(locales, {weekday: "long", year: "numeric", month: "long", day: "numeric",
+                                                  hour: "numeric", minute: "2-digit", timeZoneName: "short"});
   for (const icon of document.querySelectorAll("svg:not(.defs)")) icon.setAttribute("aria-hidden", "true");
   const rows = Array.from(table.tBodies[0].rows).filter((row) => row.cells.length === 3 && !row.classList.contains("up"));
   for (const row of rows) {
@@ -25,6 +28,18 @@
   }
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   if (zone) table.querySelector("th.m").title = "Times in " + zone;
+  // the columns keep the widths they have now, so they do not jump when the filter hides every row:
+  // Size and Modified as measured, the name takes the rest (a fixed layout reads only the head)
+  const fixColumns = () => {
+    const heads = Array.from(table.tHead.rows[0].cells).filter((th) => !th.classList.contains("n"));
+    table.style.tableLayout = "";
+    heads.forEach((th) => { th.style.width = ""; });
+    const widths = heads.map((th) => th.getBoundingClientRect().width);
+    heads.forEach((th, i) => { th.style.width = widths[i] + "px"; });
+    table.style.tableLayout = "fixed";
+  };
+  fixColumns();
+  addEventListener("resize", fixColumns);
   const names = rows.map((row) => row.cells[0].textContent.toLowerCase());
   input.removeAttribute("hidden");
   const narrow = () => {

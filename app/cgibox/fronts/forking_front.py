@@ -1,0 +1,448 @@
+"""`--front forking`: every request runs in a process apart from the loop and from the requests
+running at once, paid for before it arrives. At start the loop's process forks a small template
+process (no connections, nothing but a control socket); the template forks children ahead of need
+(at most --threads), each with a Unix socket to the loop. The loop sends a child a ready
+connection (`socket.send_fds`) with its head and the bytes read ahead; the child answers, then
+reports back (keep-alive?, responses, bytes read past them) and waits for the next one, and exits
+after --max-requests. A TLS connection, whose SSL state cannot move between processes, stays
+with the loop, which relays its plaintext to the child over a socketpair (forked_tls.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from cgibox.config import Config
+from cgibox.core.accesslog import server_log
+from cgibox.core.cgi_slots import reclaim_orphans
+from cgibox.core.connection import RequestHead
+from cgibox.core.router import App
+from cgibox.fronts.forks import fork_holding, release
+from cgibox.fronts.handler import HandBackNow, Handler
+from cgibox.fronts.loop import IO_TIMEOUT, RECV_SIZE, Client, timeval
+from cgibox.fronts.loop_server import LoopServer
+
+if TYPE_CHECKING:
+    from cgibox.fronts.forked_tls import Relay
+
+# loop -> child: responses finished on the connection, bytes that follow (the peer's address, its
+# head, then what was read past it), the address's length, hand back soon (the child took the
+# last free slot), the server is stopping, relayed (a socketpair end in place of the connection)
+JOB = struct.Struct("!QIH???")
+# child -> loop: keep-alive?, responses finished, bytes read past them, this child exits now
+REPORT = struct.Struct("!?QI?")
+# template -> loop: a new child's pid (its socket rides along)
+BORN = struct.Struct("!i")
+# the bytes after a JOB or REPORT go in messages this long (SOCK_SEQPACKET keeps them apart)
+PART = 65536
+# a child keeps a connection whose next bytes come within this long (a keep-alive client sends
+# its next request at once); an idle one goes back to the loop soon after
+HANDBACK_AFTER_IDLE = 0.2
+# children idle this long are let go (their socket closed: they exit), down to SPARE_CHILDREN: a
+# burst's 64 children do not stay forever, and a few stay ready for the next request
+IDLE_CHILD_SECONDS = 10.0
+SPARE_CHILDREN = 2
+
+
+def send_parts(sock: socket.socket, data: bytes) -> None:
+    for start in range(0, len(data), PART):
+        sock.sendall(data[start:start + PART])
+
+
+def recv_exactly(sock: socket.socket, length: int) -> bytes:
+    data = bytearray()
+    while len(data) < length:
+        part = sock.recv(PART)
+        if not part:
+            raise ConnectionError("the other end closed")
+        data += part
+    return bytes(data)
+
+
+class Child:
+    """The loop's view of one child forked ahead: its pid, its socket, the connection it runs."""
+
+    __slots__ = ("pid", "channel", "client", "inbox", "idle_since")
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.client: Client | None = None
+        self.inbox = bytearray()
+        self.idle_since = time.monotonic()
+
+
+class ForkingServer(LoopServer):
+    """Busy connections run in children forked ahead (at most `threads` at once)."""
+
+    def __init__(self, address: tuple[str, int], app: App, config: Config) -> None:
+        self.max_children = config.threads
+        self.wanted_back = False  # in a child: the loop asked for the slot (SIGUSR1)
+        self.waiting_idle = False  # in a child: waiting where SIGUSR1 may end the wait
+        self.children: dict[int, Child] = {}  # channel fd -> child, idle or busy
+        self.idle: list[Child] = []
+        self.asked = 0  # children asked of the template, not yet arrived
+        self.waiting: collections.deque[Client] = collections.deque()  # heads for a free child
+        self.template_pid = 0
+        self.control: socket.socket | None = None
+        self.relays: dict[Client, Relay] = {}  # TLS connections in a child, relayed by the loop
+        super().__init__(address, app, config, Handler)
+
+    # -- the loop's side -------------------------------------------------------------------------
+
+    def start_loop(self) -> None:
+        # a child forked before it installs its own SIGUSR1 handler must not die of one (the
+        # default action); the handler it installs is reset by exec, so scripts get the default
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        self.app.load_on_demand_modules()  # each child would import them again
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = fork_holding()  # the template, before this process holds any connection
+        if pid == 0:
+            self.control.close()
+            self.socket.close()  # the listener stays the loop's alone
+            run_template(theirs, self)
+        theirs.close()
+        self.template_pid = pid
+        super().start_loop()
+        self.loop.keep_heads = True  # a child is sent a head's own bytes
+        self.loop.selector.register(self.control, 1, self._on_born)
+        self._ask(1)  # one child ahead of the first request
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        client: Client = request
+        self.waiting.append(client)
+        self._serve_waiting()
+
+    def in_use(self) -> int:
+        return len(self.children) + self.asked
+
+    def _serve_waiting(self) -> None:
+        while self.waiting and self.idle:
+            self._send(self.idle.pop(), self.waiting.popleft())  # the warmest: the last back
+        if not self.waiting and self.idle:
+            # the longest idle are first in the list: let go of those idle too long
+            let_go = time.monotonic() - IDLE_CHILD_SECONDS
+            while len(self.idle) > SPARE_CHILDREN and self.idle[0].idle_since < let_go:
+                self._forget(self.idle[0])
+            return
+        # children for what waits, and one ahead, as far as --threads allows
+        wanted = len(self.waiting) + (0 if self.idle else 1) - self.asked
+        self._ask(min(wanted, self.max_children - self.in_use()))
+        if self.waiting and self.in_use() >= self.max_children:
+            # every slot is taken: children waiting on an idle connection hand it back now
+            for child in self.children.values():
+                if child.client is not None:
+                    self._signal(child.pid, signal.SIGUSR1)
+
+    def _ask(self, count: int) -> None:
+        if count > 0 and self.control is not None and not self.stopping:
+            try:
+                self.control.send(b"f" * count)
+                self.asked += count
+            except OSError:  # the template is gone: nothing more can be forked
+                server_log("cgibox: the forking front's template process is gone; no new children")
+
+    def _send(self, child: Child, client: Client) -> None:
+        http = client.http
+        address = f"{client.address[0]}\0{client.address[1]}".encode()
+        payload = address + client.head + bytes(http.buffer)
+        last_slot = self.in_use() >= self.max_children and not self.idle
+        relayed = client.pinned  # TLS: the child gets a socketpair end, the loop relays
+        given = client.sock
+        if relayed:
+            mine, given = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            given.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             timeval(self.config.body_timeout))
+            given.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(IO_TIMEOUT))
+        try:
+            socket.send_fds(child.channel, [JOB.pack(http.served, len(payload), len(address), last_slot,
+                                                     self.stopping, relayed)], [given.fileno()])
+            send_parts(child.channel, payload)
+        except OSError:  # the child died meanwhile: the connection goes to another
+            if relayed:
+                mine.close()
+                given.close()
+            self._child_gone(child)
+            self.waiting.appendleft(client)
+            return
+        client.head = b""
+        client.event = None
+        child.client = client
+        if relayed:
+            given.close()
+            from cgibox.fronts.forked_tls import Relay
+            self.relays[client] = Relay(self.loop, client, mine, self._relay_done)
+
+    def _relay_done(self, relay: Relay) -> None:
+        if relay.report is not None:
+            self._settle(relay.client, *relay.report)
+
+    def _settle(self, client: Client, keep: bool, served: int, leftover: bytes) -> None:
+        """A child is done with `client`: back to the loop (parked again or closed)."""
+        relay = self.relays.pop(client, None)
+        if relay is not None:
+            leftover += bytes(relay.undelivered)
+        client.keep = keep
+        if keep:
+            client.http.resume(served, leftover)
+        self.loop.hand_back(client)
+
+    def _on_born(self, _fileobj: object) -> None:
+        assert self.control is not None
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, BORN.size, 1, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:  # the template exited
+            self.loop.selector.unregister(self.control)
+            self.control.close()
+            self.control = None
+            self.asked = 0
+            return
+        (pid,) = BORN.unpack(data)
+        self.asked = max(0, self.asked - 1)
+        if not fds:
+            return
+        channel = socket.socket(fileno=fds[0])
+        child = Child(pid, channel)
+        self.children[channel.fileno()] = child
+        self.loop.selector.register(channel, 1, self._on_child)
+        self.idle.append(child)
+        self._serve_waiting()
+
+    def _on_child(self, channel: socket.socket) -> None:
+        child = self.children.get(channel.fileno())
+        if child is None:
+            return
+        try:
+            data = channel.recv(PART, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._child_gone(child)
+            self._serve_waiting()
+            return
+        child.inbox += data
+        if len(child.inbox) < REPORT.size:
+            return
+        keep, served, length, last = REPORT.unpack_from(child.inbox)
+        if len(child.inbox) < REPORT.size + length:
+            return
+        leftover = bytes(child.inbox[REPORT.size:REPORT.size + length])
+        child.inbox.clear()
+        client, child.client = child.client, None
+        if client is not None:
+            relay = self.relays.get(client)
+            if relay is not None and not relay.finished:  # its last response bytes are on the way
+                relay.report = (keep, served, leftover)
+            else:
+                self._settle(client, keep, served, leftover)
+        if last:  # past --max-requests: it exits; a fresh one is forked ahead
+            self._forget(child)
+        else:
+            child.idle_since = time.monotonic()
+            self.idle.append(child)
+        self._serve_waiting()
+
+    def _child_gone(self, child: Child) -> None:
+        """A child's socket closed without a report: it died (killed, crashed). The connection it
+        had is closed (its client sees the connection end, not a made-up answer)."""
+        self._forget(child)
+        reclaim_orphans()  # the script it ran is ended, its --cgi-max slot freed
+        if child.client is not None:
+            relay = self.relays.pop(child.client, None)
+            if relay is not None:
+                relay.abandon()
+            server_log(f"cgibox: child {child.pid} ended while answering {child.client.address[0]}; "
+                       "connection closed")
+            self.loop.close(child.client)
+            child.client = None
+
+    def _forget(self, child: Child) -> None:
+        if self.children.pop(child.channel.fileno(), None) is None:
+            return
+        if child in self.idle:
+            self.idle.remove(child)
+        self.loop.selector.unregister(child.channel)
+        child.channel.close()
+
+    def busy(self) -> bool:
+        return bool(self.waiting) or any(c.client for c in self.children.values())
+
+    @staticmethod
+    def _signal(pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def begin_stop(self) -> None:
+        for child in self.children.values():
+            if child.client is not None:
+                self._signal(child.pid, signal.SIGTERM)
+
+    def end_stop(self) -> None:
+        for child in list(self.children.values()):
+            if child.client is not None:
+                self._signal(child.pid, signal.SIGKILL)
+            self._forget(child)
+        for relay in list(self.relays.values()):
+            relay.abandon()
+        self.relays.clear()
+        if self.control is not None:
+            self.control.close()  # the template exits; idle children see their socket close
+            self.control = None
+        try:
+            os.waitpid(self.template_pid, 0)
+        except ChildProcessError:
+            pass
+
+    # -- in a child: what its handler asks ---------------------------------------------------------
+
+    def handler_window(self, client: Client) -> float | None:
+        return HANDBACK_AFTER_IDLE
+
+    def may_wait(self, client: Client) -> bool:
+        return not (self.stopping or self.wanted_back)  # the loop wants the slot: hand back
+
+    def wait_readable(self, client: Client, poller: select.poll, seconds: float) -> bool:
+        self.waiting_idle = True  # SIGUSR1 ends the wait at once
+        try:
+            return super().wait_readable(client, poller, seconds)
+        except HandBackNow:
+            return False
+        finally:
+            self.waiting_idle = False
+
+    def hands_back_for_body(self, client: Client, event: RequestHead) -> bool:
+        return False  # the loop cannot take a connection back in the middle of a request
+
+
+def run_template(control: socket.socket, server: ForkingServer) -> None:
+    """The template process: forks a child each time the loop asks (a byte on `control`) and
+    sends the loop the child's socket; exits when the loop closes `control`. It holds no
+    connection, so a fork copies little and the child has nothing to close."""
+    status = 1
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)  # the loop ends it by closing `control`
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its children are reaped by the kernel
+        signal.set_wakeup_fd(-1)
+        release()
+        while True:
+            try:
+                asked = control.recv(4096)
+            except InterruptedError:
+                continue
+            if not asked:
+                status = 0
+                return
+            for _ in asked:
+                mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                pid = fork_holding()
+                if pid == 0:
+                    control.close()
+                    mine.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # scripts are waited for
+                    run_child(theirs, server)
+                theirs.close()
+                try:
+                    socket.send_fds(control, [BORN.pack(pid)], [mine.fileno()])
+                except OSError:
+                    status = 0
+                    return
+                finally:
+                    mine.close()
+    finally:
+        os._exit(status)
+
+
+def run_child(channel: socket.socket, server: ForkingServer) -> None:
+    """A child forked ahead: take a connection from the loop, answer it, report, and again, until
+    --max-requests responses (or the loop closes `channel`, or stopping)."""
+    status = 1
+    try:
+        install_child_signals(server)
+        answered = 0
+        while not server.stopping:
+            try:
+                data, fds, _, _ = socket.recv_fds(channel, JOB.size, 1)
+            except InterruptedError:
+                continue
+            if not data or not fds:
+                break
+            served, length, address_length, last_slot, stopping, relayed = JOB.unpack(data)
+            server.stopping = server.stopping or stopping
+            server.wanted_back = last_slot
+            sock = socket.socket(fileno=fds[0])
+            payload = recv_exactly(channel, length)
+            host, port = payload[:address_length].decode().split("\0")
+            keep, leftover, served_after = answer(server, sock, (host, int(port)), served,
+                                                  payload[address_length:], relayed)
+            answered += served_after - served
+            last = answered >= server.config.max_requests or server.stopping
+            channel.sendall(REPORT.pack(keep, served_after, len(leftover), last))
+            send_parts(channel, leftover)
+            if last:
+                break
+        status = 0
+    except Exception:  # noqa: BLE001
+        server.handle_error(None, ("-",))
+    finally:
+        os._exit(status)
+
+
+def answer(server: ForkingServer, sock: socket.socket, address: tuple[str, int], served: int,
+           payload: bytes, relayed: bool) -> tuple[bool, bytes, int]:
+    """Run one connection handed over by the loop: (keep-alive?, bytes read past the last
+    response, responses finished on it). This process's copy of the socket is closed."""
+    try:
+        http = server.make_connection(address)
+        http.resume(served, payload)
+        client = Client(sock, address, http)
+        client.event = http.next_event()
+        server.finish_request(client, address)  # type: ignore[arg-type]
+        keep = client.keep and not server.stopping
+        if keep and relayed:
+            # a socketpair end the loop relays TLS through: after this, the loop's sends fail
+            # (EPIPE) and it keeps those bytes; what it sent before is queued here: take it
+            sock.shutdown(socket.SHUT_RD)
+            while True:
+                try:
+                    data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not data:
+                    break
+                http.buffer += data
+        return keep, bytes(http.buffer) if keep else b"", http.served
+    except OSError:
+        return False, b"", served
+    finally:
+        sock.close()
+
+
+def install_child_signals(server: ForkingServer) -> None:
+    """In a child: on SIGTERM/SIGINT finish the request in flight, then close; on SIGUSR1 (the
+    loop needs the slot) hand an idle connection back at once instead of waiting."""
+    def on_stop(signum: int, frame: object) -> None:
+        server.stopping = True
+
+    def on_wanted(signum: int, frame: object) -> None:
+        server.wanted_back = True
+        if server.waiting_idle:
+            raise HandBackNow
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGUSR1, on_wanted)
+    release()
