@@ -185,9 +185,6 @@ def test_a_slow_chunked_upload_holds_no_slot(start):
     assert dechunk(body)[0] == b"11:hello world"
 
 
-# the core turns the body stream's silence into 408 (cgi.read_request_body, BodyTimeout); the
-# fronts' streams apply --body-timeout (helpers "fronts" and "gunicorn"): remove this mark then
-@pytest.mark.xfail(reason="needs the fronts' --body-timeout on their body streams", strict=False)
 def test_a_body_that_stops_arriving_is_408_and_closed(start):
     """Content-Length: 100 and 10 bytes, then silence: 408 after --body-timeout (not a 504 that
     blames the script), and the connection is closed. --cgi-timeout is long: a 504 would only
