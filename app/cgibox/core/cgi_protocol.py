@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
+from cgibox.core.conditional import is_digits
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
-from cgibox.core.wire import HOP_BY_HOP, has_no_body, is_digits, parse_header_line
+from cgibox.core.wire import HOP_BY_HOP, has_no_body, parse_header_line
 
 # the only variable a script inherits from no request: never the server's own environment
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"

@@ -76,13 +76,15 @@ class SharedCells:
             yield
 
     def get(self, index: int) -> int:
-        return _CELL.unpack_from(self._map, index * _CELL.size)[0]
+        value: int = _CELL.unpack_from(self._map, index * _CELL.size)[0]
+        return value
 
     def set(self, index: int, value: int) -> None:
         _CELL.pack_into(self._map, index * _CELL.size, value)
 
     def get_float(self, index: int) -> float:
-        return _FLOAT.unpack_from(self._map, index * _CELL.size)[0]
+        value: float = _FLOAT.unpack_from(self._map, index * _CELL.size)[0]
+        return value
 
     def set_float(self, index: int, value: float) -> None:
         _FLOAT.pack_into(self._map, index * _CELL.size, value)
