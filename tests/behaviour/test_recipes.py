@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import bcrypt
@@ -62,6 +63,13 @@ def recipe(name: str, folder: Path, **replace: str) -> Path:
     path.write_text(text)
     path.chmod((RECIPES / name).stat().st_mode)
     return path
+
+
+def harness_flags(config: Path) -> dict[str, Path]:
+    """make_server always gives --root and --cgi-dir, which win over a config file: give the
+    file's own values there, so the server runs as the recipe file alone would make it."""
+    settings = tomllib.loads(config.read_text())
+    return {key: Path(settings[key]) for key in ("root", "cgi_dir") if key in settings}
 
 
 def project_work(work: Path, env: dict[str, str]) -> Path:
@@ -134,8 +142,11 @@ def test_git_smart_http(make_server, tmp_path, git_env, big_git):
     conf.mkdir()
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     (conf / "htpasswd").write_text(f"alice:{hashed}\n")
-    config = recipe("git.toml", conf, **{"/srv/git": str(srv)})
-    server = make_server(["--config", str(config)])
+    www = tmp_path / "srv-www"
+    www.mkdir()
+    config = recipe("git.toml", conf, **{"/srv/git": str(srv), "/srv/www": str(www)})
+    server = make_server(["--config", str(config)], **harness_flags(config))
+    assert server.get("/cgi-bin/status").status == 404  # cgi_dir = "none": git's mount only
     url = f"{server.url}/git/project.git"
 
     big_clone = tmp_path / "big-clone"
@@ -183,7 +194,8 @@ def test_cgit(make_server, tmp_path, git_env):
     conf.mkdir()
     recipe("cgitrc", conf, **{"/srv/git": str(srv)})
     config = recipe("cgit.toml", conf, **{"/srv/cgit/cgitrc": str(conf / "cgitrc")})
-    server = make_server(["--config", str(config)], root=Path("/usr/share/cgit"))
+    server = make_server(["--config", str(config)], root=Path("/usr/share/cgit"),  # as cgit.md says
+                         cgi_dir=harness_flags(config)["cgi_dir"])
     index = server.get("/cgit/")
     assert index.status == 200 and "project.git" in index.text, index.text[:500]
     log = server.get("/cgit/project.git/log/")
@@ -227,7 +239,9 @@ def test_fossil_clone_and_push(make_server, tmp_path):
     run(FOSSIL, "init", "--admin-user", "admin", str(srv / "project.fossil"), env=env)
     run(FOSSIL, "user", "password", "admin", "secret", "-R", str(srv / "project.fossil"), env=env)
     control = recipe("project.cgi", tmp_path, **{"/srv/fossil": str(srv), "/usr/bin/fossil": FOSSIL})
-    server = make_server(["--cgi-mount", f"/fossil={control}"])
+    www = tmp_path / "srv-www"
+    www.mkdir()
+    server = make_server(["--cgi-mount", f"/fossil={control}"], root=www)
     home = server.get("/fossil/timeline")
     assert home.status == 200 and "fossil" in home.text.lower()
 
