@@ -1,5 +1,6 @@
 """docs/recipes/, each run as written with the real client, on every front: git's smart HTTP
-(anonymous clone, authenticated push, protocol v2, a push past the server's --max-body), cgit,
+(anonymous clone, authenticated push, a 50 MB clone over protocol v2, a 20 MB push past the
+server's --max-body; the random data is built once per run), cgit,
 gitweb and fossil (clone and push). The recipes' own files are used, with /srv/... replaced by
 this test's folders. Skipped, with the reason, where Debian's package is not installed (.ci/run
 installs git, cgit, gitweb and fossil)."""
@@ -10,12 +11,15 @@ import os
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
 
-from tests.servers import REPO
+from tests.servers import REPO, Server
+
+MakeServer = Callable[..., Server]
 
 RECIPES = REPO / "docs" / "recipes"
 GIT_BACKEND = Path("/usr/lib/git-core/git-http-backend")
@@ -29,7 +33,7 @@ need_git = pytest.mark.skipif(shutil.which("git") is None or not GIT_BACKEND.exi
 
 
 def run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
+        check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
                             stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
@@ -50,7 +54,7 @@ def clean_git_env(base: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def git_env(tmp_path) -> dict[str, str]:
+def git_env(tmp_path: Path) -> dict[str, str]:
     return clean_git_env(tmp_path)
 
 
@@ -111,7 +115,7 @@ def fast_random_blobs(work: Path, env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def big_git(tmp_path_factory) -> dict[str, Path]:
+def big_git(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Built once per run, read only afterwards: `big.git`, a bare repository of 50 MB in one
     pack, and `pusher`, a work tree whose branch `big` is the project's first commit plus a 20 MB
     commit, ready to push."""
@@ -132,7 +136,8 @@ def big_git(tmp_path_factory) -> dict[str, Path]:
 
 
 @need_git
-def test_git_smart_http(make_server, tmp_path, git_env, big_git):
+def test_git_smart_http(make_server: MakeServer, tmp_path: Path, git_env: dict[str, str],
+                        big_git: dict[str, Path]) -> None:
     """docs/recipes/git.md through git.toml itself: a 50 MB clone over protocol v2 and an ordinary
     clone, anonymous push refused, alice pushes, and a 20 MB push past the server's 10 MiB
     --max-body lands (the mount's own max_body)."""
@@ -186,7 +191,7 @@ def test_git_smart_http(make_server, tmp_path, git_env, big_git):
 
 @need_git
 @pytest.mark.skipif(not CGIT.exists(), reason="cgit is not installed")
-def test_cgit(make_server, tmp_path, git_env):
+def test_cgit(make_server: MakeServer, tmp_path: Path, git_env: dict[str, str]) -> None:
     """docs/recipes/cgit.md: the repository list, a log page, cgit's CSS from its own folder, and
     a clone through cgit's http clone."""
     srv = repositories(tmp_path, git_env)
@@ -210,7 +215,7 @@ def test_cgit(make_server, tmp_path, git_env):
 
 @need_git
 @pytest.mark.skipif(not GITWEB.exists(), reason="gitweb is not installed")
-def test_gitweb(make_server, tmp_path, git_env):
+def test_gitweb(make_server: MakeServer, tmp_path: Path, git_env: dict[str, str]) -> None:
     """docs/recipes/gitweb.md: Debian's gitweb folder served as it is, gitweb.cgi run in place
     beside its static files (--cgi-ext .cgi)."""
     srv = repositories(tmp_path, git_env)
@@ -228,7 +233,7 @@ def test_gitweb(make_server, tmp_path, git_env):
 # -- fossil ----------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(FOSSIL is None, reason="fossil is not installed")
-def test_fossil_clone_and_push(make_server, tmp_path):
+def test_fossil_clone_and_push(make_server: MakeServer, tmp_path: Path) -> None:
     """docs/recipes/fossil.md: fossil's CGI control file mounted at /fossil; clone, commit, push
     as the repository's admin user (fossil's own logins)."""
     assert FOSSIL is not None
