@@ -26,7 +26,7 @@ def _loopback(host: str) -> bool:
 def check(config: Config) -> list[str]:
     """Raises StartupError; returns the warning lines to print."""
     from cgibox.core.auth import AuthFileError, load_htpasswd
-    from cgibox.core.limits import find_prlimit, process_limit_holds
+    from cgibox.core.limits import find_prlimit, process_limit_holds, refusal
     from cgibox.tls import TLSError, server_context
 
     warnings = []
@@ -58,8 +58,13 @@ def check(config: Config) -> list[str]:
         warnings.append(f"cgibox: warning: {config.root} is not readable by this user (uid {os.getuid()}): "
                         "every page will be 403; make it readable (chmod -R o+rX) or run as its owner")
     limits = dict(config.cgi_limits)
-    if limits and find_prlimit() is None:
+    prlimit = find_prlimit() if limits else None
+    if limits and prlimit is None:
         raise StartupError("--cgi-limits needs util-linux's prlimit, which is not installed")
+    if prlimit is not None:
+        problem = refusal(prlimit, config.cgi_limits)
+        if problem is not None:
+            raise StartupError(f"--cgi-limits: {problem}")
     if "processes" in limits and not process_limit_holds():
         warnings.append("cgibox: warning: --cgi-limits processes= does not hold for scripts run as "
                         "root (the kernel exempts uid 0); run cgibox as another user")

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cgibox.config import Config
-from cgibox.core.cgi import ScriptSlots
+from cgibox.core import cgi_slots
+from cgibox.core.cgi_slots import ScriptSlots
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
@@ -198,18 +202,219 @@ def test_slots_are_shared_through_their_file(tmp_path):
     first, second = ScriptSlots(path, 2), ScriptSlots(path, 2)
     a = first.acquire()
     b = second.acquire()
-    assert a is not None and b is not None and a[0] != b[0]
+    assert a is not None and b is not None and a != b
     assert first.acquire() is None
-    first.release(*a)
+    first.release(a)
     assert second.acquire() is not None
 
 
-def test_a_slot_whose_holder_is_gone_is_free_again(tmp_path):
+# a serving process that takes a slot, starts a script in its own group (a shell and a child of
+# it), records it, says so and waits to be killed
+HOLDER = """
+import subprocess, sys, time
+from cgibox.core.cgi_slots import ScriptSlots
+slots = ScriptSlots(sys.argv[1], 1)
+slot = slots.acquire()
+script = subprocess.Popen(["sh", "-c", "sleep 60 & echo $! > " + sys.argv[2] + "; wait"],
+                          start_new_session=True)
+slots.assign(slot, script.pid)
+print(script.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def start_holder(tmp_path) -> tuple[subprocess.Popen, int, int]:
+    """(the serving process, its script's leader, the leader's child)."""
+    argv = [sys.executable, "-c", HOLDER, str(tmp_path / "slots"), str(tmp_path / "child")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "app")}
+    holder = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+    assert holder.stdout is not None
+    leader = int(holder.stdout.readline())
+    child = int(site_cgi.wait_for_file(tmp_path / "child"))
+    return holder, leader, child
+
+
+def test_a_dead_serving_process_leaves_no_script_and_no_slot(tmp_path):
+    """SIGKILL of the process that runs a script: the next look at the table (here reclaim(), as a
+    supervisor calls it) ends the script's whole group and frees the slot."""
+    holder, leader, child = start_holder(tmp_path)
     slots = ScriptSlots(str(tmp_path / "slots"), 1)
-    index, marker = slots.acquire()
-    # a script that ran (and was reaped) under a pid that no longer exists
-    finished = subprocess.Popen(["true"])
-    finished.wait()
-    slots.assign(index, marker, finished.pid)
-    assert slots.busy() == 0
-    assert slots.acquire() is not None
+    try:
+        assert slots.reclaim() == 0  # a live owner's slot is left alone
+        assert slots.busy() == 1 and slots.acquire() is None
+        holder.kill()
+        holder.wait()
+        assert slots.reclaim() == 1
+        assert site_cgi.wait_gone(leader) and site_cgi.wait_gone(child)
+        assert slots.busy() == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_acquire_reclaims_the_slot_of_a_dead_serving_process(tmp_path):
+    holder, leader, child = start_holder(tmp_path)
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    holder.kill()
+    holder.wait()
+    assert slots.acquire() == 0
+    assert site_cgi.wait_gone(leader) and site_cgi.wait_gone(child)
+
+
+def test_a_zombie_serving_process_counts_as_dead(tmp_path):
+    """Killed but not yet reaped by its parent (the supervisor reaps it a moment later)."""
+    holder, leader, _ = start_holder(tmp_path)
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    try:
+        os.kill(holder.pid, signal.SIGKILL)
+        assert site_cgi.wait_gone(holder.pid)  # a zombie: Popen has not waited for it
+        assert slots.reclaim() == 1
+        assert site_cgi.wait_gone(leader)
+    finally:
+        holder.wait()
+
+
+def test_a_recycled_owner_pid_is_not_taken_for_the_owner(tmp_path):
+    """A slot names its owner by pid and start time: a live process under that pid with another
+    start time is another process, so the slot is reclaimed."""
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    slot = slots.acquire()
+    assert slot is not None
+    slots.cells.set(slot * cgi_slots.CELLS_PER_SLOT + cgi_slots.OWNER, 1)  # alive, another start time
+    assert slots.reclaim() == 1
+    assert slots.acquire() == slot
+
+
+def test_a_group_whose_leader_pid_names_another_process_is_not_killed(tmp_path):
+    """The script's leader pid is recorded with its start time: when that pid now names another
+    process, the old group is empty and nothing is signalled."""
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        slots = ScriptSlots(str(tmp_path / "slots"), 1)
+        slot = slots.acquire()
+        assert slot is not None
+        base = slot * cgi_slots.CELLS_PER_SLOT
+        slots.cells.set(base + cgi_slots.GROUP_START, 12345)  # another process's start time
+        slots.cells.set(base + cgi_slots.GROUP, bystander.pid)
+        slots.cells.set(base + cgi_slots.OWNER_START, 1)  # the owner "restarted": gone
+        assert slots.reclaim() == 1
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_the_top_process_ends_its_serving_processes_scripts_at_exit(tmp_path):
+    """end_at_exit (run at exit) ends the groups of this process's own slots and those of the
+    serving processes it started, alive or not, and leaves other processes' alone."""
+    holder, leader, child = start_holder(tmp_path)  # a child of this process: ended
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    try:
+        assert slots.end_at_exit() == 1
+        assert site_cgi.wait_gone(leader) and site_cgi.wait_gone(child)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_top_process_ends_the_scripts_of_serving_processes_started_through_another(tmp_path):
+    """A serving process forked by a fork server the top process started (a grandchild)."""
+    argv = [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+            sys.executable, "-c", HOLDER, str(tmp_path / "slots"), str(tmp_path / "child")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "app")}
+    middle = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    assert middle.stdout is not None
+    leader = int(middle.stdout.readline())
+    slots = ScriptSlots(str(tmp_path / "slots"), 1)
+    below = site_cgi.descendants(middle.pid)  # the serving process (and its script's group)
+    try:
+        assert slots.reclaim() == 0  # alive: not a supervisor's business
+        assert slots.end_at_exit() == 1
+        assert site_cgi.wait_gone(leader)
+    finally:
+        for pid in [*below, middle.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        middle.wait()
+
+
+# -- --cgi-limits at start-up -------------------------------------------------------------------
+
+def test_a_limit_above_the_hard_limit_is_refused_for_an_unprivileged_server(monkeypatch):
+    from cgibox.core import limits
+
+    monkeypatch.setattr(limits.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(limits.resource, "getrlimit", lambda which: (1024, 2048))
+    problem = limits.refusal("/usr/bin/prlimit", (("processes", 4096),))
+    assert problem is not None and "hard limit (2048)" in problem
+    problem = limits.refusal("/usr/bin/prlimit", (("cpu", 2048),))  # the hard limit set is cpu + 1
+    assert problem is not None and "cpu=2048" in problem
+
+
+# -- the runner stands alone ----------------------------------------------------------------------
+
+def test_the_runner_needs_no_router():
+    """core/cgi.py is given what it shares (settings, root, cgi dir, slot file, error pages) and
+    answers a local redirect with a value App.route loops on: it imports nothing of the router."""
+    code = "import sys, cgibox.core.cgi; assert 'cgibox.core.router' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "app")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_a_local_redirect_is_a_value_the_router_follows(app):
+    from cgibox.core.cgi import LocalRedirect
+
+    answer = app.cgi.run(Request("GET", "/cgi-bin/redirect?local"), "/cgi-bin/redirect")
+    assert isinstance(answer, LocalRedirect)
+    assert answer.request.method == "GET" and answer.request.target == "/hello.txt"
+    assert app.cgi.slots.busy() == 0  # the script is over before the redirect is followed
+
+
+# -- request bodies wait before the slot ----------------------------------------------------------
+
+class StalledBody:
+    """A body stream that gives some bytes, then times out as a front's socket does."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def read(self, size: int = -1) -> bytes:
+        if self.first:
+            data, self.first = self.first, b""
+            return data
+        raise TimeoutError
+
+
+def test_a_body_that_stops_arriving_is_408_and_takes_no_slot(tmp_path):
+    one = make_app(tmp_path, cgi_max=1, body_timeout=7.0)
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Host", "t"), ("Content-Length", "100")]),
+                      body=StalledBody(b"0123456789"), body_length=100)  # type: ignore[arg-type]
+    response = one.handle(request)
+    assert response.status == 408 and response.close_connection
+    assert one.cgi.slots.busy() == 0 and not response.cgi_run
+    response.close()
+
+
+def test_a_body_is_read_whole_before_its_slot_is_taken(tmp_path):
+    """While the body is read, the slot is free: another script can run meanwhile."""
+    one = make_app(tmp_path, cgi_max=1)
+    seen: list[int] = []
+
+    class Watching:
+        def __init__(self) -> None:
+            self.data = io.BytesIO(b"x" * 300_000)
+
+        def read(self, size: int = -1) -> bytes:
+            seen.append(one.cgi.slots.busy())
+            return self.data.read(size)
+
+    request = Request("POST", "/cgi-bin/echo", headers=Headers([("Host", "t"), ("Content-Length", "300000")]),
+                      body=Watching(), body_length=300_000)  # type: ignore[arg-type]
+    response = one.handle(request)
+    try:
+        assert b"".join(response.parts()) == b"x" * 300_000  # type: ignore[arg-type]
+    finally:
+        response.close()
+    assert seen and set(seen) == {0}

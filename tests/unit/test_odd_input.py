@@ -167,7 +167,7 @@ def test_a_spawn_that_fails_with_anything_releases_its_slot(app):
         reserved = runner.slots.acquire()
         assert reserved is not None
         with pytest.raises((ValueError, UnicodeError)):
-            runner._start(script, [filename], env, reserved, None, b"", None)
+            runner._start(script, [filename], env, reserved, None)
         assert runner.slots.busy() == 0
     assert_no_slot_taken(app)
 
@@ -197,9 +197,9 @@ def test_a_refused_environment_reads_no_chunked_body_and_spools_nothing(app):
     assert_no_slot_taken(app)
 
 
-def test_a_chunked_body_spools_only_in_a_slot(app):
-    """Chunked bodies were spooled (to /tmp) before a slot was taken: --threads of them at once,
-    each up to --max-body. Now with every slot busy the answer is 503 and nothing is read."""
+def test_a_body_is_not_read_while_every_slot_is_busy(app):
+    """Bodies are read whole before a slot is taken (a slow client holds none); with every slot
+    busy when the request comes, the answer is 503 at once and nothing is read or spooled."""
     taken = [app.cgi.slots.acquire() for _ in range(app.config.cgi_max)]
     try:
         body = CountingBody(b"x" * 100)
@@ -208,13 +208,13 @@ def test_a_chunked_body_spools_only_in_a_slot(app):
         assert handle(app, request).status == 503
         assert body.read_bytes == 0
     finally:
-        for reserved in taken:
-            app.cgi.slots.release(*reserved)
+        for slot in taken:
+            app.cgi.slots.release(slot)
     assert_no_slot_taken(app)
 
 
 def test_a_chunked_body_over_max_body_frees_its_slot_and_spool(tmp_path):
-    """The slot is taken before spooling now: a 413 (or a broken body) while spooling frees it."""
+    """A 413 (or a broken body) while spooling closes the spool and takes no slot."""
     app = make_app(tmp_path, cgi_max=1, max_body=100)
     opened = []
     real_spooled_file = cgi_module.tempfile.SpooledTemporaryFile

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
+import subprocess
 
 # name in --cgi-limits -> prlimit's option
 OPTIONS = {"cpu": "--cpu", "memory": "--as", "processes": "--nproc", "file-size": "--fsize"}
+# name in --cgi-limits -> the resource the kernel limits
+RESOURCES = {"cpu": resource.RLIMIT_CPU, "memory": resource.RLIMIT_AS, "processes": resource.RLIMIT_NPROC,
+             "file-size": resource.RLIMIT_FSIZE}
+# the largest value the kernel takes as a limit (rlim_t is 64 bits and the kernel refuses
+# RLIMIT_NPROC past 2**63 - 1; all ones means "unlimited", which a limit is not)
+LARGEST = 2 ** 63 - 1
 _UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 _AMOUNT = re.compile(r"^([0-9]+)([kmg]?)$", re.I)
 # what scripts (any language, through the C library's strerror or their runtime) write when a
@@ -48,6 +56,42 @@ def parse_limits(text: str) -> tuple[tuple[str, int], ...]:
             raise ValueError(f"{name} must be at least 1")
         limits[name] = value
     return tuple(limits.items())
+
+
+def hard_value(name: str, value: int) -> int:
+    """The hard limit the wrapper sets for `value` (see wrapper_argv)."""
+    return value + 1 if name == "cpu" else value
+
+
+def refusal(prlimit: str, limits: tuple[tuple[str, int], ...]) -> str | None:
+    """Why scripts could not run under `limits` on this machine, or None: a value out of the
+    kernel's range, a hard limit this unprivileged server cannot raise, or a trial start
+    (the wrapper running `true`) that fails, as every script would."""
+    for name, value in limits:
+        if hard_value(name, value) > LARGEST:
+            largest = LARGEST - hard_value(name, 0)
+            return f"{name}={value} is larger than the kernel allows (at most {largest})"
+        hard = resource.getrlimit(RESOURCES[name])[1]
+        if hard != resource.RLIM_INFINITY and hard_value(name, value) > hard and os.geteuid() != 0:
+            return (f"{name}={value} is above this server's hard limit ({hard}), which only root "
+                    "can raise: give a lower value or raise the hard limit (ulimit -H)")
+    true = shutil.which("true", path="/usr/bin:/bin")
+    if true is None:
+        return None
+    try:
+        trial = subprocess.run([*wrapper_argv(prlimit, limits), true], capture_output=True, timeout=10,
+                               stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"a trial start under these limits failed: {error}"
+    if trial.returncode == 0:
+        return None
+    said = trial.stderr.decode("utf-8", "replace").strip().splitlines()
+    if said:
+        return f"no script could start under these limits: {said[-1]}"
+    if trial.returncode < 0:
+        return (f"no script could start under these limits: a trial start was killed by "
+                f"{signal.Signals(-trial.returncode).name} (memory= too small?)")
+    return f"no script could start under these limits (a trial start exited with {trial.returncode})"
 
 
 def find_prlimit() -> str | None:

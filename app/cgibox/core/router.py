@@ -29,7 +29,7 @@ from cgibox.core.access import (
 from cgibox.core.accesslog import AccessLog, server_log
 from cgibox.core.archive import Archives
 from cgibox.core.auth import Auth
-from cgibox.core.cgi import CGIRunner
+from cgibox.core.cgi import MAX_LOCAL_REDIRECTS, CGIRunner, LocalRedirect
 from cgibox.core.compress import Compressor
 from cgibox.core.durations import CGI, ERROR, FILE, INTERNAL, LISTING
 from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_method, warm_error_pages
@@ -77,11 +77,12 @@ class App:
                                   readme=not config.no_readme, compressor=self.compressor)
         # cgibox's own folders are the operator's (symlinks in them run); cgibox.compat's sit
         # under the root and keep its confinement
-        self.cgi = OperatorRunner(self) if config.cgi_mounts is None else CGIRunner(self)
+        runner = OperatorRunner if config.cgi_mounts is None else CGIRunner
+        self.cgi = runner(config, self.root, self.cgi_dir, shared_path(stats, ".cgi"), self.error)
         # every prefix that runs something, programs included, shortest first; and the runners
         # of the mounts with a program or settings of their own
         self.script_mounts = script_mounts(config, self.cgi_mounts)
-        self.runners = {mount.path: mount_runner(self.cgi, self, mount)
+        self.runners = {mount.path: mount_runner(self.cgi, mount)
                         for mount in config.cgi_mount if needs_own_runner(mount)}
         warm_error_pages(self.templates)
         self.auth = self._auth(config, stats)
@@ -103,9 +104,7 @@ class App:
         """The login step (--auth-file); its failure table sits beside the shared stats file."""
         if config.auth_file is None:
             return None
-        base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
-            tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
-        return Auth(str(config.auth_file), base + ".auth")
+        return Auth(str(config.auth_file), shared_path(stats, ".auth"))
 
     def _webdav(self, config: Config, stats: Stats) -> WebDAV:
         """--webdav; its lock table sits beside the shared stats file, like the login throttle's."""
@@ -186,12 +185,21 @@ class App:
                 pass
 
     def route(self, request: Request) -> Response:
-        """The response, its route kind set: what answered, for the duration histograms."""
-        response, kind = self._dispatch(request)
-        response.route_kind = response.route_kind or kind  # a listing names itself
+        """The response, its route kind set: what answered, for the duration histograms. A
+        script's local redirect is routed (and checked) again, at most MAX_LOCAL_REDIRECTS times."""
+        for redirects in range(MAX_LOCAL_REDIRECTS + 1):
+            answer, kind = self._dispatch(request)
+            if not isinstance(answer, LocalRedirect):
+                answer.route_kind = answer.route_kind or kind  # a listing names itself
+                answer.cgi_run = answer.cgi_run or redirects > 0  # a script ran, whatever answered
+                return answer
+            request = answer.request
+        server_log(f"cgibox: {request.target}: more than {MAX_LOCAL_REDIRECTS} local redirects")
+        response = self.error(request, 502, "Too many local redirects.")
+        response.route_kind, response.cgi_run = CGI, True
         return response
 
-    def _dispatch(self, request: Request) -> tuple[Response, str]:
+    def _dispatch(self, request: Request) -> tuple[Response | LocalRedirect, str]:
         decoded = decode_path(request.raw_path)
         if decoded is None:  # NUL, an encoded slash: no file has that name, no write may give it
             raise HTTPError(400 if is_write(request) else 404)
@@ -368,6 +376,13 @@ class App:
             self.access_log.log(remote_addr=remote_addr or "-", request_line=request_line or "-",
                                 status=status, bytes_sent=bytes_sent, referer=None, user_agent=None,
                                 duration=0.0)
+
+
+def shared_path(stats: Stats, suffix: str) -> str:
+    """A file beside the shared stats file (which every process of one server maps already)."""
+    base = getattr(getattr(stats, "cells", None), "path", None) or os.path.join(
+        tempfile.gettempdir(), f"cgibox-{os.getuid()}-{os.getpid()}")
+    return str(base) + suffix
 
 
 def writes_body_limit(config: Config, scripts: int) -> int:

@@ -21,7 +21,6 @@ from cgibox.core.paths import safe_segments
 
 if TYPE_CHECKING:
     from cgibox.cgi_mounts import CgiMount
-    from cgibox.core.router import App
 
 
 class OperatorRunner(CGIRunner):
@@ -84,7 +83,7 @@ class ProgramRunner(OperatorRunner):
         return Script(prefix, self.program, decoded_path[len(prefix):], (self.program,))
 
 
-def mount_runner(base: CGIRunner, app: App, mount: CgiMount) -> CGIRunner:
+def mount_runner(base: CGIRunner, mount: CgiMount) -> CGIRunner:
     """A runner for `mount`, sharing `base`'s --cgi-max slots (one table for the server), with
     the mount's variables before the server's and its own --max-body and --cgi-timeout."""
     cls = ProgramRunner if mount.program is not None else OperatorRunner
@@ -95,7 +94,7 @@ def mount_runner(base: CGIRunner, app: App, mount: CgiMount) -> CGIRunner:
         changes["max_body"] = mount.max_body
     if mount.timeout is not None:
         changes["cgi_timeout"] = mount.timeout
-    runner.config = app.config.replace(**changes) if changes else app.config
+    runner.config = base.config.replace(**changes) if changes else base.config
     # the mount's own first: add_configured_environ keeps the first value of a name
     runner.configured_env = mount.env + base.configured_env
     if isinstance(runner, ProgramRunner):

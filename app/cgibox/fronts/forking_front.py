@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cgibox.config import Config
 from cgibox.core.accesslog import server_log
+from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.core.connection import RequestHead
 from cgibox.core.router import App
 from cgibox.fronts.forks import fork_holding, release
@@ -256,6 +257,7 @@ class ForkingServer(LoopServer):
         """A child's socket closed without a report: it died (killed, crashed). The connection it
         had is closed (its client sees the connection end, not a made-up answer)."""
         self._forget(child)
+        reclaim_orphans()  # the script it ran is ended, its --cgi-max slot freed
         if child.client is not None:
             relay = self.relays.pop(child.client, None)
             if relay is not None:

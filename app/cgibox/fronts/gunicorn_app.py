@@ -20,6 +20,7 @@ from gunicorn.arbiter import Arbiter
 
 from cgibox.config import Config, usable_cpus
 from cgibox.core import wire
+from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.core.stats import Stats
 from cgibox.fronts.forks import signals_held
 from cgibox.fronts.gunicorn_sockets import DeadlineSSLSocket, HeadTimeout, PlainOnTLSPort
@@ -121,6 +122,8 @@ class CgiboxGunicorn(BaseApplication):  # type: ignore[misc]
             "preload_app": True,  # one App built in the master, shared by the forked workers
             "proc_name": "cgibox",
             "when_ready": self.when_ready,
+            # a worker that died (SIGKILL, OOM, timeout): the scripts it ran are ended, slots freed
+            "child_exit": lambda arbiter, worker: reclaim_orphans(),
         }
         if config.tls_cert is not None:
             # gunicorn's own TLS, with the context every front shares (cgibox/tls.py)

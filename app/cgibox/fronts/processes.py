@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from cgibox.core.accesslog import server_log
+from cgibox.core.cgi_slots import reclaim_orphans
 from cgibox.fronts import forks
 from cgibox.fronts.forks import fork_holding
 
@@ -143,6 +144,7 @@ def reap(children: set[int]) -> Iterator[tuple[int, int]]:
             done, status = pid, 0
         if done:
             children.discard(pid)
+            reclaim_orphans()  # the scripts it still ran are ended, their slots freed
             yield pid, status
 
 
