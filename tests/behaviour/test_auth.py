@@ -179,6 +179,10 @@ def test_scope_scripts_then_repeated_failures_get_429(make_server, passwd):
     assert 0 < int(blocked.header("Retry-After")) <= 60
     assert get(running, "/healthz").status == 200  # the probe goes on
     assert get(running, "/hello.txt").status == 200  # and what needs no login
+    # the lockout is logged once, with the address and the name tried (never a password)
+    lines = [line for line in running.errors().splitlines() if "failed logins" in line]
+    assert len(lines) == 1 and "127.0.0.1" in lines[0] and "'alice'" in lines[0], lines
+    assert "guess" not in running.errors()
 
 
 def test_a_changed_file_applies_without_restart(make_server, tmp_path):

@@ -138,6 +138,25 @@ def test_a_killed_serving_process_leaves_no_script_and_frees_its_slot(start, fau
     assert server.alive()
 
 
+def test_a_killed_single_serving_process_leaves_no_script(front, make_server, fault_site):
+    """The threading front with --processes 1: its one serving process runs under the
+    supervisor too, so its scripts end with it and another process takes over."""
+    if front != "threading":
+        pytest.skip("--processes is the threading front's")
+    cgi_dir, out = fault_site
+    server = make_server(["--processes", "1", "--cgi-max", "1", "--cgi-timeout", "120"], cgi_dir=cgi_dir)
+    sock, serving, script, child = start_hang(server, out)
+    try:
+        assert serving != server.process.pid, "the serving process is not the supervisor"
+        os.kill(serving, signal.SIGKILL)
+        assert wait_gone(script, timeout=15), "the script outlived its serving process"
+        assert wait_gone(child, timeout=15), "the script's child outlived its serving process"
+    finally:
+        sock.close()
+    assert status_soon(server, "/cgi-bin/hello", 200) == 200, "no process took over, or the slot stayed taken"
+    assert server.alive()
+
+
 def test_a_stop_past_the_graceful_timeout_leaves_no_script(start, fault_site):
     _, out = fault_site
     server = start(["--graceful-timeout", "1", "--cgi-timeout", "120"])

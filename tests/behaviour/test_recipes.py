@@ -1,5 +1,6 @@
 """docs/recipes/, each run as written with the real client, on every front: git's smart HTTP
-(anonymous clone, authenticated push, protocol v2, a push past the server's --max-body), cgit,
+(anonymous clone, authenticated push, a 50 MB clone over protocol v2, a 20 MB push past the
+server's --max-body; the random data is built once per run), cgit,
 gitweb and fossil (clone and push). The recipes' own files are used, with /srv/... replaced by
 this test's folders. Skipped, with the reason, where Debian's package is not installed (.ci/run
 installs git, cgit, gitweb and fossil)."""
@@ -9,12 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
 
-from tests.servers import REPO
+from tests.servers import REPO, Server
+
+MakeServer = Callable[..., Server]
 
 RECIPES = REPO / "docs" / "recipes"
 GIT_BACKEND = Path("/usr/lib/git-core/git-http-backend")
@@ -28,7 +33,7 @@ need_git = pytest.mark.skipif(shutil.which("git") is None or not GIT_BACKEND.exi
 
 
 def run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
+        check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
                             stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
@@ -36,16 +41,21 @@ def run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None,
     return result
 
 
-@pytest.fixture
-def git_env(tmp_path) -> dict[str, str]:
+def clean_git_env(base: Path) -> dict[str, str]:
     """A clean git: no system or user configuration, never a password prompt."""
-    home = tmp_path / "home"
+    home = base / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "CGIBOX_"))}
     env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0",
                GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@example.org",
-               GIT_COMMITTER_NAME="A", GIT_COMMITTER_EMAIL="a@example.org")
+               GIT_COMMITTER_NAME="A", GIT_COMMITTER_EMAIL="a@example.org",
+               GIT_AUTHOR_DATE="2026-01-01T00:00:00Z", GIT_COMMITTER_DATE="2026-01-01T00:00:00Z")
     return env
+
+
+@pytest.fixture
+def git_env(tmp_path: Path) -> dict[str, str]:
+    return clean_git_env(tmp_path)
 
 
 def recipe(name: str, folder: Path, **replace: str) -> Path:
@@ -59,37 +69,103 @@ def recipe(name: str, folder: Path, **replace: str) -> Path:
     return path
 
 
-def repositories(tmp_path: Path, env: dict[str, str]) -> Path:
-    """/srv/git with one bare repository, project.git, holding one commit."""
-    srv = tmp_path / "srv-git"
-    work = tmp_path / "work"
+def harness_flags(config: Path) -> dict[str, Path]:
+    """make_server always gives --root and --cgi-dir, which win over a config file: give the
+    file's own values there, so the server runs as the recipe file alone would make it."""
+    settings = tomllib.loads(config.read_text())
+    return {key: Path(settings[key]) for key in ("root", "cgi_dir") if key in settings}
+
+
+def project_work(work: Path, env: dict[str, str]) -> Path:
+    """A work tree holding the project's one commit (the same commit every time: dates are fixed)."""
     run("git", "init", "-q", "-b", "main", str(work), env=env)
     (work / "README").write_text("the project\n")
     run("git", "add", "README", cwd=work, env=env)
     run("git", "commit", "-q", "-m", "first commit of the project", cwd=work, env=env)
+    return work
+
+
+def repositories(tmp_path: Path, env: dict[str, str]) -> Path:
+    """/srv/git with one bare repository, project.git, holding one commit."""
+    srv = tmp_path / "srv-git"
+    work = project_work(tmp_path / "work", env)
     run("git", "clone", "-q", "--bare", str(work), str(srv / "project.git"), env=env)
     return srv
 
 
 # -- git smart HTTP ---------------------------------------------------------------------------------------
 
+BIG_REPO_MB = 50  # the clone: 50 MB that no compression shrinks
+BIG_PUSH_MB = 20  # the push: past the server's own 10 MiB --max-body, within the mount's
+
+
+def commit_random(work: Path, env: dict[str, str], megabytes: int, files: int, message: str) -> None:
+    """Commit `megabytes` of os.urandom in `files` files: what git sends is really that big."""
+    for n in range(files):
+        (work / f"blob{n}.bin").write_bytes(os.urandom(megabytes * 1024 * 1024 // files))
+    run("git", "add", ".", cwd=work, env=env)
+    run("git", "commit", "-q", "-m", message, cwd=work, env=env)
+
+
+def fast_random_blobs(work: Path, env: dict[str, str]) -> None:
+    """Random data neither compresses nor deltas: `git add` stores it as it is, straight into a
+    pack, which every clone and push then copies rather than compressing again (seconds saved)."""
+    run("git", "config", "core.bigFileThreshold", "1m", cwd=work, env=env)
+    run("git", "config", "core.compression", "0", cwd=work, env=env)
+
+
+@pytest.fixture(scope="session")
+def big_git(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Built once per run, read only afterwards: `big.git`, a bare repository of 50 MB in one
+    pack, and `pusher`, a work tree whose branch `big` is the project's first commit plus a 20 MB
+    commit, ready to push."""
+    base = tmp_path_factory.mktemp("big-git")
+    env = clean_git_env(base)
+    big_work = base / "big-work"
+    run("git", "init", "-q", "-b", "main", str(big_work), env=env)
+    fast_random_blobs(big_work, env)
+    commit_random(big_work, env, BIG_REPO_MB, 5, "fifty megabytes")
+    bare = base / "big.git"
+    run("git", "clone", "-q", "--bare", str(big_work), str(bare), env=env)
+    pusher = project_work(base / "pusher", env)
+    fast_random_blobs(pusher, env)
+    run("git", "checkout", "-q", "-b", "big", cwd=pusher, env=env)
+    commit_random(pusher, env, BIG_PUSH_MB, 2, "twenty megabytes")
+    run("git", "checkout", "-q", "main", cwd=pusher, env=env)
+    return {"bare": bare, "pusher": pusher}
+
+
 @need_git
-def test_git_smart_http(make_server, tmp_path, git_env):
-    """docs/recipes/git.md: anonymous clone (protocol v2), anonymous push refused, alice pushes,
-    a 12 MB push past the server's 10 MiB --max-body lands (the mount's own max_body)."""
+def test_git_smart_http(make_server: MakeServer, tmp_path: Path, git_env: dict[str, str],
+                        big_git: dict[str, Path]) -> None:
+    """docs/recipes/git.md through git.toml itself: a 50 MB clone over protocol v2 and an ordinary
+    clone, anonymous push refused, alice pushes, and a 20 MB push past the server's 10 MiB
+    --max-body lands (the mount's own max_body)."""
     srv = repositories(tmp_path, git_env)
+    (srv / "big.git").symlink_to(big_git["bare"])  # read only: the clone never writes to it
     conf = tmp_path / "conf"
     conf.mkdir()
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     (conf / "htpasswd").write_text(f"alice:{hashed}\n")
-    config = recipe("git.toml", conf, **{"/srv/git": str(srv)})
-    server = make_server(["--config", str(config)])
+    www = tmp_path / "srv-www"
+    www.mkdir()
+    config = recipe("git.toml", conf, **{"/srv/git": str(srv), "/srv/www": str(www)})
+    server = make_server(["--config", str(config)], **harness_flags(config))
+    assert server.get("/cgi-bin/status").status == 404  # cgi_dir = "none": git's mount only
     url = f"{server.url}/git/project.git"
 
-    clone = tmp_path / "clone"
-    traced = run("git", "-c", "protocol.version=2", "clone", url, str(clone),
+    big_clone = tmp_path / "big-clone"
+    traced = run("git", "-c", "protocol.version=2", "clone", f"{server.url}/git/big.git", str(big_clone),
                  env={**git_env, "GIT_TRACE_PACKET": "1"})
     assert "< version 2" in traced.stderr  # the server spoke protocol v2
+    received = sum((big_clone / f"blob{n}.bin").stat().st_size for n in range(5))
+    assert received == BIG_REPO_MB * 1024 * 1024
+    assert run("git", "fsck", "--full", cwd=big_clone, env=git_env).returncode == 0
+    assert (run("git", "rev-parse", "HEAD", cwd=big_clone, env=git_env).stdout
+            == run("git", "--git-dir", str(big_git["bare"]), "rev-parse", "main", env=git_env).stdout)
+
+    clone = tmp_path / "clone"
+    run("git", "-c", "protocol.version=2", "clone", url, str(clone), env=git_env)
     assert (clone / "README").read_text() == "the project\n"
 
     (clone / "more.txt").write_text("pushed\n")
@@ -103,19 +179,19 @@ def test_git_smart_http(make_server, tmp_path, git_env):
     assert run("git", "--git-dir", str(srv / "project.git"), "log", "-1", "--format=%s",
                env=git_env).stdout == "second\n"
 
-    (clone / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))
-    run("git", "add", "big.bin", cwd=clone, env=git_env)
-    run("git", "commit", "-q", "-m", "big", cwd=clone, env=git_env)
-    run("git", "push", authed, "main", cwd=clone, env=git_env)
-    assert run("git", "--git-dir", str(srv / "project.git"), "log", "-1", "--format=%s",
-               env=git_env).stdout == "big\n"
+    # the 20 MB commit (built once per run) goes up as branch `big`: one 20 MB pack in one request
+    pushed = run("git", "push", authed, "big", cwd=big_git["pusher"], env=git_env)
+    assert "big -> big" in pushed.stderr
+    landed = run("git", "--git-dir", str(srv / "project.git"), "rev-parse", "big", env=git_env).stdout
+    assert landed == run("git", "rev-parse", "big", cwd=big_git["pusher"], env=git_env).stdout
+    run("git", "--git-dir", str(srv / "project.git"), "fsck", "--full", env=git_env)
 
 
 # -- cgit ------------------------------------------------------------------------------------------------
 
 @need_git
 @pytest.mark.skipif(not CGIT.exists(), reason="cgit is not installed")
-def test_cgit(make_server, tmp_path, git_env):
+def test_cgit(make_server: MakeServer, tmp_path: Path, git_env: dict[str, str]) -> None:
     """docs/recipes/cgit.md: the repository list, a log page, cgit's CSS from its own folder, and
     a clone through cgit's http clone."""
     srv = repositories(tmp_path, git_env)
@@ -123,7 +199,8 @@ def test_cgit(make_server, tmp_path, git_env):
     conf.mkdir()
     recipe("cgitrc", conf, **{"/srv/git": str(srv)})
     config = recipe("cgit.toml", conf, **{"/srv/cgit/cgitrc": str(conf / "cgitrc")})
-    server = make_server(["--config", str(config)], root=Path("/usr/share/cgit"))
+    server = make_server(["--config", str(config)], root=Path("/usr/share/cgit"),  # as cgit.md says
+                         cgi_dir=harness_flags(config)["cgi_dir"])
     index = server.get("/cgit/")
     assert index.status == 200 and "project.git" in index.text, index.text[:500]
     log = server.get("/cgit/project.git/log/")
@@ -138,7 +215,7 @@ def test_cgit(make_server, tmp_path, git_env):
 
 @need_git
 @pytest.mark.skipif(not GITWEB.exists(), reason="gitweb is not installed")
-def test_gitweb(make_server, tmp_path, git_env):
+def test_gitweb(make_server: MakeServer, tmp_path: Path, git_env: dict[str, str]) -> None:
     """docs/recipes/gitweb.md: Debian's gitweb folder served as it is, gitweb.cgi run in place
     beside its static files (--cgi-ext .cgi)."""
     srv = repositories(tmp_path, git_env)
@@ -156,7 +233,7 @@ def test_gitweb(make_server, tmp_path, git_env):
 # -- fossil ----------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(FOSSIL is None, reason="fossil is not installed")
-def test_fossil_clone_and_push(make_server, tmp_path):
+def test_fossil_clone_and_push(make_server: MakeServer, tmp_path: Path) -> None:
     """docs/recipes/fossil.md: fossil's CGI control file mounted at /fossil; clone, commit, push
     as the repository's admin user (fossil's own logins)."""
     assert FOSSIL is not None
@@ -167,7 +244,9 @@ def test_fossil_clone_and_push(make_server, tmp_path):
     run(FOSSIL, "init", "--admin-user", "admin", str(srv / "project.fossil"), env=env)
     run(FOSSIL, "user", "password", "admin", "secret", "-R", str(srv / "project.fossil"), env=env)
     control = recipe("project.cgi", tmp_path, **{"/srv/fossil": str(srv), "/usr/bin/fossil": FOSSIL})
-    server = make_server(["--cgi-mount", f"/fossil={control}"])
+    www = tmp_path / "srv-www"
+    www.mkdir()
+    server = make_server(["--cgi-mount", f"/fossil={control}"], root=www)
     home = server.get("/fossil/timeline")
     assert home.status == 200 and "fossil" in home.text.lower()
 

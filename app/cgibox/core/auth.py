@@ -320,7 +320,9 @@ class Auth:
                 request.remote_user = user
                 return user
             blocked = self.throttle.failed(request.remote_addr)
-            if blocked:
+            if blocked:  # this failure started the block: the one log line an operator (or fail2ban) reads
+                server_log(f"cgibox: {request.remote_addr}: {MAX_FAILURES} failed logins within {WINDOW} s "
+                           f"(the last as {user!r}); blocked for {blocked} s (429)")
                 raise HTTPError(429, "Too many failed logins from your address; try again later.",
                                 headers=[("Retry-After", str(blocked))])
         raise HTTPError(401, "This server needs a login.", headers=[("WWW-Authenticate", CHALLENGE)])

@@ -54,7 +54,9 @@ def run(config: Config) -> int:
         announce(config, server.server_port)
         processes = config.processes or usable_cpus()
         try:
-            if config.front == "threading" and processes > 1:
+            # one serving process too runs under the supervisor: whoever kills it (kill -9, the
+            # OOM killer), the supervisor ends the scripts it left and starts another
+            if config.front == "threading":
                 from cgibox.fronts.processes import supervise
                 return supervise(processes, lambda: serve(server, config), server.socket.close,
                                  config.graceful_timeout)
