@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cgibox.config import Config
 from cgibox.core.accesslog import server_log
-from cgibox.core.cgi_slots import reclaim_orphans
+from cgibox.core.cgi_slots import owner_gone, reclaim_orphans
 from cgibox.core.connection import RequestHead
 from cgibox.core.router import App
 from cgibox.fronts.forks import fork_holding, release
@@ -32,6 +32,8 @@ from cgibox.fronts.loop_server import LoopServer
 if TYPE_CHECKING:
     from cgibox.fronts.forked_tls import Relay
 
+# how long a child whose socket closed may take to finish exiting before its scripts are reclaimed
+CHILD_EXIT_WAIT = 1.0
 # loop -> child: responses finished on the connection, bytes that follow (the peer's address, its
 # head, then what was read past it), the address's length, hand back soon (the child took the
 # last free slot), the server is stopping, relayed (a socketpair end in place of the connection)
@@ -257,6 +259,11 @@ class ForkingServer(LoopServer):
         """A child's socket closed without a report: it died (killed, crashed). The connection it
         had is closed (its client sees the connection end, not a made-up answer)."""
         self._forget(child)
+        # its socket closes while the kernel tears it down, a moment before it stops counting
+        # as running: wait for that (bounded), or the reclaim would still see a live owner
+        deadline = time.monotonic() + CHILD_EXIT_WAIT
+        while not owner_gone(child.pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.002)
         reclaim_orphans()  # the script it ran is ended, its --cgi-max slot freed
         if child.client is not None:
             relay = self.relays.pop(child.client, None)
