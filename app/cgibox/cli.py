@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from cgibox import __version__
@@ -48,9 +49,18 @@ def _edits(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, wrapped only at spaces: a flag named in a help text (`--auth-file`) is
+    never split at its hyphen, so it reads (and can be searched for) whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="cgibox",
+        formatter_class=HelpFormatter,
         # "--por 80" is not a flag of the contract: an unknown flag, not a guess at --port
         allow_abbrev=False,
         usage="cgibox [DIR] [options]",

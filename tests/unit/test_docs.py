@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cgibox import docs
@@ -67,3 +69,14 @@ def test_main_writes_then_checks(tmp_path, capsys):
     assert docs.main([str(readme)]) == 0
     assert docs.flag_table() in readme.read_text(encoding="utf-8")
     assert docs.main(["--check", str(readme)]) == 0
+
+
+def test_help_never_splits_a_flag_at_its_hyphen():
+    # "--auth-" at a line's end and "file" on the next: a flag nobody can read or search for
+    from cgibox.cli import build_parser
+
+    text = build_parser().format_help()
+    named = set(re.findall(r"--[a-z][a-z-]*[a-z]", text))
+    known = {setting.flag for setting in SETTINGS} | {"--help", "--version"}
+    assert named <= known, named - known
+    assert not re.search(r"--[a-z-]*-\n", text)
