@@ -133,7 +133,7 @@ class ConnectionLoop:
 
     def __init__(self, listener: socket.socket, make_connection: Callable[[tuple[Any, ...]], Connection],
                  dispatch: Callable[[Client], None], header_timeout: float, keepalive_timeout: float,
-                 max_connections: int, body_timeout: float = 30.0) -> None:
+                 max_connections: int, body_timeout: float) -> None:
         self.listener = listener
         self.make_connection = make_connection
         self.dispatch = dispatch
