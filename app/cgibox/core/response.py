@@ -68,6 +68,9 @@ class Response:
     # page's state so its encoded forms are made once and cached
     compress: str | None = None
     compress_key: Hashable | None = None
+    # set by what made the response when it may be replayed from memory (core/ready.py): whether
+    # the answer still holds (a file's answer: its stat unchanged)
+    ready_check: Callable[[], bool] | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
