@@ -76,6 +76,7 @@ class ReadyResponses:
         weight = len(response.body) + ENTRY_OVERHEAD + sum(len(k) + len(v) for k, v in response.headers)
         if weight > self.max_bytes:
             return
+        response.from_memory = True
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:

@@ -71,6 +71,9 @@ class Response:
     # set by what made the response when it may be replayed from memory (core/ready.py): whether
     # the answer still holds (a file's answer: its stat unchanged)
     ready_check: Callable[[], bool] | None = None
+    # the answer is held by core/ready.py (recorded now, or replayed): the same request is
+    # answered from memory next time, by any thread that asks App.ready_response
+    from_memory: bool = False
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

@@ -132,22 +132,41 @@ class StaticFiles:
                     sent_real: str | None, sent: os.stat_result) -> Callable[[], bool]:
         """Whether the answer made from `real` (reached as `decoded_path` without a symlink, with
         these siblings; `sent_real`, the encoded sibling sent, or None: the file itself, whose
-        stat is `sent`) would be made the same now: one confined lstat of the file (and of the
-        sibling sent), compared by inode, device, size, mtime and ctime."""
-        root, exclude = self.root, self.exclude
+        stat is `sent`) would be made the same now. What paths.resolve_stat looks at, one lstat
+        a component: each folder on the way still the same folder (inode, device: no symlink or
+        other folder swapped in), the file's stamp unchanged (inode, device, size, mtime, ctime:
+        a rewrite, replacement or chmod), and the sibling sent likewise. A file at the top of
+        the root costs one lstat."""
         file_stamp = _validator(sent if sent_real is None else found)
         sent_stamp = _validator(sent)
+        folders = []
+        path = self.root
+        for segment in decoded_path.split("/")[1:-1]:
+            path = os.path.join(path, segment)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return _never
+            folders.append((path, st.st_ino, st.st_dev))
+        if os.path.join(path, decoded_path.rsplit("/", 1)[1]) != real:
+            return _never
+        lstat, siblings_of = os.lstat, self._siblings
 
         def check() -> bool:
-            now = resolve_stat(root, decoded_path, exclude)
-            if now is None or now[1] is None or now[0] != real or _validator(now[1]) != file_stamp:
+            try:
+                for folder, inode, device in folders:
+                    st = lstat(folder)
+                    if st.st_ino != inode or st.st_dev != device:
+                        return False
+                now = lstat(real)
+            except OSError:
                 return False
-            if self._siblings(real) != siblings:
+            if _validator(now) != file_stamp or siblings_of(real) != siblings:
                 return False
             if sent_real is None:
                 return True
             try:
-                sibling = os.lstat(sent_real)
+                sibling = lstat(sent_real)
             except OSError:
                 return False
             return stat_mod.S_ISREG(sibling.st_mode) and _validator(sibling) == sent_stamp
@@ -366,6 +385,10 @@ def _validator(st: os.stat_result) -> int:
 
 def _always() -> bool:
     return True
+
+
+def _never() -> bool:
+    return False
 
 
 def _region(source: bytes | BinaryIO, offset: int, length: int) -> bytes | FileRegion:
