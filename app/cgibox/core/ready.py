@@ -16,7 +16,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from cgibox.core.request import Request
+from cgibox.core import wire
+from cgibox.core.durations import ERROR, FILE
+from cgibox.core.errors import HTTPError
+from cgibox.core.paths import decode_path
+from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 
 # the largest body kept (a file's, or its encoded form's)
@@ -69,6 +73,39 @@ class ReadyResponses:
             return item[0]
         self.drop(key, item[0])
         return None
+
+    def replay(self, key: Hashable, request: Request) -> Response | None:
+        """The answer recorded under `key` if it still holds and `request` passes the core's
+        door as on the full way (a request that fails it is answered there)."""
+        response = self.get(key)
+        if response is None:
+            return None
+        try:
+            wire.check_limits(request)
+        except HTTPError:
+            return None
+        return response if request_problem(request) is None else None
+
+    def record(self, key: Hashable, request: Request, response: Response,
+               static_only: Callable[[str | None], bool],
+               missing_check: Callable[[str | None], Callable[[], bool]]) -> None:
+        """Keep the full way's `response` to the plain `request` for replay when it is a small
+        file's 200 (with the check core.static made for it) or the 404 of a missing file
+        (`missing_check`), at a path where only core.static answers and anyone may read
+        (`static_only`), and its check holds now."""
+        body = response.body
+        if not isinstance(body, bytes) or len(body) > READY_BODY_LIMIT or response.cleanups or \
+                response.close_connection or response.cgi_run or request.remote_user is not None:
+            return
+        decoded = decode_path(request.raw_path)
+        if response.status == 200 and response.route_kind == FILE:
+            check = response.ready_check
+        elif response.status == 404 and response.route_kind == ERROR:
+            check = missing_check(decoded)
+        else:
+            return
+        if check is not None and static_only(decoded) and check():
+            self.put(key, response, check)
 
     def put(self, key: Hashable, response: Response, check: Callable[[], bool]) -> None:
         """Keep `response` (whose body is bytes) under `key` while `check()` holds."""

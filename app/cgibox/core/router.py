@@ -8,7 +8,6 @@ import os
 import stat
 import time
 import traceback
-from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from cgibox import __version__
@@ -36,7 +35,7 @@ from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path, resolve, stat_error_status
-from cgibox.core.ready import READY_BODY_LIMIT, ReadyResponses, ready_key
+from cgibox.core.ready import ReadyResponses, ready_key
 from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 from cgibox.core.script_mounts import OperatorRunner, mount_runner, needs_own_runner
@@ -136,12 +135,12 @@ class App:
         whose answer was recorded and still holds gets it from memory (core/ready.py)."""
         key = ready_key(request)
         if key is not None:
-            ready = self._replay(key, request)
+            ready = self.ready.replay(key, request)
             if ready is not None:
                 return ready
         response = self._handle(request)
         if key is not None:
-            self._record(key, request, response)
+            self.ready.record(key, request, response, self._static_only, self.static.missing_check)
         return response
 
     def ready_response(self, request: Request) -> Response | None:
@@ -149,35 +148,7 @@ class App:
         None (App.handle then answers it the full way). Fronts may write it from where they
         are (the loop), with the same framing, App.finish and close as any Response."""
         key = ready_key(request)
-        return None if key is None else self._replay(key, request)
-
-    def _replay(self, key: Hashable, request: Request) -> Response | None:
-        response = self.ready.get(key)
-        if response is None:
-            return None
-        # the core's door, as on the full way: a request that fails it is answered there
-        try:
-            wire.check_limits(request)
-        except HTTPError:
-            return None
-        return response if request_problem(request) is None else None
-
-    def _record(self, key: Hashable, request: Request, response: Response) -> None:
-        """Keep a plain answer for replay: a small file's 200 (with the check static made) or the
-        404 of a missing file, on a path only core.static answers and anyone may read."""
-        body = response.body
-        if not isinstance(body, bytes) or len(body) > READY_BODY_LIMIT or response.cleanups or \
-                response.close_connection or response.cgi_run or request.remote_user is not None:
-            return
-        decoded = decode_path(request.raw_path)
-        if response.status == 200 and response.route_kind == FILE:
-            check = response.ready_check
-        elif response.status == 404 and response.route_kind == ERROR:
-            check = self.static.missing_check(decoded)
-        else:
-            return
-        if check is not None and self._static_only(decoded) and check():
-            self.ready.put(key, response, check)
+        return None if key is None else self.ready.replay(key, request)
 
     def _static_only(self, decoded: str | None) -> bool:
         """Whether only core.static answers a plain GET/HEAD of `decoded` (no query), whoever

@@ -102,7 +102,7 @@ class Handler(BaseHTTPRequestHandler):
                     return
                 if not self._exchange(app, event.request):
                     return
-                if self._from_memory and self.server.loop_answers_ready and not client.http.buffer:
+                if self._from_memory and self.server.loop_answers(client) and not client.http.buffer:
                     client.keep = True  # its next heads are likely answered by the loop, no hand-off
                     return
                 event = self.next_head()

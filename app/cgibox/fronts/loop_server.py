@@ -120,7 +120,7 @@ class LoopServer(HTTPServer):
         connection goes on; False: answered, close it; None: not answered here (no ready answer,
         a TLS socket, stopping), or begun and left to a handler (client.pending: the socket did
         not take it all)."""
-        if self.stopping or not client.sendfile_ok:  # TLS: its records are written by its handler
+        if not self.loop_answers(client):  # TLS: its records are written by its handler
             return None
         app = self.app
         request = event.request
@@ -144,6 +144,10 @@ class LoopServer(HTTPServer):
         keep, _ = http.end_response(True)  # no body came with a plain request: nothing to linger on
         app.finish(request, response.status, len(body), route_kind=response.route_kind)
         return keep
+
+    def loop_answers(self, client: Client) -> bool:
+        """Whether the loop writes ready answers on this connection itself (answer_ready)."""
+        return self.loop_answers_ready and client.sendfile_ok and not self.stopping
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A handler failed outside any request (socketserver calls this): a client that left is
