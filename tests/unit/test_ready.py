@@ -212,3 +212,25 @@ def test_a_stale_entry_is_dropped():
     assert responses.get("key") is not None
     valid[0] = False
     assert responses.get("key") is None and len(responses) == 0 and responses.bytes == 0
+
+
+def test_a_404_through_a_symlink_follows_where_it_points(app, root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_bytes(b"outside\n")
+    (root / "link").symlink_to(outside)
+    recorded = replayed(app, "/link/x.txt")[1]
+    assert recorded.status == 404 and recorded.from_memory  # out of the root: 404 however often
+    (root / "link").unlink()
+    (root / "link").symlink_to(root / "sub")
+    (root / "sub" / "x.txt").write_bytes(b"inside\n")
+    assert app.handle(request("/link/x.txt")).body == b"inside\n"
+
+
+def test_a_404_below_a_file_stays_a_404_until_the_file_becomes_a_folder(app, root):
+    recorded = replayed(app, "/small.txt/below")[1]
+    assert recorded.status == 404 and recorded.from_memory
+    (root / "small.txt").unlink()
+    (root / "small.txt").mkdir()
+    (root / "small.txt" / "below").write_bytes(b"below\n")
+    assert app.handle(request("/small.txt/below")).body == b"below\n"

@@ -15,7 +15,15 @@ from cgibox.core import conditional
 from cgibox.core.compress import Compressor, choose, tagged
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.listing import Listings
-from cgibox.core.paths import open_resolved, refused_status, resolve_stat, stat_error_status
+from cgibox.core.paths import (
+    fs_name,
+    is_within,
+    open_resolved,
+    refused_status,
+    resolve_stat,
+    safe_segments,
+    stat_error_status,
+)
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.stamped_cache import StampedCache
@@ -109,9 +117,35 @@ class StaticFiles:
 
     def missing_check(self, decoded_path: str | None) -> Callable[[], bool]:
         """Whether `decoded_path` is still a 404 of _find (no file, no way to it), without the
-        log line a 403 writes (the full way writes it when it answers)."""
+        log line a 403 writes (the full way writes it when it answers). A path without a symlink
+        on the way costs one lstat a component up to the first that is missing."""
         if decoded_path is None:  # no name has it (NUL, an encoded slash): never anything else
             return _always
+        segments = safe_segments(decoded_path)
+        if segments is None or fs_name(decoded_path) is None:
+            return _always  # resolve_stat refuses it by its spelling alone
+        paths = []
+        path = self.root
+        for segment in segments:
+            path = os.path.join(path, segment)
+            paths.append(path)
+        if any(is_within(path, folder) for folder in self.exclude):
+            return _always  # inside a script folder, reached without a symlink: never served
+        resolved = self._missing_resolved(decoded_path)
+        lstat = os.lstat
+
+        def check() -> bool:
+            for path in paths:
+                try:
+                    st = lstat(path)
+                except OSError as error:  # as resolve_stat's os.stat of that path would fail
+                    return stat_error_status(error) == 404
+                if stat_mod.S_ISLNK(st.st_mode):
+                    return resolved()  # a symlink on the way: resolve_stat's own walk
+            return False  # there: the full way decides
+        return check
+
+    def _missing_resolved(self, decoded_path: str) -> Callable[[], bool]:
         root, exclude = self.root, self.exclude
 
         def check() -> bool:
