@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import bcrypt
 import pytest
 
 from cgibox.config import Config
-from cgibox.core import ready
+from cgibox.core import ready, wire
 from cgibox.core.ready import ReadyResponses, ready_key
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import Response
@@ -56,6 +57,11 @@ def full_way(root: Path, tmp_path: Path, target: str, method: str = "GET", **fie
     state = tmp_path / f"state-{len(os.listdir(tmp_path))}"
     state.mkdir()
     return make_app(root, state).handle(request(target, method, **fields))
+
+
+def undated(head: bytes) -> bytes:
+    """The head without its Date line if wire added one (the second may turn between two)."""
+    return re.sub(rb"\r\nDate: [^\r]*GMT\r\n(?=(Server|Connection|\r\n))", b"\r\n", head)
 
 
 def same(one: Response, other: Response) -> bool:
@@ -234,3 +240,21 @@ def test_a_404_below_a_file_stays_a_404_until_the_file_becomes_a_folder(app, roo
     (root / "small.txt").mkdir()
     (root / "small.txt" / "below").write_bytes(b"below\n")
     assert app.handle(request("/small.txt/below")).body == b"below\n"
+
+
+@pytest.mark.parametrize("headers", [
+    [("Content-Type", "text/plain"), ("Content-Length", "4")],
+    [("Content-Length", "4"), ("Date", "Mon, 07 Dec 2026 00:00:00 GMT"), ("Server", "own")],
+    [("Content-Type", "text/plain")],  # no length: chunked on HTTP/1.1, closed on HTTP/1.0
+])
+def test_a_kept_answer_is_framed_as_any_other(headers):
+    kept = Response(200, list(headers), b"body")
+    ReadyResponses().put("key", kept, lambda: True)
+    assert kept.framed == {}
+    for protocol in ("HTTP/1.1", "HTTP/1.0"):
+        for keep_alive in (True, False):
+            for _ in range(2):  # framed once, then from what was kept
+                plain = Response(200, list(headers), b"body")
+                fresh = wire.frame_response("GET", protocol, keep_alive, plain)
+                head, chunked, close = wire.frame_response("GET", protocol, keep_alive, kept)
+                assert (undated(head), chunked, close) == (undated(fresh[0]), *fresh[1:])

@@ -114,6 +114,7 @@ class ReadyResponses:
         if weight > self.max_bytes:
             return
         response.from_memory = True
+        response.framed = {}  # core.wire keeps its framing here: only the Date moves
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:

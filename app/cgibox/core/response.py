@@ -74,6 +74,9 @@ class Response:
     # the answer is held by core/ready.py (recorded now, or replayed): the same request is
     # answered from memory next time, by any thread that asks App.ready_response
     from_memory: bool = False
+    # such an answer's head as core.wire framed it, per (protocol, keep-alive): the bytes before
+    # the Date line, whether one goes there, the bytes after it, chunked, close after it
+    framed: dict[tuple[str, bool], tuple[bytes, bool, bytes, bool, bool]] | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
