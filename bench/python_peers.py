@@ -87,6 +87,9 @@ def install(kinds: list[str], progress) -> None:
     """Install each peer of `kinds` not installed yet (with today's requirements) into VENV; a peer
     that fails is recorded with its reason, and the others go on."""
     wanted = [kind for kind in kinds if installed(kind) is None]
+    ready = [LABELS[kind] for kind in kinds if kind not in wanted]
+    if ready:
+        progress(f"== Python-hosted peers: {', '.join(ready)} already in {VENV}")
     if not wanted:
         return
     started = time.monotonic()

@@ -82,6 +82,7 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                           "status": "ok", "note": ""}
             run.servers[spec.key] = info
             progress(f"== {spec.label}: starting `{info['command']}`")
+            server_started = time.monotonic()
             try:
                 running = start_server(spec, root, logs, workers, flags)
             except NotAvailable as error:
@@ -125,7 +126,8 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
             finally:
                 running.stop()
                 running = None
-            progress(f"== {spec.label}: stopped")
+            info["seconds"] = round(time.monotonic() - server_started)
+            progress(f"== {spec.label}: stopped after {info['seconds']} s of cells")
         if with_tls:
             tls_cells(run, with_tls, root, base / "tls", logs, workers, flags, duration, timeout, tag)
     finally:
