@@ -23,6 +23,7 @@ VENV = BENCH / ".peers-venv"
 APPS = "peer_apps"  # bench/peer_apps.py, imported by the peers from BENCH
 ROOT_VARIABLE = "BENCH_PEER_ROOT"
 INSTALL_TIMEOUT_S = 300
+RETRY_AFTER_S = 3600  # a peer whose install failed is not tried again sooner (no network: no wait per run)
 
 # what pip installs for each peer, and the distributions whose versions the table shows
 REQUIREMENTS = {
@@ -85,9 +86,15 @@ def missing(kind: str) -> str | None:
 
 def install(kinds: list[str], progress) -> None:
     """Install each peer of `kinds` not installed yet (with today's requirements) into VENV; a peer
-    that fails is recorded with its reason, and the others go on."""
+    that fails is recorded with its reason, and the others go on. One that failed within the last
+    RETRY_AFTER_S is not tried again (removing VENV tries at once)."""
     wanted = [kind for kind in kinds if installed(kind) is None]
-    ready = [LABELS[kind] for kind in kinds if kind not in wanted]
+    recent = [kind for kind in wanted if _failed_recently(kind)]
+    if recent:
+        progress(f"== Python-hosted peers: {', '.join(LABELS[kind] for kind in recent)} failed to install "
+                 f"less than {RETRY_AFTER_S // 60} minutes ago: not tried again (rm -r {VENV} to try now)")
+        wanted = [kind for kind in wanted if kind not in recent]
+    ready = [LABELS[kind] for kind in kinds if installed(kind) is not None]
     if ready:
         progress(f"== Python-hosted peers: {', '.join(ready)} already in {VENV}")
     if not wanted:
@@ -116,6 +123,13 @@ def install(kinds: list[str], progress) -> None:
             progress(f"== {LABELS[kind]}: not available: {why}")
     progress(f"== Python-hosted peers: installing took {time.monotonic() - started:.0f} s (kept in {VENV} "
              "for the next runs)")
+
+
+def _failed_recently(kind: str) -> bool:
+    try:
+        return time.time() - _failure(kind).stat().st_mtime < RETRY_AFTER_S
+    except OSError:
+        return False
 
 
 def _record_failure(kind: str, why: str) -> None:

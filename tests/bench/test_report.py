@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import cells, certs, peers, previous, python_peers, report, results, servers, targets
 
 
@@ -80,6 +82,11 @@ def test_a_peer_that_could_not_be_installed_is_not_available_with_the_reason(mon
     assert "No matching distribution found for granian" in why
     assert any("not available" in line for line in said)
     assert "not installed" in (peers.missing("uvicorn") or "")
+    # with no network every run would wait for pip again: a recent failure is not tried again
+    monkeypatch.setattr(python_peers, "_run", lambda command: pytest.fail("pip ran again"))
+    python_peers.install(["granian"], said.append)
+    assert "failed to install less than 60 minutes ago" in said[-1]
+    assert "No matching distribution found for granian" in (peers.missing("granian") or "")
 
 
 def test_fast_wrong_answers_compare_to_nothing():
