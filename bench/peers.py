@@ -28,6 +28,8 @@ C_PEERS = ("nginx", "lighttpd")
 # Python-hosted: the server's own code runs in CPython (granian's static mount is Rust behind a
 # Python process, as its users run it)
 PYTHON_PEERS = ("twisted", "http.server", *python_peers.KINDS)
+# the Python-hosted peers whose files and 404s pass through Python code (granian's come from Rust)
+PYTHON_SERVED = tuple(kind for kind in PYTHON_PEERS if kind not in python_peers.SERVED_FROM_RUST)
 # the peers the TLS cells run (on the run's certificate); nginx is the one the cgibox fronts compare to
 TLS_PEERS = ("nginx", "lighttpd")
 LIGHTTPD_OPENSSL = Path("/usr/lib/lighttpd/mod_openssl.so")

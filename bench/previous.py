@@ -117,9 +117,11 @@ def previous_section(run: Run) -> list[str]:
         if then_mb is not None:
             if memory and memory.get("status") == "ok":
                 grown = memory["rss_holding_mb"] - memory["rss_idle_mb"]
-                held_all = memory.get("answered", memory["held"]) >= memory["held"]
+                answered = memory.get("answered", memory["held"])
+                held_all = answered >= memory["held"]
+                shown = f"+{grown:.1f} MB" + ("" if held_all else f" (only {answered:,} answered)")
                 lines.append(f"| {label} | RSS grown holding {memory['held']:,} idle | +{then_mb:.1f} MB "
-                             f"(10,000) | +{grown:.1f} MB | {met(grown <= then_mb and held_all)} |")
+                             f"(10,000) | {shown} | {met(grown <= then_mb and held_all)} |")
             else:
                 lines.append(f"| {label} | RSS grown holding idle connections | +{then_mb:.1f} MB | n/a | "
                              "not measured (connection cells not run) |")

@@ -33,6 +33,7 @@ REQUIREMENTS = {
     "granian": (("granian>=2.0",), ("granian",)),
 }
 KINDS = tuple(REQUIREMENTS)
+SERVED_FROM_RUST = ("granian",)  # its static mount answers files and 404s without entering Python
 LABELS = {"uvicorn": "uvicorn + Starlette", "aiohttp": "aiohttp", "granian": "granian"}
 PROGRAMS = {"uvicorn": "uvicorn", "aiohttp": "gunicorn", "granian": "granian"}
 

@@ -80,7 +80,13 @@ def targets_section(run: Run) -> list[str]:
             continue
         shown = format_ratio(ratio, least)
         if peer == BEST_PYTHON:
-            shown += f" ({run.servers[best]['label']})"
+            shown += f" ({run.servers[best]['label']}"
+            # granian's static mount is Rust behind a Python supervisor: say where cgibox stands
+            # against the best whose answers pass through Python too (the target stays as set)
+            python = best_of(run, cell, peers.PYTHON_SERVED)
+            if python not in (None, best) and (other := ratio_to(run, "threading", python, cell)):
+                shown += f"; {format_ratio(other)} {run.servers[python]['label']}, the best served by Python"
+            shown += ")"
         lines.append(f"| {target} | {shown} | {met(ratio >= least)} |")
     listing = run.get("threading", "listing")
     size = listing.wire_gzip if listing else 0

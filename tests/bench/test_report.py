@@ -57,6 +57,13 @@ def test_the_best_python_hosted_peer_is_any_of_them_and_the_target_names_it():
            "| × best Python-hosted |" in table
     assert "| 1 KiB file | 32 | cgibox threading | 14,000 req/s | 5.0 ms | 0 | 0.35× nginx | 2.00× aiohttp " \
            "| 14.00× |" in table
+    # granian's static mount answers from Rust: when it is the best, the row also says where cgibox
+    # stands against the best peer that answers from Python, and the status stays the target's
+    run.results.remove(run.get("granian", "file-1k"))
+    run.results.append(result("granian", "file-1k", 28_000))
+    section = targets.targets_section(run)
+    assert ("| 1 KiB file ≥ 1.5× best Python-hosted | 0.50× (granian; 2.00× aiohttp, the best served by "
+            "Python) | **not met** |") in section
 
 
 def test_python_hosted_peers_run_from_their_own_venv_and_say_what_they_cannot_serve(tmp_path: Path):
