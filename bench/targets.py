@@ -12,7 +12,7 @@ from bench import peers
 from bench.cells import CELLS, CONN_ALONE, CONN_IDLE, CONN_SLOW, cell_by_key
 from bench.formatting import cell_text, format_ratio, met
 from bench.previous import previous_section
-from bench.results import Run, best_of, ratio_to, usable, value_of
+from bench.results import Run, best_of, ratio_to, usable
 
 BEST_PYTHON = "best Python-hosted"  # a target's peer: the fastest Python-hosted server of the cell
 # issue 23 (default front, ratios within one run)
@@ -26,8 +26,6 @@ PEER_TARGETS = (
 LISTING_GZIP_LIMIT = 40_000  # bytes on the wire of the 1,000-file listing to a client accepting gzip
 FIRST_RESPONSE_LIMIT_S = 0.3
 IDLE_RSS_LIMIT_MB = 30.0
-# the forking front's figures in the last committed run before the engine (2026-11-21, quiet machine)
-FORKING_BEFORE = {"file-1k": 16_189, "file-64m": 2_838, "listing": 4_785, "cgi": 1_908, "404": 11_298}
 
 
 @dataclass(frozen=True)
@@ -116,15 +114,6 @@ def targets_section(run: Run) -> list[str]:
         rss = info["idle_rss_mb"]
         lines.append(f"| idle RSS ≤ {IDLE_RSS_LIMIT_MB:g} MB a process | {rss:.1f} MB (largest of "
                      f"{info['processes']}) | {met(rss <= IDLE_RSS_LIMIT_MB)} |")
-    before = []
-    for cell in CELLS:
-        now = value_of(run, "forking", cell)
-        if now is not None and cell.key in FORKING_BEFORE:
-            before.append(f"{cell.title} {now / FORKING_BEFORE[cell.key]:.2f}×")
-    if before:
-        slower = [text for text in before if float(text.rsplit(" ", 1)[1].rstrip("×")) < 1.0]
-        lines.append(f"| forking front at least as fast as before the engine (run of 2026-11-21) | "
-                     f"{'; '.join(before)} | {met(not slower)} |")
     others = [r for r in run.results if r.server != "threading" and r.status == "ok" and r.error_total
               and r.cell in {c.key for c in CELLS}]
     if others:
