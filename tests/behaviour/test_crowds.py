@@ -6,7 +6,6 @@ should wait for one, so a pass proves nothing did; every crowd is bounded in cou
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import socket
 import ssl
@@ -19,13 +18,12 @@ from tests.behaviour.test_connection_engine import (
     HELLO,
     HELLO_BODY,
     LONG,
-    close_all,
-    connect,
     exchange_on_all,
     needs_keep_alive,
     open_idle,
 )
 from tests.behaviour.test_tls import client_context, make_pair
+from tests.raw_clients import close_all, connect, raise_open_files
 from tests.servers import read_from, start_server
 
 HTTP_SERVER_FRONTS = ("threading", "forking")
@@ -33,15 +31,8 @@ HTTP_SERVER_FRONTS = ("threading", "forking")
 
 @pytest.fixture(autouse=True, scope="module")
 def enough_open_files():
-    """Two thousand client sockets and more in this process: raise its own soft RLIMIT_NOFILE."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 3000:
-        pytest.skip("this process may not open 3000 files (RLIMIT_NOFILE)")
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    """Two thousand client sockets and more in this process."""
+    yield from raise_open_files(8192, 3000)
 
 
 def only_http_server_fronts(front: str, why: str) -> None:
