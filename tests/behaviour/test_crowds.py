@@ -135,6 +135,31 @@ def parent_of(pid: int) -> int:
         return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
+def children_of(pid: int) -> list[int]:
+    return [int(child) for task in os.listdir(f"/proc/{pid}/task")
+            for child in open(f"/proc/{pid}/task/{task}/children").read().split()]
+
+
+def test_a_killed_template_process_is_replaced(make_server, front):
+    """The forking front's template (the small process that forks children ahead) is killed:
+    the loop forks another, so children keep coming after the ones already made have exited
+    (--max-requests 1: each child answers one request; before, the server stopped answering)."""
+    if front != "forking":
+        pytest.skip("the forking front's template process")
+    server = make_server([*LONG, "--threads", "2", "--max-requests", "1"])
+    reply = server.request("GET", "/hello.txt", timeout=60)
+    assert reply.status == 200
+    (template,) = children_of(server.process.pid)
+    os.kill(template, signal.SIGKILL)
+    for _ in range(8):
+        reply = server.request("GET", "/hello.txt", timeout=60)
+        assert reply.status == 200 and reply.body == HELLO_BODY
+    assert server.alive()
+    (replacement,) = children_of(server.process.pid)
+    assert replacement != template
+    assert "template process exited; starting another" in server.errors()
+
+
 def test_a_child_killed_mid_request(make_server, front):
     """The child answering a script's request is killed: that connection is closed; the server
     and other clients carry on (a fresh child takes the slot)."""
