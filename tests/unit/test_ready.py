@@ -258,3 +258,11 @@ def test_a_kept_answer_is_framed_as_any_other(headers):
                 fresh = wire.frame_response("GET", protocol, keep_alive, plain)
                 head, chunked, close = wire.frame_response("GET", protocol, keep_alive, kept)
                 assert (undated(head), chunked, close) == (undated(fresh[0]), *fresh[1:])
+
+
+def test_extra_header_fields_are_in_the_replayed_answer(root, tmp_path):
+    app = make_app(root, tmp_path, header=(("X-Frame-Options", "DENY"), ("Cache-Control", "no-cache")))
+    for target in ("/small.txt", "/missing"):
+        first, second = replayed(app, target)
+        assert second is first and ("X-Frame-Options", "DENY") in first.headers
+        assert first.header("Cache-Control") == "no-cache"
