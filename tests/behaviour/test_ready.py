@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,43 @@ def test_a_file_made_unreadable_is_403_at_once(front, tmp_path):
     finally:
         running.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- pipelined and partly written answers -----------------------------------------------------------
+
+def test_pipelined_answers_come_in_order(server, site):
+    (site[0] / "big-ready.bin").write_bytes(os.urandom(60 * 1024))
+    content = (site[0] / "big-ready.bin").read_bytes()
+    # answers the loop writes itself, until one is more than the socket takes at once (then a
+    # handler writes the rest, and goes on), then one it does not, then those again
+    targets = ["/big-ready.bin"] * 120 + ["/small.txt", "/missing-piped", "/stats?format=json"] * 5 + \
+        ["/big-ready.bin", "/small.txt"]
+    data = b"".join(f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode() for target in targets)
+    with socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: sends stop midway
+        sock.settimeout(30)
+        sock.connect((server.host, server.port))
+        rest = b""
+        # each answer recorded by this connection's process, and the connection waiting in its loop
+        for target in ["/big-ready.bin", "/small.txt", "/missing-piped"] * 2:
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            answer, rest = read_response(sock, rest, False)
+            if b"\r\nConnection: close\r\n" in answer:
+                assert server.front == "gunicorn-sync"
+                return
+        time.sleep(0.2)
+        sock.sendall(data)  # ~7 MB of answers asked for before any is read: past any send buffer
+        for target in targets:
+            answer, rest = read_response(sock, rest, False)
+            if b"\r\nConnection: close\r\n" in answer:  # gunicorn's sync worker: one per connection
+                assert server.front == "gunicorn-sync"
+                return
+            expected = {"/big-ready.bin": 200, "/small.txt": 200, "/missing-piped": 404}.get(target, 200)
+            assert status_of(answer) == expected, target
+            if target == "/big-ready.bin":
+                assert body_of(answer) == content
+            elif target == "/small.txt":
+                assert body_of(answer) == b"small file\n"
+            elif target.startswith("/stats"):
+                assert b'"requests_total"' in body_of(answer)
+        assert rest == b""
