@@ -242,8 +242,6 @@ def test_finished_head_is_not_cut_by_the_timeout(slow_server):
 
 @pytest.fixture(scope="module")
 def body_server(front, site_dirs, tmp_path_factory):
-    if front.startswith("gunicorn"):
-        pytest.skip("the gunicorn front's body deadline is fronts/gunicorn_app.py's (issue 18 point 6)")
     yield from serving(front, site_dirs, tmp_path_factory.mktemp("body"),
                        ["--body-timeout", "1", "--header-timeout", "60", "--keepalive-timeout", "60"])
 

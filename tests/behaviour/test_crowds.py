@@ -35,11 +35,6 @@ def enough_open_files():
     yield from raise_open_files(8192, 3000)
 
 
-def only_http_server_fronts(front: str, why: str) -> None:
-    if front not in HTTP_SERVER_FRONTS:
-        pytest.skip(why)
-
-
 def test_2000_idle_connections_then_a_burst_of_200_new_clients(make_server, front):
     needs_keep_alive(front)
     server = make_server(LONG)
@@ -59,8 +54,6 @@ def test_2000_idle_connections_then_a_burst_of_200_new_clients(make_server, fron
 
 
 def test_300_slow_heads_beside_ordinary_clients(make_server, front):
-    only_http_server_fronts(front, "gunicorn reads a head that has started arriving in a worker "
-                                   "(fronts/gunicorn_app.py's, issue 19 point 4)")
     server = make_server(LONG)
     slow = [connect(server) for _ in range(300)]
     try:
@@ -78,7 +71,6 @@ def test_300_slow_heads_beside_ordinary_clients(make_server, front):
 
 def test_500_connections_timing_out_at_once_beside_ordinary_clients(make_server, front):
     """Each gets its 408 (written by the loop, no handler) while others are answered."""
-    only_http_server_fronts(front, "gunicorn's head deadline is fronts/gunicorn_app.py's")
     server = make_server(["--header-timeout", "2", "--keepalive-timeout", "60"])
     silent = [connect(server) for _ in range(500)]
     try:
@@ -101,7 +93,9 @@ def test_500_connections_timing_out_at_once_beside_ordinary_clients(make_server,
 def test_stalled_tls_requests_beside_other_https_clients(front, site_dirs, tmp_path):
     """--threads 2 and eight HTTPS connections whose next head starts and stalls: other HTTPS
     clients are answered at once (the stalled ones wait in the loop, not in a handler)."""
-    only_http_server_fronts(front, "gunicorn reads a head that has started arriving in a worker")
+    if front == "gunicorn-gthread":
+        pytest.skip("known gap (README's front table): gthread reads a kept-alive TLS connection's "
+                    "head in a pool thread, as gunicorn does, so stalled TLS heads hold threads")
     cert, key = make_pair(tmp_path)
     root, cgi_dir = site_dirs
     server = start_server(front, root, cgi_dir, tmp_path / "logs",

@@ -278,8 +278,6 @@ def test_a_head_that_stalls_over_tls_gets_408(https, pair):
 @pytest.mark.parametrize("size", [100, 200_000], ids=["held-in-the-loop", "read-by-the-handler"])
 def test_a_body_that_stalls_over_tls_gets_408(front, site_dirs, pair, tmp_path, size):
     """--body-timeout over TLS: a small body waits in the loop, a big one in its handler; 408 both."""
-    if front.startswith("gunicorn"):
-        pytest.skip("the gunicorn front's body deadline is fronts/gunicorn_app.py's (issue 18 point 6)")
     root, cgi_dir = site_dirs
     cert, key = pair
     running = start_server(front, root, cgi_dir, tmp_path / "logs",
