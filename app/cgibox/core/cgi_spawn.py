@@ -1,0 +1,227 @@
+"""Starting a script: the C library's posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), no copy
+of the server's page tables and no Python in the child) in the script's folder, as the leader of
+its own session and process group, with every other fd closed, every signal at its default and
+none blocked; its exec error comes back as the OSError subprocess raised. Where the C library
+lacks what that needs (posix_spawn_file_actions_addchdir_np, addclosefrom_np: glibc >= 2.34),
+subprocess.Popen does the same start."""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import ctypes.util
+import itertools
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# glibc's posix_spawnattr flags (spawn.h)
+SETSIGDEF = 0x04
+SETSIGMASK = 0x08
+SETSID = 0x80
+# bytes reserved for a posix_spawn_file_actions_t, posix_spawnattr_t and sigset_t: more than any
+# C library needs (glibc x86-64: 80, 336 and 128)
+_OPAQUE_SIZE = 1024
+DEV_NULL = b"/dev/null"
+_POINTER_CODE = "Q" if ctypes.sizeof(ctypes.c_void_p) == 8 else "I"
+# how os.fsencode encodes (check_environ has made sure every value can be)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+@dataclass(slots=True)
+class Child:
+    """A started script: its pid (= its session and process group id) and the parent's ends of
+    its pipes (raw fds: stdin None when it reads /dev/null). `popen` is kept when subprocess
+    started it, so that subprocess never reaps it behind the run's back."""
+
+    pid: int
+    stdin: int | None
+    stdout: int
+    stderr: int
+    returncode: int | None = None
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def reaped(self, status: int) -> None:
+        """The wait status the leader was reaped with (os.wait4)."""
+        self.returncode = os.waitstatus_to_exitcode(status)
+        if self.popen is not None:
+            self.popen.returncode = self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Reap the leader (blocking up to `timeout`); its exit code, or None if still running."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            try:
+                self.returncode = self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            return self.returncode
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.reaped(status)
+                return self.returncode
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+class _Libc:
+    """The C library functions of a spawn, found once (None when one is missing)."""
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("c")
+        lib = ctypes.CDLL(name, use_errno=True) if name else ctypes.CDLL(None, use_errno=True)
+        c_void_p, c_int, c_char_p = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+        self.spawn = lib.posix_spawn
+        self.spawn.argtypes = [ctypes.POINTER(ctypes.c_int), c_void_p, c_void_p, c_void_p, c_void_p, c_void_p]
+        self.spawn.restype = c_int
+        self.fa_init = self._fn(lib, "posix_spawn_file_actions_init", [c_void_p])
+        self.fa_destroy = self._fn(lib, "posix_spawn_file_actions_destroy", [c_void_p])
+        self.fa_dup2 = self._fn(lib, "posix_spawn_file_actions_adddup2", [c_void_p, c_int, c_int])
+        self.fa_open = self._fn(lib, "posix_spawn_file_actions_addopen",
+                                [c_void_p, c_int, c_char_p, c_int, ctypes.c_uint])
+        self.fa_chdir = self._fn(lib, "posix_spawn_file_actions_addchdir_np", [c_void_p, c_char_p])
+        self.fa_closefrom = self._fn(lib, "posix_spawn_file_actions_addclosefrom_np", [c_void_p, c_int])
+        self.attr_init = self._fn(lib, "posix_spawnattr_init", [c_void_p])
+        self.attr_destroy = self._fn(lib, "posix_spawnattr_destroy", [c_void_p])
+        self.attr_flags = self._fn(lib, "posix_spawnattr_setflags", [c_void_p, ctypes.c_short])
+        self.attr_sigdefault = self._fn(lib, "posix_spawnattr_setsigdefault", [c_void_p, c_void_p])
+        self.attr_sigmask = self._fn(lib, "posix_spawnattr_setsigmask", [c_void_p, c_void_p])
+        self.sigemptyset = self._fn(lib, "sigemptyset", [c_void_p])
+        self.sigfillset = self._fn(lib, "sigfillset", [c_void_p])
+        # the attributes are the same for every script: made once
+        self.attr = ctypes.create_string_buffer(_OPAQUE_SIZE)
+        every, none = ctypes.create_string_buffer(_OPAQUE_SIZE), ctypes.create_string_buffer(_OPAQUE_SIZE)
+        self._check(self.attr_init(self.attr))
+        self._check(self.sigfillset(every))
+        self._check(self.sigemptyset(none))
+        self._check(self.attr_flags(self.attr, SETSID | SETSIGDEF | SETSIGMASK))
+        self._check(self.attr_sigdefault(self.attr, every))  # copied into the attributes
+        self._check(self.attr_sigmask(self.attr, none))
+
+    @staticmethod
+    def _fn(lib: ctypes.CDLL, name: str, argtypes: list[type]) -> Any:
+        function = getattr(lib, name)  # AttributeError: this C library lacks it
+        function.argtypes = argtypes
+        function.restype = ctypes.c_int
+        return function
+
+    @staticmethod
+    def _check(result: int) -> None:
+        if result != 0:
+            raise OSError(result, os.strerror(result))
+
+
+def _load() -> _Libc | None:
+    if os.name != "posix":
+        return None
+    try:
+        return _Libc()
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC: _Libc | None = _load()
+
+
+def available() -> bool:
+    """Whether scripts start through posix_spawn here (else through subprocess.Popen)."""
+    return _LIBC is not None
+
+
+def _pointers(items: list[bytes]) -> tuple[ctypes.Array[ctypes.c_char], array.array[int]]:
+    """A NULL-ended char *[] of `items`: one buffer holding them all, NUL after each, and an array
+    of their addresses (a ctypes array of c_char_p costs ~1.5 us an item; this, a tenth).
+    Both must be kept alive while the C library reads them."""
+    blob = b"\0".join(items) + b"\0"
+    if blob.count(0) != max(len(items), 1):
+        raise ValueError("embedded null byte")
+    buffer = ctypes.create_string_buffer(blob, len(blob))
+    base = ctypes.addressof(buffer)
+    addresses = array.array(_POINTER_CODE, [base] if items else [])
+    addresses.extend(base + offset for offset in itertools.accumulate(len(item) + 1 for item in items[:-1]))
+    addresses.append(0)
+    return buffer, addresses
+
+
+def spawn(argv: list[str], env: dict[str, str], cwd: str, stdin: bool) -> Child:
+    """Start argv[0] (a path) with `argv` and exactly `env`, in `cwd`, in a new session, stdout
+    and stderr to pipes, stdin from a pipe when `stdin` is true, else /dev/null. OSError (with
+    the errno of the failed chdir or exec) when it could not start; ValueError for a NUL byte
+    in an argument or the environment, as subprocess raises."""
+    if _LIBC is None or "/" not in argv[0]:
+        return _popen(argv, env, cwd, stdin)
+    libc = _LIBC
+    args_kept, args = _pointers([arg.encode(_FS_ENCODING, _FS_ERRORS) for arg in argv])
+    env_kept, envp = _pointers([f"{name}={value}".encode(_FS_ENCODING, _FS_ERRORS)
+                                for name, value in env.items()])
+    fds: list[int] = []
+    try:
+        stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if stdin else (-1, -1)
+        fds += [stdin_r, stdin_w] if stdin else []
+        stdout_r, stdout_w = os.pipe2(os.O_CLOEXEC)
+        fds += [stdout_r, stdout_w]
+        stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
+        fds += [stderr_r, stderr_w]
+        actions = ctypes.create_string_buffer(_OPAQUE_SIZE)
+        _Libc._check(libc.fa_init(actions))
+        try:
+            if stdin:
+                _Libc._check(libc.fa_dup2(actions, stdin_r, 0))
+            else:
+                _Libc._check(libc.fa_open(actions, 0, DEV_NULL, os.O_RDONLY, 0))
+            _Libc._check(libc.fa_dup2(actions, stdout_w, 1))
+            _Libc._check(libc.fa_dup2(actions, stderr_w, 2))
+            _Libc._check(libc.fa_closefrom(actions, 3))
+            _Libc._check(libc.fa_chdir(actions, os.fsencode(cwd)))
+            pid = ctypes.c_int(0)
+            # the GIL is let go during the call (ctypes): other requests go on meanwhile
+            error = libc.spawn(ctypes.byref(pid), args_kept, actions, libc.attr,
+                               args.buffer_info()[0], envp.buffer_info()[0])
+        finally:
+            libc.fa_destroy(actions)
+        if error:  # OSError(errno, ...) is the subclass subprocess would raise (PermissionError...)
+            raise OSError(error, os.strerror(error), argv[0])
+        for fd in (stdin_r, stdout_w, stderr_w) if stdin else (stdout_w, stderr_w):
+            os.close(fd)
+        return Child(pid.value, stdin_w if stdin else None, stdout_r, stderr_r)
+    except BaseException:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        raise
+
+
+def _popen(argv: list[str], env: dict[str, str], cwd: str, stdin: bool) -> Child:
+    """The same start through subprocess (it uses vfork where it can, with Python around it)."""
+    stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if stdin else (-1, -1)
+    stdout_r, stdout_w = os.pipe2(os.O_CLOEXEC)
+    stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
+    theirs = [stdin_r, stdout_w, stderr_w] if stdin else [stdout_w, stderr_w]
+    ours = [stdin_w, stdout_r, stderr_r] if stdin else [stdout_r, stderr_r]
+    try:
+        process = subprocess.Popen(argv, env=env, cwd=cwd,
+                                   stdin=stdin_r if stdin else subprocess.DEVNULL,
+                                   stdout=stdout_w, stderr=stderr_w, close_fds=True,
+                                   start_new_session=True, restore_signals=True)
+    except BaseException:
+        for fd in theirs + ours:
+            os.close(fd)
+        raise
+    for fd in theirs:
+        os.close(fd)
+    return Child(process.pid, stdin_w if stdin else None, stdout_r, stderr_r, popen=process)
