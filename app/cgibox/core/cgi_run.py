@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from cgibox.core.accesslog import server_log
 from cgibox.core.cgi_protocol import MAX_HEAD, MalformedHead, head_end
-from cgibox.core.cgi_slots import ScriptSlots
+from cgibox.core.cgi_slots import ScriptSlots, this_pid
 from cgibox.core.cgi_spawn import Child
 from cgibox.core.limits import describe, limit_reached
 from cgibox.core.response import ConnectionCut
@@ -65,7 +65,7 @@ _RUNNING_LOCK = threading.Lock()
 def _stop_all() -> None:
     """A server that exits ends the scripts it still runs (threading front, gunicorn workers)."""
     with _RUNNING_LOCK:
-        runs = [run for run in _RUNNING if run.owner == os.getpid()]
+        runs = [run for run in _RUNNING if run.owner == this_pid()]
     for run in runs:
         run.stop("the server is stopping")
 
@@ -118,7 +118,7 @@ class ScriptRun:
         self._stderr_tail = ""
         self._cpu_seconds = 0.0
         self.process = process
-        self.owner = os.getpid()
+        self.owner = this_pid()
         self.slots = slots
         self.slot = slot
         self.timeout = timeout  # --cgi-timeout: seconds of silence

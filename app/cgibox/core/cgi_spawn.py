@@ -14,6 +14,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,19 +142,72 @@ def available() -> bool:
     return _LIBC is not None
 
 
-def _pointers(items: list[bytes]) -> tuple[ctypes.Array[ctypes.c_char], array.array[int]]:
-    """A NULL-ended char *[] of `items`: one buffer holding them all, NUL after each, and an array
-    of their addresses (a ctypes array of c_char_p costs ~1.5 us an item; this, a tenth).
-    Both must be kept alive while the C library reads them."""
-    blob = b"\0".join(items) + b"\0"
-    if blob.count(0) != max(len(items), 1):
+def _pointers(texts: list[str]) -> tuple[ctypes.Array[ctypes.c_char], array.array[int]]:
+    """A NULL-ended char *[] of `texts`, each ending with its NUL already (encoded as os.fsencode
+    does): one buffer holding them all and an array of their addresses, built by C loops (map,
+    accumulate): a ctypes array of c_char_p costs ~1.5 us an item, this a tenth. Both must be
+    kept alive while the C library reads them."""
+    joined = "".join(texts)
+    if joined.isascii():
+        blob = joined.encode("ascii")
+        lengths = list(map(len, texts))
+    else:
+        encoded = [text.encode(_FS_ENCODING, _FS_ERRORS) for text in texts]
+        blob = b"".join(encoded)
+        lengths = list(map(len, encoded))
+    if blob.count(0) != len(texts):
         raise ValueError("embedded null byte")
     buffer = ctypes.create_string_buffer(blob, len(blob))
-    base = ctypes.addressof(buffer)
-    addresses = array.array(_POINTER_CODE, [base] if items else [])
-    addresses.extend(base + offset for offset in itertools.accumulate(len(item) + 1 for item in items[:-1]))
+    starts = itertools.accumulate(lengths[:-1], initial=ctypes.addressof(buffer)) if texts else ()
+    addresses = array.array(_POINTER_CODE, starts)
     addresses.append(0)
     return buffer, addresses
+
+
+class _Actions:
+    """One posix_spawn_file_actions_t: stdin (a pipe's end, or /dev/null when `stdin` < 0),
+    stdout and stderr to fds 0-2, every other fd closed, then chdir to `cwd`."""
+
+    def __init__(self, libc: _Libc, stdin: int, stdout: int, stderr: int, cwd: str) -> None:
+        self._destroy = libc.fa_destroy
+        self.buffer = ctypes.create_string_buffer(_OPAQUE_SIZE)
+        _Libc._check(libc.fa_init(self.buffer))
+        try:
+            if stdin >= 0:
+                _Libc._check(libc.fa_dup2(self.buffer, stdin, 0))
+            else:
+                _Libc._check(libc.fa_open(self.buffer, 0, DEV_NULL, os.O_RDONLY, 0))
+            _Libc._check(libc.fa_dup2(self.buffer, stdout, 1))
+            _Libc._check(libc.fa_dup2(self.buffer, stderr, 2))
+            _Libc._check(libc.fa_closefrom(self.buffer, 3))
+            _Libc._check(libc.fa_chdir(self.buffer, os.fsencode(cwd)))
+        except BaseException:
+            self._destroy(self.buffer)
+            raise
+
+    def __del__(self) -> None:
+        self._destroy(self.buffer)
+
+
+# each thread's file actions by (stdin, stdout, stderr, cwd): a thread's pipes mostly get the
+# same fd numbers run after run, and building the actions costs five C calls and as many
+# getrlimit syscalls (glibc checks each fd). Per thread, so that no action set is ever shared
+# by two spawns at once or dropped while one is in use; bounded.
+_THREAD = threading.local()
+ACTIONS_PER_THREAD = 16
+
+
+def _actions(libc: _Libc, stdin: int, stdout: int, stderr: int, cwd: str) -> _Actions:
+    cache: dict[tuple[int, int, int, str], _Actions] | None = getattr(_THREAD, "actions", None)
+    if cache is None:
+        cache = _THREAD.actions = {}
+    key = (stdin, stdout, stderr, cwd)
+    actions = cache.get(key)
+    if actions is None:
+        if len(cache) >= ACTIONS_PER_THREAD:
+            cache.clear()
+        actions = cache[key] = _Actions(libc, stdin, stdout, stderr, cwd)
+    return actions
 
 
 def spawn(argv: list[str], env: dict[str, str], cwd: str, stdin: bool) -> Child:
@@ -164,9 +218,8 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdin: bool) -> Child:
     if _LIBC is None or "/" not in argv[0]:
         return _popen(argv, env, cwd, stdin)
     libc = _LIBC
-    args_kept, args = _pointers([arg.encode(_FS_ENCODING, _FS_ERRORS) for arg in argv])
-    env_kept, envp = _pointers([f"{name}={value}".encode(_FS_ENCODING, _FS_ERRORS)
-                                for name, value in env.items()])
+    args_kept, args = _pointers(list(map("{}\0".format, argv)))
+    env_kept, envp = _pointers(list(map("{}={}\0".format, env, env.values())))
     fds: list[int] = []
     try:
         stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if stdin else (-1, -1)
@@ -175,23 +228,11 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdin: bool) -> Child:
         fds += [stdout_r, stdout_w]
         stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
         fds += [stderr_r, stderr_w]
-        actions = ctypes.create_string_buffer(_OPAQUE_SIZE)
-        _Libc._check(libc.fa_init(actions))
-        try:
-            if stdin:
-                _Libc._check(libc.fa_dup2(actions, stdin_r, 0))
-            else:
-                _Libc._check(libc.fa_open(actions, 0, DEV_NULL, os.O_RDONLY, 0))
-            _Libc._check(libc.fa_dup2(actions, stdout_w, 1))
-            _Libc._check(libc.fa_dup2(actions, stderr_w, 2))
-            _Libc._check(libc.fa_closefrom(actions, 3))
-            _Libc._check(libc.fa_chdir(actions, os.fsencode(cwd)))
-            pid = ctypes.c_int(0)
-            # the GIL is let go during the call (ctypes): other requests go on meanwhile
-            error = libc.spawn(ctypes.byref(pid), args_kept, actions, libc.attr,
-                               args.buffer_info()[0], envp.buffer_info()[0])
-        finally:
-            libc.fa_destroy(actions)
+        actions = _actions(libc, stdin_r, stdout_w, stderr_w, cwd)
+        pid = ctypes.c_int(0)
+        # the GIL is let go during the call (ctypes): other requests go on meanwhile
+        error = libc.spawn(ctypes.byref(pid), args_kept, actions.buffer, libc.attr,
+                           args.buffer_info()[0], envp.buffer_info()[0])
         if error:  # OSError(errno, ...) is the subclass subprocess would raise (PermissionError...)
             raise OSError(error, os.strerror(error), argv[0])
         for fd in (stdin_r, stdout_w, stderr_w) if stdin else (stdout_w, stderr_w):
