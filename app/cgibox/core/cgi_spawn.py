@@ -109,7 +109,9 @@ class _Libc:
         self._check(self.sigfillset(every))
         self._check(self.sigemptyset(none))
         self._check(self.attr_flags(self.attr, SETSID | SETSIGDEF | SETSIGMASK))
-        self._check(self.attr_sigdefault(self.attr, every))  # copied into the attributes
+        # every signal to its default (but glibc's own two, 32 and 33, which its posix_spawn
+        # leaves ignored in every child, as in system()'s): copied into the attributes
+        self._check(self.attr_sigdefault(self.attr, every))
         self._check(self.attr_sigmask(self.attr, none))
 
     @staticmethod
