@@ -41,21 +41,23 @@ def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None,
     """(pid, stdout, stderr, exit status) of a finished start."""
     child = cgi_spawn.spawn(argv, env if env is not None else {"PATH": "/usr/bin:/bin"}, str(cwd),
                             stdin is not None)
+    stdout, stderr = child.stdout, child.stderr
+    assert stdout is not None and stderr is not None
     try:
         if stdin is not None:
             assert child.stdin is not None
             os.write(child.stdin, stdin)
-            os.close(child.stdin)
+            child.close_stdin()
         else:
             assert child.stdin is None
-        out = b"".join(iter(lambda: os.read(child.stdout, 65536), b""))
-        err = b"".join(iter(lambda: os.read(child.stderr, 65536), b""))
+        out = b"".join(iter(lambda: os.read(stdout, 65536), b""))
+        err = b"".join(iter(lambda: os.read(stderr, 65536), b""))
         status = child.wait(10)
         assert status is not None
         return child.pid, out, err, status
     finally:
-        os.close(child.stdout)
-        os.close(child.stderr)
+        child.close_stdout()
+        child.close_stderr()
 
 
 def test_it_runs_in_its_folder_with_exactly_its_environment(path: str, tmp_path: Path) -> None:

@@ -83,21 +83,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _close(fd: int | None) -> None:
-    if fd is not None:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def end_unowned(process: Child) -> None:
     """A script started but never handed to a ScriptRun: its group killed, reaped, pipes closed."""
     if process.returncode is None:  # not reaped yet, so its pid (the group id) is still its own
         _killpg(process.pid, signal.SIGKILL)
     process.wait(5)
-    for fd in (process.stdin, process.stdout, process.stderr):
-        _close(fd)
+    process.close_stdin()
+    process.close_stdout()
+    process.close_stderr()
 
 
 class ScriptRun:
@@ -131,6 +124,7 @@ class ScriptRun:
         self._stopped = False
         self._slot_released = False
         self._lock = threading.Lock()
+        assert process.stdout is not None and process.stderr is not None
         self._stdout_fd: int | None = process.stdout
         self._stderr_fd: int | None = process.stderr
         self._stderr_pending = b""
@@ -177,8 +171,7 @@ class ScriptRun:
         except Exception as error:  # noqa: BLE001 - the run must end cleanly whatever happened
             server_log(f"{self.tag}: its request body could not be fed: {error!r}")
         finally:
-            self.process.stdin = None
-            _close(stdin)
+            self.process.close_stdin()
 
     def _read_stderr(self) -> bool:
         """Log what the script has written to stderr, one server-log line per line; False at EOF."""
@@ -213,7 +206,7 @@ class ScriptRun:
             self._poll.unregister(fd)
         except (KeyError, ValueError):
             pass
-        _close(fd)
+        self.process.close_stderr()
 
     def _drain_stderr(self, timeout: float) -> None:
         """What is left on stderr once the script has ended (a leftover child may hold it open:
@@ -438,15 +431,14 @@ class ScriptRun:
                 self._poll.unregister(fd)
             except (KeyError, ValueError):
                 pass
-            _close(fd)
+            self.process.close_stdout()
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
         for thread in self._threads:
             thread.join(THREAD_JOIN)
-        if self.process.stdin is not None and not any(thread.is_alive() for thread in self._threads):
-            fd, self.process.stdin = self.process.stdin, None  # no thread ever fed it
-            _close(fd)
+        if not any(thread.is_alive() for thread in self._threads):
+            self.process.close_stdin()  # when no thread fed it (or one did and has closed it)
         if self.spool is not None:
             self.spool.close()
         self._release_slot()

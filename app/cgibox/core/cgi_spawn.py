@@ -40,10 +40,24 @@ class Child:
 
     pid: int
     stdin: int | None
-    stdout: int
-    stderr: int
+    stdout: int | None
+    stderr: int | None
     returncode: int | None = None
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    # each fd is closed once, here, and forgotten: a number closed twice could be another
+    # thread's new fd by then
+    def close_stdin(self) -> None:
+        fd, self.stdin = self.stdin, None
+        _close(fd)
+
+    def close_stdout(self) -> None:
+        fd, self.stdout = self.stdout, None
+        _close(fd)
+
+    def close_stderr(self) -> None:
+        fd, self.stderr = self.stderr, None
+        _close(fd)
 
     def reaped(self, status: int) -> None:
         """The wait status the leader was reaped with (os.wait4)."""
@@ -76,6 +90,14 @@ class Child:
                 return None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 class _Libc:
