@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array
 import ctypes
-import ctypes.util
 import itertools
 import os
 import subprocess
@@ -104,8 +103,8 @@ class _Libc:
     """The C library functions of a spawn, found once (None when one is missing)."""
 
     def __init__(self) -> None:
-        name = ctypes.util.find_library("c")
-        lib = ctypes.CDLL(name, use_errno=True) if name else ctypes.CDLL(None, use_errno=True)
+        # the C library this process already has (no find_library: it runs ldconfig)
+        lib = ctypes.CDLL(None)
         c_void_p, c_int, c_char_p = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
         self.spawn = lib.posix_spawn
         self.spawn.argtypes = [ctypes.POINTER(ctypes.c_int), c_void_p, c_void_p, c_void_p, c_void_p, c_void_p]
