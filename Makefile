@@ -51,12 +51,15 @@ docs: $(SERVE_STAMP)
 	$(BIN)/python -m cgibox.docs README.md
 
 clean:
-	rm -rf $(VENV) build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) bench/.peers-venv build *.egg-info app/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# `make bench`: every front, nginx, lighttpd, twisted and `python -m http.server` under wrk, plus the
-# connection cells and the TLS cells (on a certificate made for the run with openssl, as `make cert`)
-# -> docs/benchmarks.md + docs/benchmarks.png (about 10 minutes). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead,
-# only to prove the benchmark runs. BENCH_ARGS passes more flags (see `python bench/run.py --help`).
+# `make bench`: every front, nginx, lighttpd, twisted, `python -m http.server`, uvicorn + Starlette,
+# aiohttp and granian under wrk, plus the connection cells and the TLS cells (on a certificate made for
+# the run with openssl, as `make cert`) -> docs/benchmarks.md + docs/benchmarks.png (about 12 minutes).
+# uvicorn, aiohttp and granian are pip-installed into bench/.peers-venv on the first run (kept; never
+# .venv). `make bench QUICK=1`: about 1 s per cell, written to bench/results/quick.md instead, only to
+# prove the benchmark runs. BENCH_ARGS passes more flags (see `python bench/run.py --help`), e.g.
+# BENCH_ARGS="--servers nginx,granian,threading --cells file-1k,404 --duration 3".
 QUICK ?=
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-$(shell cksum pyproject.toml | cut -d' ' -f1)

@@ -4,7 +4,9 @@ Its modules, each importing only those above it in this list:
     cells.py        what is measured: the cells and the generated corpus
     cpu.py          who used the CPUs during a cell (and CORES)
     certs.py        the TLS cells' self-signed certificate, made with openssl
-    peers.py        nginx, lighttpd, twisted and http.server: their commands and configs
+    python_peers.py uvicorn + Starlette, aiohttp, granian: their own venv, installs, commands
+    peer_apps.py    (loaded by those peers, not by the bench) their applications
+    peers.py        every peer: nginx, lighttpd, twisted, http.server and the above
     connections.py  the connection cells' crowds (clients.py) and process-group memory
     servers.py      the servers under test: start, wait for the first answer, stop, one GET
     results.py      a run's figures (CellResult, Run) and how they compare (ratios, usable)

@@ -10,14 +10,17 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-COLOURS = ["#8c8c8c", "#7f7f7f", "#6f6f6f", "#a0a0a0", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728",
-           "#9467bd"]
+PEER_COLOURS = ["#8c8c8c", "#7f7f7f", "#6f6f6f", "#a0a0a0", "#969696", "#787878", "#aaaaaa"]
+COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd"]  # the cgibox fronts
 
 
 def panels(data: dict) -> list[dict]:
     """[{title, unit, bars: [(label, value or None, ratio text, colour)]}] from run.py's JSON."""
     servers = data["servers"]
-    colour = {key: COLOURS[i % len(COLOURS)] for i, key in enumerate(servers)}
+    fronts = [key for key, info in servers.items() if info.get("kind") == "cgibox"]
+    others = [key for key in servers if key not in fronts]
+    colour = {key: COLOURS[i % len(COLOURS)] for i, key in enumerate(fronts)}
+    colour.update({key: PEER_COLOURS[i % len(PEER_COLOURS)] for i, key in enumerate(others)})
     out = []
     for cell in data["cells"]:
         results = {r["server"]: r for r in data["results"] if r["cell"] == cell["key"]}
@@ -55,7 +58,7 @@ def label(value: float | None, ratio: str) -> str:
 
 def heading(data: dict) -> str:
     machine = data["machine"]
-    return (f"cgibox vs nginx, lighttpd, twisted and http.server: {machine['cpu']}, "
+    return (f"cgibox vs the servers users would pick instead: {machine['cpu']}, "
             f"{machine['cores']} cores, "
             f"{machine['python']}, {machine['date']}")
 

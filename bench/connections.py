@@ -31,12 +31,6 @@ class Sizes:
 FULL = Sizes(idle=5000, slow=1000, held=10000, ramp_s=8.0)
 QUICK = Sizes(idle=300, slow=100, held=1000, ramp_s=3.0)
 
-# targets for the threading and forking fronts (issue 8)
-THROUGHPUT_SHARE = 0.90
-P99_FACTOR = 2.0
-SLOW_P99_MS = 50.0
-RSS_GROWTH_MB = 100.0
-
 
 @dataclass
 class CrowdReport:

@@ -1,5 +1,6 @@
 """The servers people would pick instead of cgibox, as `make bench` runs them: nginx and lighttpd
-(Debian packages) and twisted (`twistd web`, from the `bench` extra), plus `python -m http.server`.
+(Debian packages) and twisted (`twistd web`, from the `bench` extra), plus `python -m http.server`;
+uvicorn + Starlette, aiohttp and granian come from bench/python_peers.py (their own venv).
 
 Each gets a configuration generated here in the run's temporary folder, listens on 127.0.0.1 only,
 writes its access log to /dev/null (as every cgibox front does in the bench; twisted, which
@@ -17,12 +18,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench import python_peers
+
 if TYPE_CHECKING:
     from bench.certs import TlsPair
 
 # the kinds of server, for "best C server" and "best Python server" of a run
 C_PEERS = ("nginx", "lighttpd")
-PYTHON_PEERS = ("twisted", "http.server")
+# Python-hosted: the server's own code runs in CPython (granian's static mount is Rust behind a
+# Python process, as its users run it)
+PYTHON_PEERS = ("twisted", "http.server", *python_peers.KINDS)
+# the Python-hosted peers whose files and 404s pass through Python code (granian's come from Rust)
+PYTHON_SERVED = tuple(kind for kind in PYTHON_PEERS if kind not in python_peers.SERVED_FROM_RUST)
 # the peers the TLS cells run (on the run's certificate); nginx is the one the cgibox fronts compare to
 TLS_PEERS = ("nginx", "lighttpd")
 LIGHTTPD_OPENSSL = Path("/usr/lib/lighttpd/mod_openssl.so")
@@ -30,6 +37,7 @@ LIGHTTPD_OPENSSL = Path("/usr/lib/lighttpd/mod_openssl.so")
 CANNOT_SERVE = {
     ("nginx", "cgi"): "nginx has no CGI (it needs fcgiwrap behind FastCGI)",
     ("twisted", "cgi"): "twistd web serves no CGI without a resource script of one's own",
+    **python_peers.CANNOT_SERVE,
 }
 
 
@@ -49,6 +57,8 @@ def missing(kind: str, tls: bool = False) -> str | None:
         return f"lighttpd has no {LIGHTTPD_OPENSSL} (apt-get install lighttpd-mod-openssl)"
     if kind == "twisted" and _twistd() is None:
         return "twisted is not installed (pip install -e '.[bench]')"
+    if kind in python_peers.KINDS:
+        return python_peers.missing(kind)
     return None
 
 
@@ -89,6 +99,8 @@ def command(kind: str, root: Path, port: int, work: Path, workers: int,
         return [_twistd() or "twistd", "-n", "--pidfile", "", "--logfile", str(work / "twistd.log"), "web",
                 "--listen", f"tcp:{port}:interface=127.0.0.1", "--path", str(root),
                 "--logfile", str(work / "access.log")]
+    if kind in python_peers.KINDS:
+        return python_peers.command(kind, root, port, workers)
     raise ValueError(f"unknown peer {kind!r}")
 
 
@@ -105,6 +117,8 @@ def describe(kind: str, workers: int) -> str:
     if kind == "twisted":
         return ("twistd -n web --listen tcp:PORT:interface=127.0.0.1 --path ROOT --logfile WORK/access.log "
                 "(a file: twisted rotates its access log by renaming it)")
+    if kind in python_peers.KINDS:
+        return python_peers.describe(kind, workers)
     raise ValueError(kind)
 
 

@@ -29,9 +29,10 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
         "Produced by `make bench` (bench/run.py); do not edit by hand. Every server ran on the same "
         "generated corpus on 127.0.0.1, one at a time, driven by wrk on the same machine (so wrk and "
         "the server share the CPUs), every access log going to /dev/null (twisted's to a file of the run: "
-        "it rotates its log by renaming it). Each figure is compared "
-        "with the best C server (nginx, lighttpd), the best Python server (twisted web, "
-        "`python -m http.server`) and `python -m http.server` of this same run.",
+        "it rotates its log by renaming it; uvicorn, aiohttp and granian write none). Each figure is "
+        "compared with the best C server (nginx, lighttpd), the best Python-hosted server (twisted web, "
+        "`python -m http.server`, uvicorn + Starlette, aiohttp, granian: each in its own venv, "
+        "bench/.peers-venv) and `python -m http.server` of this same run.",
         "",
         "## Machine",
         "",
@@ -68,7 +69,7 @@ def markdown(run: Run, chart_name: str | None, quick: bool) -> str:
         lines += [f"![requests/s and MB/s per cell and server]({chart_name})", ""]
     lines += [
         "| cell | connections | server | requests/s or MB/s | p99 latency | errors | × best C "
-        "| × best Python | × http.server | CPU: server · wrk · other |",
+        "| × best Python-hosted | × http.server | CPU: server · wrk · other |",
         "|---|---:|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for cell, key, result, head in rows(run, CELLS, list(run.servers)):
@@ -170,12 +171,13 @@ def connections_section(run: Run) -> list[str]:
              "|---|---|---:|---:|---|---|"]
     for key in fronts:
         label = run.servers[key]["label"]
-        for cell in CONN_CELLS:
-            result = run.get(key, cell.key)
+        for cell, repeat in conn_order(run, key):
+            result = run.get(key, cell.key, repeat)
             if result is None:
                 continue
+            title = cell.title + (f" (run {repeat})" if repeat > 1 else "")
             if result.status != "ok":
-                lines.append(f"| {label} | {cell.title} | {result.status} | | {cell_text(result.note)} | |")
+                lines.append(f"| {label} | {title} | {result.status} | | {cell_text(result.note)} | |")
                 continue
             if result.requests:
                 value, p99 = format_value(result.value(cell.unit), cell.unit), f"{result.p99_ms:,.1f} ms"
@@ -183,7 +185,7 @@ def connections_section(run: Run) -> list[str]:
                 value, p99 = "none answered", "—"
             if result.note and result.note != f"probe got {result.probe}":
                 value += f" ({cell_text(result.note)})"
-            lines.append(f"| {label} | {cell.title} | {value} | {p99} | {format_errors(cell, result)} "
+            lines.append(f"| {label} | {title} | {value} | {p99} | {format_errors(cell, result)} "
                          f"| {cell_text(result.crowd)} |")
         memory = run.memory.get(key)
         if memory:
@@ -193,6 +195,12 @@ def connections_section(run: Run) -> list[str]:
                          f"PSS {memory['pss_idle_mb']:.1f} → {memory['pss_holding_mb']:.1f} MB | | "
                          f"{cell_text(memory['crowd'])} |")
     return lines + [""]
+
+
+def conn_order(run: Run, key: str) -> list[tuple[Cell, int]]:
+    """The connection cells of a front in the order they ran: each (cell, run number)."""
+    return sorted(((cell, repeat) for cell in CONN_CELLS for repeat in run.repeats(key, cell.key)),
+                  key=lambda item: (item[0] is CONN_CELLS[-1], item[1], CONN_CELLS.index(item[0])))
 
 
 def rows(run: Run, cells: tuple[Cell, ...], keys: list[str]) -> Iterator[tuple[Cell, str, CellResult, str]]:

@@ -1,5 +1,5 @@
 """A run's figures (CellResult per server and cell, Run for the whole run, as JSON too) and how
-they compare: which results are usable, the best C and Python server of a cell, ratios to them."""
+they compare: which results are usable, the best C and Python-hosted server of a cell, ratios to them."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class CellResult:
     cpu: dict[str, float] = field(default_factory=dict)  # machine shares: server, client, other, steal
     wire_gzip: int = 0  # the listing's body on the wire to a client that accepts gzip (0: not probed)
     crowd: str = ""  # connection cells: what the idle or slow crowd beside the load did
+    repeat: int = 1  # connection cells run more than once (--idle-rounds): which run this is
 
     @property
     def error_total(self) -> int:
@@ -53,11 +54,15 @@ class Run:
     memory: dict[str, dict] = field(default_factory=dict)  # cgibox front -> the RSS cell's figures
     profiles: dict[str, dict] = field(default_factory=dict)  # front -> cell -> py-spy summary
 
-    def get(self, server: str, cell: str) -> CellResult | None:
+    def get(self, server: str, cell: str, repeat: int = 1) -> CellResult | None:
         for result in self.results:
-            if result.server == server and result.cell == cell:
+            if result.server == server and result.cell == cell and result.repeat == repeat:
                 return result
         return None
+
+    def repeats(self, server: str, cell: str) -> list[int]:
+        """The runs of this server's cell (1, 2, … when the connection cells were repeated)."""
+        return sorted(r.repeat for r in self.results if r.server == server and r.cell == cell)
 
     @classmethod
     def from_json(cls, data: dict) -> Run:
@@ -111,9 +116,9 @@ def ratio_of(run: Run, server: str, cell: Cell) -> float | None:
 
 
 def references(run: Run, cell: Cell) -> list[tuple[str, str | None]]:
-    """(what, server key): the best C server, the best Python server and http.server of the run."""
+    """(what, server key): the best C server, the best Python-hosted server and http.server of the run."""
     return [("best C", best_of(run, cell, peers.C_PEERS)),
-            ("best Python", best_of(run, cell, peers.PYTHON_PEERS)), ("http.server", BASELINE)]
+            ("best Python-hosted", best_of(run, cell, peers.PYTHON_PEERS)), ("http.server", BASELINE)]
 
 
 def ratio_summary(run: Run, server: str, cell: Cell) -> str:

@@ -1,5 +1,6 @@
 """`make bench`: drive every cgibox front and the servers people would pick instead (nginx,
-lighttpd, twisted, `python -m http.server`) with wrk on one generated corpus.
+lighttpd, twisted, `python -m http.server`, uvicorn + Starlette, aiohttp, granian) with wrk on one
+generated corpus.
 
     python bench/run.py            # a few seconds per cell -> docs/benchmarks.md + docs/benchmarks.png
     python bench/run.py --quick    # ~1 s per cell -> bench/results/quick.md (proves the bench works)
@@ -7,7 +8,8 @@ lighttpd, twisted, `python -m http.server`) with wrk on one generated corpus.
 Every server is started here on 127.0.0.1 and a free port, waited for, driven cell by cell and
 stopped (its whole process group) before the next one starts, also on Ctrl-C or failure. A server
 that is not installed or does not start is reported as "not available" instead of ending the run.
-Each cgibox front's figures are ratios to the best C server, the best Python server and http.server
+uvicorn, aiohttp and granian are pip-installed first into bench/.peers-venv (once; kept between runs).
+Each figure is a ratio to the best C server, the best Python-hosted server and http.server
 of the same run, so they compare servers, not machines. The cgibox fronts also run the connection
 cells (idle keep-alive crowd, slow-head crowd, memory holding idle connections; bench/connections.py).
 Then the cgibox fronts, nginx and lighttpd run the TLS cells (the 1 KiB and 64 MiB files over HTTPS,
@@ -52,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="gunicorn worker processes (default: 2 x CPUs)")
     parser.add_argument("--servers", help="comma-separated subset of: " + ",".join(s.key for s in SERVERS))
+    parser.add_argument("--cells", help="comma-separated subset of the cells: "
+                        + ",".join(c.key for c in CELLS))
     parser.add_argument("--output", type=Path, help="Markdown table (default docs/benchmarks.md, "
                                                     "quick: bench/results/quick.md)")
     parser.add_argument("--chart", type=Path, help="chart image beside it (default docs/benchmarks.png; "
@@ -61,6 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connection-fronts",
                         help="cgibox fronts that also run the connection cells, comma-separated, or "
                              "'none' (default: every cgibox front; quick: threading)")
+    parser.add_argument("--idle-rounds", type=int,
+                        help="how many times each connection front runs the alone and beside-idle pair, "
+                             "back to back (default 2: issue 19's target holds in two runs; quick: 1)")
+    parser.add_argument("--no-peer-install", action="store_true",
+                        help="install no Python-hosted peer (uvicorn, aiohttp, granian) into "
+                             "bench/.peers-venv; those already there still run")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and server logs")
     parser.add_argument("--profile-fronts",
                         help="cgibox fronts whose 1 KiB and 404 cells also run under py-spy, "
@@ -79,6 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.duration = 1 if args.quick else 5
     if args.timeout is None:
         args.timeout = 5 if args.quick else 10
+    if args.idle_rounds is None:
+        args.idle_rounds = 1 if args.quick else 2
     if args.output is None:
         args.output = results / "quick.md" if args.quick else REPO / "docs" / "benchmarks.md"
     if args.chart is None:
@@ -98,6 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.tls_servers = tuple(f for f in args.tls_servers.split(",") if f and f != "none")
     if not 1 <= args.duration <= 120 or not 1 <= args.timeout <= 120:  # wrk takes whole seconds
         parser.error("--duration and --timeout must be whole seconds from 1 to 120")
+    if not 1 <= args.idle_rounds <= 5:
+        parser.error("--idle-rounds must be from 1 to 5")
     return args
 
 
@@ -122,13 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: servers are stopped
         raise KeyboardInterrupt
 
+    cells = list(CELLS)
+    if args.cells:
+        wanted_cells = args.cells.split(",")
+        unknown = set(wanted_cells) - {c.key for c in CELLS}
+        if unknown:
+            print(f"bench: unknown cells: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        cells = [c for c in CELLS if c.key in wanted_cells]
+
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     started = time.monotonic()
     try:
         sizes = connections.QUICK if args.quick else connections.FULL
-        run = run_all(servers, list(CELLS), args.duration, args.timeout, args.workers, args.keep, sizes,
-                      args.connection_fronts, args.profile_fronts, args.tls_servers)
+        run = run_all(servers, cells, args.duration, args.timeout, args.workers, args.keep, sizes,
+                      args.connection_fronts, args.profile_fronts, args.tls_servers, args.idle_rounds,
+                      not args.no_peer_install)
     except KeyboardInterrupt:
         print("bench: interrupted; every server it started has been stopped", file=sys.stderr)
         return 130

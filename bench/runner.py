@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import certs, connections, peers, profile
+from bench import certs, connections, peers, profile, python_peers
 from bench.cells import (
     CONN_ALONE,
     CONN_CELLS,
@@ -31,16 +31,25 @@ from bench.wrk import WRK_THREADS, probe, run_wrk
 
 def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout: int, workers: int,
             keep: bool, sizes: connections.Sizes | None = None, conn_fronts: tuple[str, ...] = (),
-            profile_fronts: tuple[str, ...] = (), tls_servers: tuple[str, ...] = ()) -> Run:
+            profile_fronts: tuple[str, ...] = (), tls_servers: tuple[str, ...] = (), idle_rounds: int = 1,
+            install_peers: bool = True) -> Run:
     """Every server through every cell; the cgibox fronts in `conn_fronts` also through the
-    connection cells (crowds of `sizes`); the servers in `tls_servers` also through the TLS cells."""
+    connection cells (crowds of `sizes`; the alone and beside-idle pair `idle_rounds` times back to
+    back); the servers in `tls_servers` also through the TLS cells. The Python-hosted peers are
+    installed first into their own venv (`install_peers`), where they are not yet."""
     machine = machine_info()
     flags = cgibox_flags()
     settings = {"duration_s": duration, "wrk_threads": WRK_THREADS, "wrk_timeout_s": timeout,
                 "workers": workers, "connections": {cell.key: cell.connections for cell in cells},
                 "engine_flags": sorted(flags & {"--max-connections", "--keepalive-timeout", "--processes"}),
-                "crowds": asdict(sizes) if sizes else {}}
+                "crowds": asdict(sizes) if sizes else {}, "idle_rounds": idle_rounds}
     run = Run(machine, settings, {}, [])
+    hosted = [spec.kind for spec in servers if spec.kind in python_peers.KINDS]
+    if hosted and install_peers:
+        python_peers.install(hosted, progress)
+    elif hosted:
+        progress("== Python-hosted peers: not installed by this run (--no-peer-install); those already in "
+                 f"{python_peers.VENV} run")
     cores = int(machine["cores"])
     if machine["load_before"] != "unknown" and float(machine["load_before"]) > 0.5 * cores:
         progress(f"warning: load average {machine['load_before']} on {cores} cores; "
@@ -59,7 +68,8 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
         with_conn = [s for s in servers if s.key in conn_fronts] if sizes else []
         profiled = [s for s in servers if s.key in profile_fronts]
         with_tls = [s for s in servers if s.key in tls_servers]
-        total = (len(servers) * len(cells) + len(with_conn) * (len(CONN_CELLS) + 1)
+        conn_count = len(CONN_CELLS) + 1 + 2 * (idle_rounds - 1)
+        total = (len(servers) * len(cells) + len(with_conn) * conn_count
                  + len(profiled) * len(PROFILED_CELLS) + len(with_tls) * len(TLS_CELLS))
         counter = [0]
 
@@ -72,6 +82,7 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                           "status": "ok", "note": ""}
             run.servers[spec.key] = info
             progress(f"== {spec.label}: starting `{info['command']}`")
+            server_started = time.monotonic()
             try:
                 running = start_server(spec, root, logs, workers, flags)
             except NotAvailable as error:
@@ -81,7 +92,7 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                     run.results.append(CellResult(spec.key, cell.key, "not available", info["note"][:120]))
                     progress(f"{tag(spec, cell.title)} not available")
                 if spec in with_conn:
-                    counter[0] += len(CONN_CELLS) + 1
+                    counter[0] += conn_count
                 if spec in profiled:
                     counter[0] += len(PROFILED_CELLS)
                 continue
@@ -111,11 +122,12 @@ def run_all(servers: list[ServerSpec], cells: list[Cell], duration: int, timeout
                     if connections_limit < sizes.held + 200:
                         progress(f"note: RLIMIT_NOFILE is {connections_limit}: "
                                  "the crowds will not all connect")
-                    connection_cells(run, spec, running, duration, timeout, sizes, tag)
+                    connection_cells(run, spec, running, duration, timeout, sizes, tag, idle_rounds)
             finally:
                 running.stop()
                 running = None
-            progress(f"== {spec.label}: stopped")
+            info["seconds"] = round(time.monotonic() - server_started)
+            progress(f"== {spec.label}: stopped after {info['seconds']} s of cells")
         if with_tls:
             tls_cells(run, with_tls, root, base / "tls", logs, workers, flags, duration, timeout, tag)
     finally:
@@ -223,14 +235,20 @@ def profile_cells(run: Run, spec: ServerSpec, running: Running, duration: int, t
 
 
 def connection_cells(run: Run, spec: ServerSpec, running: Running, duration: int, timeout: int,
-                     sizes: connections.Sizes, tag) -> None:
-    """The issue-8 cells on one running cgibox front: wrk's 32 connections alone, beside an idle
-    crowd and beside a slow crowd; then the group's memory idle and holding `sizes.held` idle ones."""
+                     sizes: connections.Sizes, tag, idle_rounds: int = 1) -> None:
+    """The issue-8 cells on one running cgibox front: wrk's 32 connections alone and beside an idle
+    crowd (that pair `idle_rounds` times back to back: issue 19 asks the beside-idle target to hold
+    in two runs), then beside a slow crowd; then the group's memory idle and holding `sizes.held`
+    idle ones."""
     crowds = {CONN_ALONE.key: None, CONN_IDLE.key: ("idle", sizes.idle), CONN_SLOW.key: ("slow", sizes.slow)}
-    for cell in CONN_CELLS:
-        result = CellResult(spec.key, cell.key)
+    order = [(cell, 1) for cell in (CONN_ALONE, CONN_IDLE)]
+    for repeat in range(2, idle_rounds + 1):
+        order += [(CONN_ALONE, repeat), (CONN_IDLE, repeat)]
+    order.append((CONN_SLOW, 1))
+    for cell, repeat in order:
+        result = CellResult(spec.key, cell.key, repeat=repeat)
         run.results.append(result)
-        label = tag(spec, cell.title)
+        label = tag(spec, cell.title + (f" (run {repeat})" if repeat > 1 else ""))
         if running.process.poll() is not None:
             result.status, result.note = "failed", f"server exited: {running.tail()}"
             progress(f"{label} {result.note}")

@@ -30,7 +30,7 @@ PROBE_TIMEOUT = 30.0
 class ServerSpec:
     key: str
     label: str
-    kind: str  # "cgibox", or a peer: "http.server", "nginx", "lighttpd", "twisted"
+    kind: str  # "cgibox", or a peer: "http.server", "nginx", "lighttpd", "twisted", "uvicorn", …
     args: tuple[str, ...] = ()
 
     @property
@@ -63,6 +63,9 @@ SERVERS = (
     ServerSpec("nginx", "nginx", "nginx"),
     ServerSpec("lighttpd", "lighttpd", "lighttpd"),
     ServerSpec("twisted", "twisted web", "twisted"),
+    ServerSpec("uvicorn", "uvicorn + Starlette", "uvicorn"),
+    ServerSpec("aiohttp", "aiohttp", "aiohttp"),
+    ServerSpec("granian", "granian", "granian"),
     ServerSpec("threading", "cgibox threading", "cgibox", ("--front", "threading")),
     ServerSpec("forking", "cgibox forking", "cgibox", ("--front", "forking")),
     ServerSpec("gunicorn-gthread", "cgibox gunicorn gthread", "cgibox",
@@ -168,7 +171,8 @@ def start_server(spec: ServerSpec, root: Path, logs: Path, workers: int,
     command = server_command(spec, root, port, workers, logs / name, flags, tls)
     # access logs go to /dev/null for every server but twisted: cgibox's and http.server's are their
     # stdout and stderr (http.server has no other), nginx's and lighttpd's are configured so; twistd's
-    # goes to a file of the run (see peers.py: it renames its log file to rotate it)
+    # goes to a file of the run (see peers.py: it renames its log file to rotate it); uvicorn, aiohttp
+    # and granian write none
     err_target = os.devnull if spec.kind == "http.server" else err_path
     with open(os.devnull, "wb") as out, open(err_target, "wb") as err:
         started = time.monotonic()

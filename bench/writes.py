@@ -35,7 +35,7 @@ BLOCK = os.urandom(MIB)
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its descendants."""
+    """Resident bytes of a process and all its descendants (forked serving processes, workers)."""
     total, waiting = 0, [pid]
     while waiting:
         current = waiting.pop()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cgibox.grammars import check_configured_name, env_value_problem
+
 TABLE_KEYS = ("path", "program", "dir", "env", "max_body", "timeout")
 
 
@@ -82,8 +84,6 @@ def parse_flag(text: str, base: Path | None = None) -> CgiMount:
 
 def parse_table(table: Mapping[str, Any], base: Path | None) -> CgiMount:
     """A [[cgi_mount]] table: path, program or dir, and env, max_body, timeout."""
-    from cgibox.core.cgi_protocol import check_configured_name, env_value_problem
-
     unknown = sorted(set(table) - set(TABLE_KEYS))
     if unknown:
         raise MountError(f"unknown key {unknown[0]!r} (a mount has {', '.join(TABLE_KEYS)})")

@@ -17,6 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cgibox.grammars import (
+    check_configured_name,
+    env_value_problem,
+    parse_extra_header,
+    parse_limits,
+    parse_write_rule,
+)
+
 if TYPE_CHECKING:
     from cgibox.cgi_mounts import CgiMount
     from cgibox.config_file import ConfigFile
@@ -166,12 +174,10 @@ def _private(values: list[str]) -> tuple[str, ...]:
 
 
 def _writes(values: list[str]) -> tuple[str, ...]:
-    """--write GLOB[=USER,USER], checked now by the rule table's own parser."""
-    from cgibox.core.access import WriteRule
-
+    """--write GLOB[=USER,USER], checked now by the grammar the rule table parses it with."""
     for value in values:
         try:
-            WriteRule.parse(value)
+            parse_write_rule(value)
         except ValueError as error:
             raise ConfigError(str(error)) from None
     return tuple(values)
@@ -196,8 +202,6 @@ def _cgi_ext(values: list[str]) -> tuple[str, ...]:
 
 
 def _cgi_env(values: list[str]) -> tuple[tuple[str, str], ...]:
-    from cgibox.core.cgi_protocol import check_configured_name
-
     pairs = []
     for item in values:
         name, sep, value = item.partition("=")
@@ -212,15 +216,11 @@ def _cgi_env(values: list[str]) -> tuple[tuple[str, str], ...]:
 
 def _env_value_problem(value: str) -> str | None:
     """check_environ's rule, so that a value it would refuse on every request is refused here."""
-    from cgibox.core.cgi_protocol import env_value_problem
-
     problem = env_value_problem(value)
     return f"the value would hold {problem}" if problem else None
 
 
 def _cgi_pass_env(values: list[str]) -> tuple[str, ...]:
-    from cgibox.core.cgi_protocol import check_configured_name
-
     for name in values:
         problem = check_configured_name(name)
         if problem:
@@ -229,8 +229,6 @@ def _cgi_pass_env(values: list[str]) -> tuple[str, ...]:
 
 
 def _cgi_limits(text: str) -> tuple[tuple[str, int], ...]:
-    from cgibox.core.limits import parse_limits
-
     try:
         return parse_limits(text)
     except ValueError as error:
@@ -238,8 +236,6 @@ def _cgi_limits(text: str) -> tuple[tuple[str, int], ...]:
 
 
 def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
-    from cgibox.core.extra_headers import parse_extra_header
-
     try:
         return tuple(parse_extra_header(item) for item in values)
     except ValueError as error:

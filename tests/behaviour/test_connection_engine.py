@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
-import selectors
 import signal
 import socket
 import stat
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.raw_clients import close_all, connect, raise_open_files, read_all
 from tests.servers import read_from
 
 LONG = ["--header-timeout", "60", "--keepalive-timeout", "60"]
@@ -26,15 +25,8 @@ HELLO_BODY = b"hello, world\n"
 
 @pytest.fixture(autouse=True, scope="module")
 def enough_open_files():
-    """Hundreds of client sockets in this process: raise its own soft RLIMIT_NOFILE."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1500:
-        pytest.skip("this process may not open 1500 files (RLIMIT_NOFILE)")
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    """Hundreds of client sockets in this process."""
+    yield from raise_open_files(4096, 1500)
 
 
 def needs_keep_alive(front: str) -> None:
@@ -42,41 +34,11 @@ def needs_keep_alive(front: str) -> None:
         pytest.skip("gunicorn's sync worker closes every connection after one response (no keep-alive)")
 
 
-def connect(server, timeout: float = 60.0) -> socket.socket:
-    return socket.create_connection((server.host, server.port), timeout=timeout)
-
-
-def responses_complete(data: bytes, count: int) -> bool:
-    return data.count(HELLO_BODY) >= count
-
-
 def exchange_on_all(socks: list[socket.socket], request: bytes, timeout: float = 60.0) -> list[bytes]:
     """Send `request` on every socket, then read until each holds a whole /hello.txt answer."""
     for sock in socks:
         sock.sendall(request)
-    received = {sock: b"" for sock in socks}
-    with selectors.DefaultSelector() as selector:
-        for sock in socks:
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        waiting = len(socks)
-        while waiting and time.monotonic() < deadline:
-            for key, _ in selector.select(1.0):
-                sock = key.fileobj
-                try:
-                    chunk = sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    chunk = b""
-                received[sock] += chunk
-                if not chunk or responses_complete(received[sock], 1):
-                    selector.unregister(sock)
-                    waiting -= 1
-        for sock in socks:
-            sock.setblocking(True)
-            sock.settimeout(timeout)
+    received = read_all(socks, HELLO_BODY, timeout)
     return [received[sock] for sock in socks]
 
 
@@ -87,11 +49,6 @@ def open_idle(server, count: int) -> list[socket.socket]:
     assert all(r.startswith(b"HTTP/1.1 200") and r.endswith(HELLO_BODY) for r in replies), \
         sum(1 for r in replies if not r.endswith(HELLO_BODY))
     return socks
-
-
-def close_all(socks: list[socket.socket]) -> None:
-    for sock in socks:
-        sock.close()
 
 
 def test_500_idle_keep_alive_connections_then_a_new_client(make_server, front):

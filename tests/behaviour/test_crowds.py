@@ -6,7 +6,6 @@ should wait for one, so a pass proves nothing did; every crowd is bounded in cou
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import socket
 import ssl
@@ -19,13 +18,12 @@ from tests.behaviour.test_connection_engine import (
     HELLO,
     HELLO_BODY,
     LONG,
-    close_all,
-    connect,
     exchange_on_all,
     needs_keep_alive,
     open_idle,
 )
 from tests.behaviour.test_tls import client_context, make_pair
+from tests.raw_clients import close_all, connect, raise_open_files
 from tests.servers import read_from, start_server
 
 HTTP_SERVER_FRONTS = ("threading", "forking")
@@ -33,15 +31,8 @@ HTTP_SERVER_FRONTS = ("threading", "forking")
 
 @pytest.fixture(autouse=True, scope="module")
 def enough_open_files():
-    """Two thousand client sockets and more in this process: raise its own soft RLIMIT_NOFILE."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 3000:
-        pytest.skip("this process may not open 3000 files (RLIMIT_NOFILE)")
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    """Two thousand client sockets and more in this process."""
+    yield from raise_open_files(8192, 3000)
 
 
 def only_http_server_fronts(front: str, why: str) -> None:
@@ -142,6 +133,31 @@ def test_stalled_tls_requests_beside_other_https_clients(front, site_dirs, tmp_p
 def parent_of(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as stat:
         return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for task in os.listdir(f"/proc/{pid}/task")
+            for child in open(f"/proc/{pid}/task/{task}/children").read().split()]
+
+
+def test_a_killed_template_process_is_replaced(make_server, front):
+    """The forking front's template (the small process that forks children ahead) is killed:
+    the loop forks another, so children keep coming after the ones already made have exited
+    (--max-requests 1: each child answers one request; before, the server stopped answering)."""
+    if front != "forking":
+        pytest.skip("the forking front's template process")
+    server = make_server([*LONG, "--threads", "2", "--max-requests", "1"])
+    reply = server.request("GET", "/hello.txt", timeout=60)
+    assert reply.status == 200
+    (template,) = children_of(server.process.pid)
+    os.kill(template, signal.SIGKILL)
+    for _ in range(8):
+        reply = server.request("GET", "/hello.txt", timeout=60)
+        assert reply.status == 200 and reply.body == HELLO_BODY
+    assert server.alive()
+    (replacement,) = children_of(server.process.pid)
+    assert replacement != template
+    assert "template process exited; starting another" in server.errors()
 
 
 def test_a_child_killed_mid_request(make_server, front):

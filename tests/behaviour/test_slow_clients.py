@@ -6,13 +6,11 @@ Timeouts the server should not need are set long (60 s), so a pass proves nothin
 from __future__ import annotations
 
 import importlib.util
-import resource
-import selectors
-import socket
 import time
 
 import pytest
 
+from tests.raw_clients import close_all, connect, raise_open_files, read_all
 from tests.servers import read_from
 
 LONG = ["--header-timeout", "60", "--keepalive-timeout", "60", "--body-timeout", "60"]
@@ -21,51 +19,7 @@ HELLO_BODY = b"hello, world\n"
 
 @pytest.fixture(autouse=True, scope="module")
 def enough_open_files():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1000:
-        pytest.skip("this process may not open 1000 files (RLIMIT_NOFILE)")
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def connect(server, timeout: float = 60.0) -> socket.socket:
-    return socket.create_connection((server.host, server.port), timeout=timeout)
-
-
-def close_all(socks: list[socket.socket]) -> None:
-    for sock in socks:
-        sock.close()
-
-
-def read_all(socks: list[socket.socket], until: bytes, timeout: float = 60.0) -> dict[socket.socket, bytes]:
-    """Read every socket until `until` arrived on it (or it closed), all within `timeout`."""
-    received = {sock: b"" for sock in socks}
-    with selectors.DefaultSelector() as selector:
-        for sock in socks:
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        waiting = len(socks)
-        while waiting and time.monotonic() < deadline:
-            for key, _ in selector.select(1.0):
-                sock = key.fileobj
-                try:
-                    chunk = sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    chunk = b""
-                received[sock] += chunk
-                if not chunk or until in received[sock]:
-                    selector.unregister(sock)
-                    waiting -= 1
-    for sock in socks:
-        sock.setblocking(True)
-        sock.settimeout(timeout)
-    return received
+    yield from raise_open_files(4096, 1000)
 
 
 def status_of(data: bytes) -> int:

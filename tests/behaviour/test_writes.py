@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from bench.writes import tree_rss
 
 from tests.behaviour.test_auth import basic, write_htpasswd
 from tests.servers import serving
@@ -392,23 +393,6 @@ def test_two_uploads_to_one_name_never_mix_and_readers_see_whole_files(server):
     for body in seen:
         assert body in (b"o" * MIB, b"a" * size, b"b" * size)
     assert leftovers(server.root) == []
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (forked serving processes, workers)."""
-    total, waiting = 0, [pid]
-    while waiting:
-        current = waiting.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = [int(child) for task in os.listdir(f"/proc/{current}/task")
-                        for child in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-        total += next(int(line.split()[1]) * 1024 for line in status.splitlines()
-                      if line.startswith("VmRSS:"))
-        waiting.extend(children)
-    return total
 
 
 def test_a_large_upload_keeps_server_memory_flat(server):

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench import cells, peers, run, servers, targets
+from bench import cells, peers, python_peers, run, servers, targets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,18 +29,28 @@ def test_quick_run_writes_a_row_for_every_cell_and_server(quick_run):
             assert any(row.startswith(start) for row in rows), f"no row for {server.label} / {cell.title}"
     assert "## Targets (threading front)" in table
     for cell_key, peer, least in targets.PEER_TARGETS:
-        name = next(s.label for s in servers.SERVERS if s.key == peer)
+        name = (peer if peer == targets.BEST_PYTHON
+                else next(s.label for s in servers.SERVERS if s.key == peer))
         assert f"| {cells.cell_by_key(cell_key).title} ≥ {least:g}× {name} |" in table
     assert "| zero errors in every cell |" in table
     assert "| listing page ≤ 40 KB on the wire with gzip |" in table
-    # the connection cells ran on the threading front, each with a row and a target
-    assert "## Connection targets (threading and forking fronts)" in table
+    # the connection cells ran on the threading front, each with a row and a target; the other
+    # fronts' connection targets say they were not measured
+    assert "## Connection targets (threading, forking, gunicorn gthread fronts)" in table
     for cell in cells.CONN_CELLS:
         assert f"| cgibox threading | {cell.title} |" in table
     assert "| cgibox threading | RSS holding 1,000 idle |" in table
-    for target in ("beside idle: throughput ≥ 90% of alone", "beside idle: p99 ≤ 2× alone",
+    for target in ("beside idle: throughput ≥ 90% of alone, in 2 runs back to back",
+                   "beside idle: p99 ≤ 2× alone, in 2 runs back to back",
                    "beside slow heads: p99 ≤ 50 ms", "RSS holding 1,000 idle ≤ 100 MB more"):
         assert f"| cgibox threading | {target} |" in table
+    assert "| cgibox gunicorn gthread | beside slow heads: p99 ≤ 250 ms | n/a | not measured (" in table
+    assert "## No worse than the previous run (" in table
+    # every target row has a status: met, not met, or not measured with why
+    section = table.split("## Targets (threading front)")[1].split("## Where the time goes")[0]
+    for row in (line for line in section.splitlines() if line.startswith("| ") and "---" not in line):
+        status = row.rstrip(" |").rsplit("| ", 1)[1]
+        assert status in ("met", "**not met**", "status") or status.startswith("not measured ("), row
     for key in ("CPU", "cores", "Python", "wrk", "date"):
         assert f"| {key} | " in table
 
@@ -76,6 +86,24 @@ def test_every_available_server_ran_every_cell(quick_run):
     assert conn["conn-alone"]["requests"] > 0
     memory = data["memory"]["threading"]
     assert memory["status"] == "ok" and memory["rss_idle_mb"] > 0
+
+
+def test_python_hosted_peers_ran_or_say_why(quick_run):
+    """uvicorn + Starlette, aiohttp and granian each served the cells it can from its own venv,
+    or is "not available" with the reason (no network for pip, a wheel missing)."""
+    out, stdout = quick_run
+    data = json.loads((out / "quick.json").read_text())
+    table = (out / "quick.md").read_text()
+    for kind in python_peers.KINDS:
+        info = data["servers"][kind]
+        assert f"| {info['label']} | `" in table
+        if info["status"] != "ok":
+            assert info["status"] == "not available" and info["note"], info
+            continue
+        ran = {r["cell"]: r for r in data["results"] if r["server"] == kind}
+        assert ran["file-1k"]["status"] == "ok" and ran["404"]["status"] == "ok", kind
+        assert ran["cgi"]["status"] == "not served", kind
+    assert "Python-hosted peers" in stdout
 
 
 def test_chart_and_progress(quick_run):

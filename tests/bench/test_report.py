@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import cells, certs, connections, peers, report, results, servers, targets
+import pytest
+
+from bench import cells, certs, peers, previous, python_peers, report, results, servers, targets
 
 
 def result(server: str, cell: str, requests: int, p99: float = 5.0, errors: int = 0,
@@ -32,7 +34,66 @@ def test_ratios_go_to_the_best_c_and_python_server_of_the_run():
     summary = results.ratio_summary(run, "threading", cell)
     assert summary == "0.12× lighttpd · 2.00× twisted web · 10.00× http.server"
     # the targets name their own peer, not the best one
-    assert "| 1 KiB file ≥ 0.3× nginx | 0.25× | **not met** |" in targets.targets_section(run)
+    assert "| 1 KiB file ≥ 0.4× nginx | 0.25× | **not met** |" in targets.targets_section(run)
+
+
+def test_the_best_python_hosted_peer_is_any_of_them_and_the_target_names_it():
+    run = make_run([result("nginx", "file-1k", 40_000), result("twisted", "file-1k", 5_000),
+                    result("uvicorn", "file-1k", 6_000), result("aiohttp", "file-1k", 7_000),
+                    result("granian", "file-1k", 9_000, errors=900),  # fast wrong answers count for nothing
+                    result("http.server", "file-1k", 1_000), result("threading", "file-1k", 14_000)])
+    cell = cells.cell_by_key("file-1k")
+    assert results.best_of(run, cell, peers.PYTHON_PEERS) == "aiohttp"
+    assert results.ratio_summary(run, "threading", cell) == "0.35× nginx · 2.00× aiohttp · 14.00× http.server"
+    section = targets.targets_section(run)
+    assert "| 1 KiB file ≥ 1.5× best Python-hosted | 2.00× (aiohttp) | met |" in section
+    # a cell nobody measured is "not measured" with the reason, never "met"
+    assert any(line.startswith("| CGI sh hello ≥ 1.05× lighttpd | n/a | not measured (lighttpd: not run)")
+               for line in section), section
+    run.machine = dict.fromkeys(("cpu", "cores", "memory", "os", "python", "wrk", "cgibox", "date"), "x")
+    run.settings.update(duration_s=1, wrk_threads=2, wrk_timeout_s=5, workers=2)
+    table = report.markdown(run, None, quick=True)
+    assert "| cell | connections | server | requests/s or MB/s | p99 latency | errors | × best C " \
+           "| × best Python-hosted |" in table
+    assert "| 1 KiB file | 32 | cgibox threading | 14,000 req/s | 5.0 ms | 0 | 0.35× nginx | 2.00× aiohttp " \
+           "| 14.00× |" in table
+    # granian's static mount answers from Rust: when it is the best, the row also says where cgibox
+    # stands against the best peer that answers from Python, and the status stays the target's
+    run.results.remove(run.get("granian", "file-1k"))
+    run.results.append(result("granian", "file-1k", 28_000))
+    section = targets.targets_section(run)
+    assert ("| 1 KiB file ≥ 1.5× best Python-hosted | 0.50× (granian; 2.00× aiohttp, the best served by "
+            "Python) | **not met** |") in section
+
+
+def test_python_hosted_peers_run_from_their_own_venv_and_say_what_they_cannot_serve(tmp_path: Path):
+    for kind in python_peers.KINDS:
+        command = peers.command(kind, tmp_path / "www", 8200, tmp_path / kind, 2)
+        assert command[:2] == ["env", f"{python_peers.ROOT_VARIABLE}={tmp_path / 'www'}"]
+        assert command[2].startswith(str(python_peers.VENV / "bin"))
+        assert "127.0.0.1" in " ".join(command) and "8200" in " ".join(command)
+        assert ("--workers", "2") in zip(command, command[1:], strict=False)
+        assert (kind, "cgi") in peers.CANNOT_SERVE
+        assert kind in peers.PYTHON_PEERS
+    assert "--no-access-log" in peers.command("uvicorn", tmp_path, 1, tmp_path, 2)
+    assert ("uvicorn", "listing") in peers.CANNOT_SERVE and ("granian", "listing") in peers.CANNOT_SERVE
+    assert ("aiohttp", "listing") not in peers.CANNOT_SERVE  # show_index=True lists folders
+
+
+def test_a_peer_that_could_not_be_installed_is_not_available_with_the_reason(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(python_peers, "VENV", tmp_path / "venv")
+    monkeypatch.setattr(python_peers, "_run", lambda command: "No matching distribution found for granian")
+    said: list[str] = []
+    python_peers.install(["granian"], said.append)
+    why = peers.missing("granian") or ""
+    assert "No matching distribution found for granian" in why
+    assert any("not available" in line for line in said)
+    assert "not installed" in (peers.missing("uvicorn") or "")
+    # with no network every run would wait for pip again: a recent failure is not tried again
+    monkeypatch.setattr(python_peers, "_run", lambda command: pytest.fail("pip ran again"))
+    python_peers.install(["granian"], said.append)
+    assert "failed to install less than 60 minutes ago" in said[-1]
+    assert "No matching distribution found for granian" in (peers.missing("granian") or "")
 
 
 def test_fast_wrong_answers_compare_to_nothing():
@@ -42,6 +103,53 @@ def test_fast_wrong_answers_compare_to_nothing():
     assert not results.usable(run.get("lighttpd", "listing"))
     assert results.best_of(run, cell, peers.C_PEERS) == "nginx"
     assert results.ratio_to(run, "threading", "nginx", cell) == 10.0
+
+
+def test_connection_targets_are_per_front_and_need_two_runs_on_threading():
+    """Issue 19's targets: forking and gthread at 80 % and 3× beside idle, 50 and 250 ms beside
+    slow heads, 150 MB; threading at 90 % and 2× in two runs back to back."""
+    memory = {"gunicorn-gthread": {"status": "ok", "held": 10000, "answered": 10000, "rss_idle_mb": 40.0,
+                                   "rss_holding_mb": 160.0, "crowd": "all answered"}}
+    run = make_run([result("threading", "conn-alone", 10_000, p99=20.0),
+                    result("threading", "conn-idle", 9_500, p99=30.0),
+                    result("gunicorn-gthread", "conn-alone", 10_000, p99=20.0),
+                    result("gunicorn-gthread", "conn-idle", 8_500, p99=50.0),
+                    result("gunicorn-gthread", "conn-slow", 9_000, p99=200.0)], memory)
+    text = "\n".join(targets.connection_targets(run))
+    assert "## Connection targets (threading, forking, gunicorn gthread fronts)" in text
+    # one run met on threading is not yet the target: it asks for two
+    assert ("| cgibox threading | beside idle: throughput ≥ 90% of alone, in 2 runs back to back | 95% | "
+            "not measured (1 run of 2: --idle-rounds 2) |") in text
+    assert "| cgibox gunicorn gthread | beside idle: throughput ≥ 80% of alone | 85% | met |" in text
+    assert "| cgibox gunicorn gthread | beside idle: p99 ≤ 3× alone | 2.5× (50.0 vs 20.0 ms) | met |" in text
+    assert "| cgibox gunicorn gthread | beside slow heads: p99 ≤ 250 ms | 200.0 ms | met |" in text
+    assert "| cgibox gunicorn gthread | RSS holding 10,000 idle ≤ 150 MB more | +120.0 MB | met |" in text
+    assert ("| cgibox forking | beside slow heads: p99 ≤ 50 ms | n/a | not measured (connection cells "
+            "not run on this front (--connection-fronts)) |") in text
+    # a second run that misses makes the threading target missed
+    second = [result("threading", "conn-alone", 10_000, p99=20.0), result("threading", "conn-idle", 7_000)]
+    for item in second:
+        item.repeat = 2
+    run.results += second
+    text = "\n".join(targets.connection_targets(run))
+    assert ("| cgibox threading | beside idle: throughput ≥ 90% of alone, in 2 runs back to back | 95%; 70% "
+            "| **not met** |") in text
+
+
+def test_previous_run_is_compared_as_ratios_within_each_run():
+    run = make_run([result("nginx", "file-1k", 100_000), result("threading", "file-1k", 20_000),
+                    result("lighttpd", "cgi", 1_000), result("threading", "cgi", 1_000),
+                    result("threading", "conn-alone", 15_000), result("nginx", "tls-1k", 50_000),
+                    result("threading", "tls-1k", 5_000)])
+    text = "\n".join(previous.previous_section(run))
+    then = previous.FIGURES["threading"]["file-1k"] / previous.FIGURES["nginx"]["file-1k"]
+    assert f"| cgibox threading | 1 KiB file | {then:.2f}× nginx | 0.20× | met |" in text
+    assert "| cgibox threading | CGI sh hello | 0.87× lighttpd | 1.00× | met |" in text
+    # a connection cell is divided by nginx's 1 KiB cell of the same run
+    assert "| cgibox threading | 32 active, alone | 0.18× nginx | 0.15× | **not met** |" in text
+    assert "| cgibox threading | 1 KiB file over TLS | 0.18× nginx | 0.10× | **not met** |" in text
+    assert ("| cgibox threading | 404 (missing path) | 0.15× nginx | n/a | not measured (cell not run) |"
+            in text)
 
 
 def test_connection_targets_are_not_met_when_nothing_is_answered_or_held():
@@ -57,14 +165,14 @@ def test_connection_targets_are_not_met_when_nothing_is_answered_or_held():
                     result("forking", "conn-idle", 9_500, 30.0),
                     result("forking", "conn-slow", 9_000, p99=12.0)], memory)
     text = "\n".join(targets.connection_targets(run))
-    assert "| cgibox threading | beside idle: p99 ≤ 2× alone | no request answered | **not met** |" in text
+    assert ("| cgibox threading | beside idle: p99 ≤ 2× alone, in 2 runs back to back | no request answered "
+            "| **not met** |") in text
     assert "| cgibox threading | beside slow heads: p99 ≤ 50 ms | no request answered | **not met** |" in text
     assert "+1.0 MB (only 64 answered) | **not met** |" in text
-    assert "| cgibox forking | beside idle: throughput ≥ 90% of alone | 95% | met |" in text
-    assert "| cgibox forking | beside idle: p99 ≤ 2× alone | 1.5× (30.0 vs 20.0 ms) | met |" in text
+    assert "| cgibox forking | beside idle: throughput ≥ 80% of alone | 95% | met |" in text
+    assert "| cgibox forking | beside idle: p99 ≤ 3× alone | 1.5× (30.0 vs 20.0 ms) | met |" in text
     assert "| cgibox forking | beside slow heads: p99 ≤ 50 ms | 12.0 ms | met |" in text
-    limit = connections.RSS_GROWTH_MB
-    assert f"| cgibox forking | RSS holding 10,000 idle ≤ {limit:g} MB more | +50.0 MB | met |" in text
+    assert "| cgibox forking | RSS holding 10,000 idle ≤ 150 MB more | +50.0 MB | met |" in text
 
 
 def test_peer_configs_listen_on_loopback_and_log_to_dev_null(tmp_path: Path):

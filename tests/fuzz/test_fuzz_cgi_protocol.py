@@ -20,7 +20,7 @@ from cgibox.core.cgi_protocol import (
 from cgibox.core.errors import HTTPError
 from cgibox.core.paths import decode_path
 from cgibox.core.request import Headers, Request, request_problem
-from cgibox.core.wire import HOP_BY_HOP
+from cgibox.grammars import HOP_BY_HOP
 
 FORBIDDEN_ENV = {"HTTP_" + name.upper().replace("-", "_") for name in HIDDEN_HEADERS}
 

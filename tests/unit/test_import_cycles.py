@@ -69,3 +69,26 @@ def test_the_graph_sees_the_package():
 def test_no_import_cycle():
     graph = import_graph()
     assert cycles(graph) == [], {tuple(c): {m: sorted(graph[m] & set(c)) for m in c} for c in cycles(graph)}
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_settings_are_checked_without_reaching_into_the_core():
+    """config checks a value by the grammar the core applies (cgibox.grammars), not by importing
+    the core module that applies it; grammars itself stands on the stdlib alone."""
+    graph = import_graph()
+    assert graph["cgibox.grammars"] == set()
+    for settings_module in ("cgibox.config", "cgibox.cgi_mounts", "cgibox.config_file"):
+        core = {m for m in reachable(graph, settings_module) if m.startswith("cgibox.core")}
+        assert not core, (settings_module, core)
+    for core_user in ("cgibox.core.cgi_protocol", "cgibox.core.access"):
+        assert "cgibox.grammars" in graph[core_user]

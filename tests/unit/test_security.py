@@ -18,9 +18,16 @@ import pytest
 from cgibox.config import Config, ConfigError, load
 from cgibox.core import auth, cgi_protocol, limits
 from cgibox.core.errors import HTTPError
-from cgibox.core.extra_headers import apply_extra_headers, parse_extra_header
+from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.request import Request
 from cgibox.core.response import Response
+from cgibox.grammars import (
+    LIMIT_NAMES,
+    check_configured_name,
+    env_value_problem,
+    parse_extra_header,
+    parse_limits,
+)
 from cgibox.startup import StartupError, check
 from cgibox.tls import TLSError, server_context
 
@@ -127,11 +134,15 @@ def test_passwords_longer_than_bcrypt_reads(tmp_path):
 # -- limits ---------------------------------------------------------------------------------------------
 
 def test_parse_limits():
-    assert limits.parse_limits("cpu=2,memory=256m,processes=40,file-size=10k") == (
+    assert parse_limits("cpu=2,memory=256m,processes=40,file-size=10k") == (
         ("cpu", 2), ("memory", 256 * 1024 ** 2), ("processes", 40), ("file-size", 10240))
     for bad in ("cpu", "cpu=x", "cpu=1m", "memory=-1", "nice=1", "memory=0"):
         with pytest.raises(ValueError):
-            limits.parse_limits(bad)
+            parse_limits(bad)
+
+
+def test_every_limit_the_grammar_takes_has_a_resource_and_an_option():
+    assert set(limits.OPTIONS) == set(limits.RESOURCES) == set(LIMIT_NAMES)
 
 
 def test_wrapper_sets_the_limits_before_the_script_runs():
@@ -160,14 +171,14 @@ def test_limit_reached():
 # -- configured variables --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["AUTH_TYPE", "remote_user", "HTTP_X", "SERVER_ADMIN", "PATH",
-                                  "DOCUMENT_ROOT", "HTTPS", "REQUEST_URI", "1X", "A-B", ""])
+                                  "DOCUMENT_ROOT", "HTTPS", "REQUEST_URI", "1X", "A-B", "", "APP\n"])
 def test_refused_names(name):
-    assert cgi_protocol.check_configured_name(name)
+    assert check_configured_name(name)
 
 
 @pytest.mark.parametrize("name", ["DATABASE_URL", "APP_MODE", "TZ", "LANG", "_private"])
 def test_allowed_names(name):
-    assert cgi_protocol.check_configured_name(name) is None
+    assert check_configured_name(name) is None
 
 
 def test_configured_never_overrides_and_login_variables():
@@ -269,7 +280,7 @@ def test_configured_values_script_cannot_get_are_refused_at_start(tmp_path, valu
 
 def test_one_rule_for_configured_and_request_values():
     for value in ("a\rb", "a\nb", "a\x00b", "x\ud800y"):
-        assert cgi_protocol.env_value_problem(value)
+        assert env_value_problem(value)
         with pytest.raises(HTTPError):
             cgi_protocol.check_environ({"APP": value})
-    assert cgi_protocol.env_value_problem("postgres://db/app?x=1 y\udcff") is None
+    assert env_value_problem("postgres://db/app?x=1 y\udcff") is None

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cgibox.core.errors import HTTPError
+from cgibox.grammars import parse_write_rule
 
 if TYPE_CHECKING:
     from cgibox.core.auth import Auth
@@ -113,16 +114,8 @@ class WriteRule:
 
     @classmethod
     def parse(cls, text: str) -> WriteRule:
-        """`GLOB` or `GLOB=USER,USER` (the first `=` ends the glob). Raises ValueError."""
-        glob, sep, names = text.partition("=")
-        if not glob.startswith("/"):
-            raise ValueError(f"a URL-path glob starts with '/', not {glob!r}")
-        if not sep:
-            return cls(glob)
-        users = tuple(name.strip() for name in names.split(","))
-        if not users or any(not user or ":" in user for user in users):
-            raise ValueError(f"expected GLOB=USER,USER with user names (no ':'), not {text!r}")
-        return cls(glob, users)
+        """`GLOB` or `GLOB=USER,USER` (grammars.parse_write_rule). Raises ValueError."""
+        return cls(*parse_write_rule(text))
 
     def __str__(self) -> str:
         return self.glob if self.users is None else f"{self.glob}={','.join(self.users)}"

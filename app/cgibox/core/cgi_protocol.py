@@ -5,7 +5,6 @@ headers. core/cgi.py does the processes and the streaming around these.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
@@ -13,7 +12,10 @@ from urllib.parse import unquote_to_bytes
 from cgibox.core.conditional import is_digits
 from cgibox.core.errors import HTTPError
 from cgibox.core.request import Request
-from cgibox.core.wire import HOP_BY_HOP, has_no_body, parse_header_line
+from cgibox.core.wire import has_no_body, parse_header_line
+
+# the environment grammar, which config checks the operator's variables by too
+from cgibox.grammars import ENV_NAME, HOP_BY_HOP, env_value_problem
 
 # the only variable a script inherits from no request: never the server's own environment
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -31,11 +33,6 @@ HIDDEN_HEADERS = frozenset({
 # (every pattern here is used with fullmatch: "$" would also match before a final newline)
 _HEADER_NAME_FOR_ENV = re.compile(r"[A-Za-z0-9-]+")
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
-# an environment variable's name as a shell and execve take it
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# what no environment value may hold: NUL ends it early (execve), CR and LF split lines in
-# scripts that write variables out into headers or logs
-_ENV_VALUE_FORBIDDEN = re.compile(r"[\x00\r\n]")
 
 # the head a script writes: at most this many bytes before its blank line
 MAX_HEAD = 64 * 1024
@@ -149,22 +146,6 @@ def check_environ(env: dict[str, str]) -> dict[str, str]:
 _PASSED_NAMES: set[str] = set()
 _PASSED_VALUES: set[str] = set()
 _PASSED_MAX = 4096
-
-
-def env_value_problem(value: str) -> str | None:
-    """What keeps `value` from reaching a script intact ("a control character"), None if nothing.
-
-    The one rule for every environment value: check_environ applies it to each request's, and
-    config to the operator's (--cgi-env, --cgi-pass-env) once at start-up, so a configured value
-    no script can get stops the server instead of making every request a 400.
-    """
-    if _ENV_VALUE_FORBIDDEN.search(value):
-        return "a control character (NUL, CR or LF)"
-    try:
-        os.fsencode(value)
-    except UnicodeEncodeError:
-        return "characters with no bytes"
-    return None
 
 
 def query_argv(query: str) -> list[str]:
@@ -310,33 +291,6 @@ def parse_nph_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
 
 
 # -- variables the operator configures (--cgi-env, --cgi-pass-env) and the login -----------------
-
-# RFC 3875's meta-variables, and the names cgibox itself sets for every script (extensions most
-# servers give, and PATH: the safe one above, so that scripts never run what a setting put first)
-RFC3875_NAMES = frozenset({
-    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "PATH_INFO",
-    "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT", "REMOTE_USER",
-    "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SOFTWARE",
-})
-SERVER_SET_NAMES = frozenset({
-    "PATH", "REMOTE_PORT", "REQUEST_URI", "REQUEST_SCHEME", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "HTTPS",
-})
-# whole families a request (HTTP_*) or a server (SERVER_*, REQUEST_*, ...) fills in
-RESERVED_PREFIXES = ("HTTP_", "SERVER_", "REQUEST_", "REMOTE_", "SCRIPT_", "CONTENT_", "GATEWAY_")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def check_configured_name(name: str) -> str | None:
-    """Why `name` cannot be set from the configuration, or None when it can."""
-    if not _ENV_NAME.match(name):
-        return "a variable name is letters, digits and '_', not starting with a digit"
-    upper = name.upper()
-    if upper in RFC3875_NAMES or upper.startswith(RESERVED_PREFIXES):
-        return "a CGI meta-variable (RFC 3875) or HTTP_* name is the request's, not the configuration's"
-    if upper in SERVER_SET_NAMES:
-        return "the server sets this variable itself for every script"
-    return None
-
 
 def add_configured_environ(env: dict[str, str], configured: tuple[tuple[str, str], ...]) -> None:
     """The operator's variables, under the request's: one never replaces a meta-variable."""

@@ -24,8 +24,6 @@ RESOURCES = {"cpu": resource.RLIMIT_CPU, "memory": resource.RLIMIT_AS, "processe
 # the largest value the kernel takes as a limit (rlim_t is 64 bits and the kernel refuses
 # RLIMIT_NPROC past 2**63 - 1; all ones means "unlimited", which a limit is not)
 LARGEST = 2 ** 63 - 1
-_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-_AMOUNT = re.compile(r"^([0-9]+)([kmg]?)$", re.I)
 # what scripts (any language, through the C library's strerror or their runtime) write when a
 # limit refuses them something
 _STDERR_SIGNS = {
@@ -33,29 +31,6 @@ _STDERR_SIGNS = {
     "processes": re.compile(r"Resource temporarily unavailable|fork: retry", re.I),
     "file-size": re.compile(r"File too large", re.I),
 }
-
-
-def parse_limits(text: str) -> tuple[tuple[str, int], ...]:
-    """'cpu=2,memory=256m' -> (('cpu', 2), ('memory', 268435456)); ValueError names the problem."""
-    limits: dict[str, int] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, amount = item.partition("=")
-        name = name.strip().lower()
-        if not sep or name not in OPTIONS:
-            raise ValueError(f"expected NAME=NUMBER with NAME one of {', '.join(OPTIONS)}, not {item!r}")
-        match = _AMOUNT.match(amount.strip())
-        counted = name in ("cpu", "processes")
-        if not match or (counted and match.group(2)):
-            units = "" if counted else " (k, m, g allowed)"
-            raise ValueError(f"{name} must be a whole number{units}, not {amount!r}")
-        value = int(match.group(1)) * _UNITS[match.group(2).lower()]
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1")
-        limits[name] = value
-    return tuple(limits.items())
 
 
 def hard_value(name: str, value: int) -> int:

@@ -54,11 +54,6 @@ _CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN_RE
 _FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\x00-\x08\x0a-\x1f\x7f]*)")
 # a target (ASCII by then) holds no control character, space or DEL
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
-# hop-by-hop fields belong to one connection, never to an application's or a script's answer
-# (RFC 9110 7.6.1, PEP 3333)
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-})
 TLS_HANDSHAKE_PREFIX = b"\x16\x03"
 # the 400 page's detail and the server-log line for a TLS handshake on this plain-HTTP port, and
 # for plain HTTP on an HTTPS port (core.connection turns them into early answers for every front)

@@ -104,18 +104,52 @@ class ForkingServer(LoopServer):
         # default action); the handler it installs is reset by exec, so scripts get the default
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         self.app.load_on_demand_modules()  # each child would import them again
-        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = fork_holding()  # the template, before this process holds any connection
+        control = self._start_template(holding_connections=False)
+        super().start_loop()
+        self.loop.keep_heads = True  # a child is sent a head's own bytes
+        self.loop.selector.register(control, 1, self._on_born)
+        self._ask(1)  # one child ahead of the first request
+
+    def _start_template(self, holding_connections: bool) -> socket.socket:
+        """Fork the template process and keep the loop's end of its control socket. At start
+        this process holds no connection yet; a template forked later (the first one was
+        killed) drops its copies of every connection and of the loop's sockets first."""
+        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = fork_holding()
         if pid == 0:
-            self.control.close()
-            self.socket.close()  # the listener stays the loop's alone
+            control.close()
+            if holding_connections:
+                self.loop.close_inherited(None)  # the listener too
+                for child in self.children.values():
+                    child.channel.close()
+                for relay in self.relays.values():
+                    relay.mine.close()
+            else:
+                self.socket.close()  # the listener stays the loop's alone
             run_template(theirs, self)
         theirs.close()
         self.template_pid = pid
-        super().start_loop()
-        self.loop.keep_heads = True  # a child is sent a head's own bytes
-        self.loop.selector.register(self.control, 1, self._on_born)
-        self._ask(1)  # one child ahead of the first request
+        self.control = control
+        return control
+
+    def _template_gone(self) -> None:
+        """The template exited while the server runs (killed, out of memory): reap it and fork
+        another, so that children keep coming; the children it made serve on meanwhile."""
+        assert self.control is not None
+        self.loop.selector.unregister(self.control)
+        self.control.close()
+        self.control = None
+        self.asked = 0
+        try:
+            os.waitpid(self.template_pid, 0)
+        except ChildProcessError:
+            pass
+        if self.stopping:
+            return
+        server_log("cgibox: the forking front's template process exited; starting another")
+        control = self._start_template(holding_connections=True)
+        self.loop.selector.register(control, 1, self._on_born)
+        self._serve_waiting()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         client: Client = request
@@ -148,8 +182,8 @@ class ForkingServer(LoopServer):
             try:
                 self.control.send(b"f" * count)
                 self.asked += count
-            except OSError:  # the template is gone: nothing more can be forked
-                server_log("cgibox: the forking front's template process is gone; no new children")
+            except OSError:  # the template is gone: _on_born sees its socket close and starts another
+                pass
 
     def _send(self, child: Child, client: Client) -> None:
         http = client.http
@@ -202,11 +236,10 @@ class ForkingServer(LoopServer):
             data, fds, _, _ = socket.recv_fds(self.control, BORN.size, 1, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
-        if not data:  # the template exited
-            self.loop.selector.unregister(self.control)
-            self.control.close()
-            self.control = None
-            self.asked = 0
+        except OSError:  # reset: the template died with asks unread
+            data, fds = b"", []
+        if not data:
+            self._template_gone()
             return
         (pid,) = BORN.unpack(data)
         self.asked = max(0, self.asked - 1)
@@ -259,12 +292,7 @@ class ForkingServer(LoopServer):
         """A child's socket closed without a report: it died (killed, crashed). The connection it
         had is closed (its client sees the connection end, not a made-up answer)."""
         self._forget(child)
-        # its socket closes while the kernel tears it down, a moment before it stops counting
-        # as running: wait for that (bounded), or the reclaim would still see a live owner
-        deadline = time.monotonic() + CHILD_EXIT_WAIT
-        while not owner_gone(child.pid, 0) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        reclaim_orphans()  # the script it ran is ended, its --cgi-max slot freed
+        reclaim_after_exit([child.pid])  # the script it ran is ended, its --cgi-max slot freed
         if child.client is not None:
             relay = self.relays.pop(child.client, None)
             if relay is not None:
@@ -298,10 +326,15 @@ class ForkingServer(LoopServer):
                 self._signal(child.pid, signal.SIGTERM)
 
     def end_stop(self) -> None:
+        killed = []
         for child in list(self.children.values()):
             if child.client is not None:
                 self._signal(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
             self._forget(child)
+        # their scripts now, not at this process's exit: by then the template is gone and the
+        # children are init's (no longer this process's descendants), perhaps not yet dead
+        reclaim_after_exit(killed)
         for relay in list(self.relays.values()):
             relay.abandon()
         self.relays.clear()
@@ -332,6 +365,16 @@ class ForkingServer(LoopServer):
 
     def hands_back_for_body(self, client: Client, event: RequestHead) -> bool:
         return False  # the loop cannot take a connection back in the middle of a request
+
+
+def reclaim_after_exit(pids: list[int]) -> None:
+    """End the scripts of children that died or were killed, and free their slots. A child
+    stops counting as running a moment after its socket closes or its SIGKILL is sent: wait for
+    that (bounded), or the reclaim would still see a live owner and leave its script running."""
+    deadline = time.monotonic() + CHILD_EXIT_WAIT
+    while any(not owner_gone(pid, 0) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    reclaim_orphans()
 
 
 def run_template(control: socket.socket, server: ForkingServer) -> None:

@@ -493,8 +493,8 @@ class ConnectionLoop:
         self._wake_r.close()
         self._wake_w.close()
 
-    def close_inherited(self, keep: Client) -> None:
-        """In a forked child: drop this process's copies of every other connection and of the
+    def close_inherited(self, keep: Client | None) -> None:
+        """In a forked process: drop its copies of every connection but `keep` and of the
         loop's own sockets, so that the parent's close really closes them. The selector's
         registrations belong to the parent: they are not touched, only this fd copy is closed."""
         signal.set_wakeup_fd(-1)

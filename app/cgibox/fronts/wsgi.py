@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 from cgibox.config import Config
-from cgibox.core import wire
 from cgibox.core.conditional import is_digits
 from cgibox.core.errors import reason
 from cgibox.core.request import Headers, Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
+from cgibox.grammars import HOP_BY_HOP
 
 # environ keys that are headers without the HTTP_ prefix (PEP 3333)
 UNPREFIXED = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
@@ -111,7 +111,7 @@ class WSGIApplication:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> object:
         request = request_from_environ(environ)
         response = self.app.handle(request)
-        headers = [(k, v) for k, v in response.headers if k.lower() not in wire.HOP_BY_HOP]
+        headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
         start_response(f"{response.status} {response.reason or reason(response.status)}", headers)
         if response.close_connection:
             close_after(start_response)
