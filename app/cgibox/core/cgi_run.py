@@ -134,10 +134,10 @@ class ScriptRun:
         self._poll.register(process.stdout, select.POLLIN)
         self._poll.register(process.stderr, select.POLLIN)
         self._threads: list[threading.Thread] = []
-        try:
-            self._pidfd: int | None = os.pidfd_open(process.pid)
-        except (AttributeError, OSError):  # not Linux >= 5.3: _wait_exit polls instead
-            self._pidfd = None
+        # opened when an exit has to be waited for: most scripts have exited by their output's end
+        self._pidfd: int | None = None
+        self._pidfd_tried = False
+        self._exit_info: os.waitid_result | None = None  # the leader's exit, seen without reaping
         if spool is not None:
             self._threads.append(threading.Thread(target=self._feed, args=(spool,),
                                                   daemon=True, name=f"cgi-stdin-{process.pid}"))
@@ -316,10 +316,7 @@ class ScriptRun:
         not exited within EXIT_WAIT (it closed its output, so that is the end of it)."""
         if not self._wait_exit(EXIT_WAIT):
             return None
-        try:
-            info = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return None
+        info = self._exit_info
         if info is None:
             return None
         if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
@@ -343,24 +340,36 @@ class ScriptRun:
     # -- the end ---------------------------------------------------------------------------------
 
     def _exited(self) -> bool:
-        """The leader has exited; it stays unreaped, so its pid (= the group id) cannot be recycled."""
+        """The leader has exited; it stays unreaped, so its pid (= the group id) cannot be recycled.
+        Its exit (waitid's, WNOWAIT) is kept for _ended_badly."""
         if not self._exit_seen:
             try:
-                self._exit_seen = os.waitid(os.P_PID, self.process.pid,
-                                            os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+                self._exit_info = os.waitid(os.P_PID, self.process.pid,
+                                            os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                self._exit_seen = self._exit_info is not None
             except ChildProcessError:
                 self._exit_seen = True
         return self._exit_seen
 
+    def _exit_fd(self) -> int | None:
+        """A pidfd of the leader (readable once it exits), opened on first need; None where
+        there are none (not Linux >= 5.3): then waits poll in steps."""
+        if not self._pidfd_tried:
+            self._pidfd_tried = True
+            try:
+                self._pidfd = os.pidfd_open(self.process.pid)
+            except (AttributeError, OSError):
+                self._pidfd = None
+        return self._pidfd
+
     def _wait_exit(self, timeout: float) -> bool:
-        if self._exit_seen:
+        if self._exited():
             return True
-        if self._pidfd is not None:
+        pidfd = self._exit_fd()
+        if pidfd is not None:
             # the pidfd becomes readable when the process exits: no sleeping in steps
-            if not select.select([self._pidfd], [], [], timeout)[0]:
-                return self._exited()
-            self._exit_seen = True
-            return True
+            select.select([pidfd], [], [], timeout)
+            return self._exited()
         deadline = time.monotonic() + timeout
         pause = 0.002
         while not self._exited():
@@ -396,8 +405,10 @@ class ScriptRun:
 
     def _reap(self, timeout: float) -> None:
         """Wait for the leader with wait4, which also gives its CPU time (for --cgi-limits)."""
-        if self._pidfd is not None and not self._exit_seen:
-            select.select([self._pidfd], [], [], timeout)
+        if not self._exit_seen:
+            pidfd = self._exit_fd()
+            if pidfd is not None:
+                select.select([pidfd], [], [], timeout)
         try:
             pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
         except ChildProcessError:
