@@ -68,6 +68,15 @@ class Response:
     # page's state so its encoded forms are made once and cached
     compress: str | None = None
     compress_key: Hashable | None = None
+    # set by what made the response when it may be replayed from memory (core/ready.py): whether
+    # the answer still holds (a file's answer: its stat unchanged)
+    ready_check: Callable[[], bool] | None = None
+    # the answer is held by core/ready.py (recorded now, or replayed): the same request is
+    # answered from memory next time, by any thread that asks App.ready_response
+    from_memory: bool = False
+    # such an answer's head as core.wire framed it, per (protocol, keep-alive): the bytes before
+    # the Date line, whether one goes there, the bytes after it, chunked, close after it
+    framed: dict[tuple[str, bool], tuple[bytes, bool, bytes, bool, bool]] | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

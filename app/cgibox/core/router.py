@@ -35,6 +35,7 @@ from cgibox.core.errors import KNOWN_METHODS, HTTPError, error_response, refuse_
 from cgibox.core.extra_headers import apply_extra_headers
 from cgibox.core.favicon import favicon_ico
 from cgibox.core.paths import decode_path, resolve, stat_error_status
+from cgibox.core.ready import ReadyResponses, ready_key
 from cgibox.core.request import Request, request_problem
 from cgibox.core.response import Response
 from cgibox.core.script_mounts import OperatorRunner, mount_runner, needs_own_runner
@@ -97,6 +98,7 @@ class App:
         self.write_controls = WriteControls(self.templates, self._write_offer, self._check_write,
                                             config.max_upload)
         self.webdav = self._webdav(config, stats) if config.webdav else None
+        self.ready = ReadyResponses()
 
     @staticmethod
     def _auth(config: Config, stats: Stats) -> Auth | None:
@@ -129,7 +131,39 @@ class App:
     # -- handling ----------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        """Answer one request; never raises (errors become templated pages)."""
+        """Answer one request; never raises (errors become templated pages). A plain request
+        whose answer was recorded and still holds gets it from memory (core/ready.py)."""
+        key = ready_key(request)
+        if key is not None:
+            ready = self.ready.replay(key, request)
+            if ready is not None:
+                return ready
+        response = self._handle(request)
+        if key is not None:
+            self.ready.record(key, request, response, self._static_only, self.static.missing_check)
+        return response
+
+    def ready_response(self, request: Request) -> Response | None:
+        """The recorded answer to `request` when it is a plain one whose answer still holds, else
+        None (App.handle then answers it the full way). Fronts may write it from where they
+        are (the loop), with the same framing, App.finish and close as any Response."""
+        key = ready_key(request)
+        return None if key is None else self.ready.replay(key, request)
+
+    def _static_only(self, decoded: str | None) -> bool:
+        """Whether only core.static answers a plain GET/HEAD of `decoded` (no query), whoever
+        asks: no service route, script, WebDAV or built-in icon, and no login wanted there."""
+        if decoded is None:
+            return True  # 404 before any route
+        config = self.config
+        if self.webdav is not None or (decoded in RESERVED and config.service_routes) or \
+                (decoded == FAVICON and config.builtin_favicon) or self.in_place_script(decoded) is not None:
+            return False
+        if config.run_scripts and self.cgi_mount_for(decoded) is not None:
+            return False
+        return self.access.rules.answer(READ, decoded, "", None) == ALLOW
+
+    def _handle(self, request: Request) -> Response:
         try:
             wire.check_limits(request)
             problem = request_problem(request)

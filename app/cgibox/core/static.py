@@ -15,7 +15,15 @@ from cgibox.core import conditional
 from cgibox.core.compress import Compressor, choose, tagged
 from cgibox.core.errors import HTTPError, refuse_method
 from cgibox.core.listing import Listings
-from cgibox.core.paths import open_resolved, refused_status, resolve_stat
+from cgibox.core.paths import (
+    fs_name,
+    is_within,
+    open_resolved,
+    refused_status,
+    resolve_stat,
+    safe_segments,
+    stat_error_status,
+)
 from cgibox.core.request import Request
 from cgibox.core.response import FileRegion, Response
 from cgibox.core.stamped_cache import StampedCache
@@ -78,26 +86,125 @@ class StaticFiles:
         """Answer a request for `decoded_path`: file, redirect, index.html or listing."""
         if request.method not in ("GET", "HEAD"):
             raise refuse_method(request.method, ALLOWED_METHODS)
-        real, st = self._find(decoded_path)
+        real, st, direct = self._find_direct(decoded_path)
         if stat_mod.S_ISDIR(st.st_mode):
             return self.serve_directory(request, decoded_path, real, st)
         if not stat_mod.S_ISREG(st.st_mode) or decoded_path.endswith("/"):
             # a trailing slash names a folder: "/file.txt/" is not the file (nor a second URL for it)
             raise HTTPError(404)
-        return self.serve_file(request, real, st)
+        # a file reached without a symlink may have its answer replayed (core/ready.py)
+        return self.serve_file(request, real, st, decoded_path if direct else None)
 
     def _find(self, decoded_path: str) -> tuple[str, os.stat_result]:
         """The confined real path and its stat; 404 when unreachable or missing, 403 when unreadable."""
+        real, st, _ = self._find_direct(decoded_path)
+        return real, st
+
+    def _find_direct(self, decoded_path: str) -> tuple[str, os.stat_result, bool]:
+        """_find, and whether the path was reached without a symlink (its lstat is its stat)."""
         found = resolve_stat(self.root, decoded_path, self.exclude)
         if found is None:
             raise HTTPError(404)
         real, st = found
         if st is None:  # reached through a symlink, or missing
             try:
-                st = os.stat(real)
+                return real, os.stat(real), False
             except OSError as error:
                 raise HTTPError(refused_status(error, real)) from None
-        return real, st
+        return real, st, True
+
+    # -- checks for core/ready.py: would the full way answer the same now? ------------------------
+
+    def missing_check(self, decoded_path: str | None) -> Callable[[], bool]:
+        """Whether `decoded_path` is still a 404 of _find (no file, no way to it), without the
+        log line a 403 writes (the full way writes it when it answers). A path without a symlink
+        on the way costs one lstat a component up to the first that is missing."""
+        if decoded_path is None:  # no name has it (NUL, an encoded slash): never anything else
+            return _always
+        segments = safe_segments(decoded_path)
+        if segments is None or fs_name(decoded_path) is None:
+            return _always  # resolve_stat refuses it by its spelling alone
+        paths = []
+        path = self.root
+        for segment in segments:
+            path = os.path.join(path, segment)
+            paths.append(path)
+        if any(is_within(path, folder) for folder in self.exclude):
+            return _always  # inside a script folder, reached without a symlink: never served
+        resolved = self._missing_resolved(decoded_path)
+        lstat = os.lstat
+
+        def check() -> bool:
+            for path in paths:
+                try:
+                    st = lstat(path)
+                except OSError as error:  # as resolve_stat's os.stat of that path would fail
+                    return stat_error_status(error) == 404
+                if stat_mod.S_ISLNK(st.st_mode):
+                    return resolved()  # a symlink on the way: resolve_stat's own walk
+            return False  # there: the full way decides
+        return check
+
+    def _missing_resolved(self, decoded_path: str) -> Callable[[], bool]:
+        root, exclude = self.root, self.exclude
+
+        def check() -> bool:
+            found = resolve_stat(root, decoded_path, exclude)
+            if found is None:
+                return True
+            real, st = found
+            if st is not None:
+                return False
+            try:
+                os.stat(real)
+            except OSError as error:
+                return stat_error_status(error) == 404
+            return False
+        return check
+
+    def _file_check(self, decoded_path: str, real: str, found: os.stat_result, siblings: tuple[str, ...],
+                    sent_real: str | None, sent: os.stat_result) -> Callable[[], bool]:
+        """Whether the answer made from `real` (reached as `decoded_path` without a symlink, with
+        these siblings; `sent_real`, the encoded sibling sent, or None: the file itself, whose
+        stat is `sent`) would be made the same now. What paths.resolve_stat looks at, one lstat
+        a component: each folder on the way still the same folder (inode, device: no symlink or
+        other folder swapped in), the file's stamp unchanged (inode, device, size, mtime, ctime:
+        a rewrite, replacement or chmod), and the sibling sent likewise. A file at the top of
+        the root costs one lstat."""
+        file_stamp = _validator(sent if sent_real is None else found)
+        sent_stamp = _validator(sent)
+        folders = []
+        path = self.root
+        for segment in decoded_path.split("/")[1:-1]:
+            path = os.path.join(path, segment)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return _never
+            folders.append((path, st.st_ino, st.st_dev))
+        if os.path.join(path, decoded_path.rsplit("/", 1)[1]) != real:
+            return _never
+        lstat, siblings_of = os.lstat, self._siblings
+
+        def check() -> bool:
+            try:
+                for folder, inode, device in folders:
+                    st = lstat(folder)
+                    if st.st_ino != inode or st.st_dev != device:
+                        return False
+                now = lstat(real)
+            except OSError:
+                return False
+            if _validator(now) != file_stamp or siblings_of(real) != siblings:
+                return False
+            if sent_real is None:
+                return True
+            try:
+                sibling = lstat(sent_real)
+            except OSError:
+                return False
+            return stat_mod.S_ISREG(sibling.st_mode) and _validator(sibling) == sent_stamp
+        return check
 
     # -- directories ---------------------------------------------------------------------------
 
@@ -130,10 +237,14 @@ class StaticFiles:
 
     # -- files -----------------------------------------------------------------------------------
 
-    def serve_file(self, request: Request, real: str, st: os.stat_result) -> Response:
-        """A file, or its precompressed sibling, with validators, conditionals and ranges."""
+    def serve_file(self, request: Request, real: str, st: os.stat_result,
+                   decoded_path: str | None = None) -> Response:
+        """A file, or its precompressed sibling, with validators, conditionals and ranges.
+        `decoded_path`: the file's URL path when it was reached without a symlink (then a
+        plain answer gets the check that lets core/ready.py replay it)."""
         headers = [("Content-Type", self.content_type(real))]
         siblings = self._siblings(real)
+        found_real, found_st = real, st
         if siblings:
             headers.append(("Vary", "Accept-Encoding"))
             available = tuple(coding for coding, suffix in ENCODINGS if suffix in siblings)
@@ -143,7 +254,15 @@ class StaticFiles:
                 if sibling is not None:
                     real, st = sibling
                     headers.append(("Content-Encoding", coding))
-        return self._file_response(request, real, st, headers)
+        ready = None
+        # a sibling reached through a symlink could be retargeted unseen by one lstat
+        if decoded_path is not None and (real == found_real or
+                                         any(real == found_real + suffix for _, suffix in ENCODINGS)):
+            sent_real = None if real == found_real else real
+
+            def ready(sent: os.stat_result) -> Callable[[], bool]:
+                return self._file_check(decoded_path, found_real, found_st, siblings, sent_real, sent)
+        return self._file_response(request, real, st, headers, ready)
 
     def content_type(self, real: str) -> str:
         """The configured type for the file's extension (as written, then lower-cased), else
@@ -197,11 +316,15 @@ class StaticFiles:
         return file, st
 
     def _file_response(self, request: Request, real: str, st: os.stat_result,
-                       headers: list[tuple[str, str]]) -> Response:
+                       headers: list[tuple[str, str]],
+                       ready: Callable[[os.stat_result], Callable[[], bool]] | None = None) -> Response:
         source, st = self._body_source(real, st)
         cleanups = [source.close] if not isinstance(source, bytes) else []
         try:
-            return self._respond_with(request, source, st, headers, cleanups)
+            response = self._respond_with(request, source, st, headers, cleanups)
+            if ready is not None and isinstance(source, bytes) and response.status == 200:
+                response.ready_check = ready(st)
+            return response
         except BaseException:
             for cleanup in cleanups:
                 cleanup()
@@ -292,6 +415,14 @@ class StaticFiles:
 def _validator(st: os.stat_result) -> int:
     """A stamp that changes whenever the file is replaced, rewritten, truncated or chmod-ed."""
     return hash((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
+def _always() -> bool:
+    return True
+
+
+def _never() -> bool:
+    return False
 
 
 def _region(source: bytes | BinaryIO, offset: int, length: int) -> bytes | FileRegion:

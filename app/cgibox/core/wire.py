@@ -330,7 +330,23 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
     """The response head to send and how to frame the body: (head, chunked, close_after).
 
     A body of unknown length is chunked on HTTP/1.1 and delimited by closing on HTTP/1.0.
+    An answer kept in memory (core/ready.py) keeps its framing: only the Date line is new.
     """
+    framed = response.framed
+    if framed is None:
+        before, dated, after, chunked, close = _frame(protocol, keep_alive, response)
+        return before + _date_line() + after if dated else before + after, chunked, close
+    known = framed.get((protocol, keep_alive))
+    if known is None:
+        # a few entries at most: the framing of each protocol version, kept alive or not
+        known = framed[(protocol, keep_alive)] = _frame(protocol, keep_alive, response)
+    before, dated, after, chunked, close = known
+    return before + _date_line() + after if dated else before + after, chunked, close
+
+
+def _frame(protocol: str, keep_alive: bool, response: Response) -> tuple[bytes, bool, bytes, bool, bool]:
+    """The head around its Date line: (before, whether a Date line goes between, after, chunked,
+    close_after); a response with a Date of its own has it in `before`."""
     fields, has_length, has_date, has_server = _fields(response.headers)
     close = not keep_alive or response.close_connection
     parts = [_status_line(protocol, response.status, response.reason), fields]
@@ -341,16 +357,14 @@ def frame_response(request_method: str, protocol: str, keep_alive: bool, respons
             parts.append(b"Transfer-Encoding: chunked\r\n")
         else:
             close = True
-    if not has_date:
-        parts.append(_date_line())
-    if not has_server:
-        parts.append(_SERVER_LINE)
+    before = b"".join(parts)
+    parts = [] if has_server else [_SERVER_LINE]
     if close:
         parts.append(b"Connection: close\r\n")
     elif protocol == "HTTP/1.0":
         parts.append(b"Connection: keep-alive\r\n")
     parts.append(b"\r\n")
-    return b"".join(parts), chunked, close
+    return before, not has_date, b"".join(parts), chunked, close
 
 
 # What never changes between two responses is encoded once: the status line, the header fields of

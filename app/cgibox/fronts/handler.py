@@ -64,6 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile = None  # type: ignore[assignment]  # reads go through core.connection
         self.wfile = None  # type: ignore[assignment]  # writes go straight to the socket
         self.close_connection = True
+        self._from_memory = False  # the last answer came from core/ready.py's memory
         http = self.client.http
         http.recv = self._recv
         http.send_continue = self._send_continue
@@ -80,7 +81,19 @@ class Handler(BaseHTTPRequestHandler):
         client = self.client
         client.keep = False
         event, client.event = client.event, None
+        pending, client.pending = client.pending, None
         try:
+            if pending is not None:  # the loop began a ready answer the socket did not take whole
+                if not self._finish_pending(app, *pending):
+                    return
+                event = self.next_head()
+                if event is NEED_DATA:
+                    client.keep = True
+                    return
+                if isinstance(event, RequestHead) and self.server.hands_back_for_body(client, event):
+                    client.event = event
+                    client.keep = True
+                    return
             while True:
                 if isinstance(event, EarlyError):
                     self._answer_early(app, event)
@@ -88,6 +101,9 @@ class Handler(BaseHTTPRequestHandler):
                 if not isinstance(event, RequestHead):
                     return
                 if not self._exchange(app, event.request):
+                    return
+                if self._from_memory and self.server.loop_answers(client) and not client.http.buffer:
+                    client.keep = True  # its next heads are likely answered by the loop, no hand-off
                     return
                 event = self.next_head()
                 if event is NEED_DATA:
@@ -151,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
     def _exchange(self, app: App, request: Request) -> bool:
         """Answer one request; True when the connection carries another."""
         response = app.handle(request)
+        self._from_memory = response.from_memory
         http = self.client.http
         head, chunked = http.start_response(response, self.server.stopping)
         sent = 0
@@ -170,6 +187,21 @@ class Handler(BaseHTTPRequestHandler):
         if linger and response.status != 408:  # a client that timed out is not sending
             self._linger()
         app.finish(request, response.status, sent, cgi_run=response.cgi_run,
+                   route_kind=response.route_kind)
+        return keep
+
+    def _finish_pending(self, app: App, request: Request, response: Response, rest: bytes) -> bool:
+        """Write the rest of a ready answer the loop began; True when the connection goes on."""
+        http = self.client.http
+        completed = False
+        try:
+            self.sock.sendall(rest)
+            completed = True
+        except OSError:
+            pass
+        keep, _ = http.end_response(completed)
+        body = response.body
+        app.finish(request, response.status, len(body) if completed and isinstance(body, bytes) else 0,
                    route_kind=response.route_kind)
         return keep
 

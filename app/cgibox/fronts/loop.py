@@ -23,6 +23,8 @@ from cgibox.core import wire
 from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, EarlyError, Event, RequestHead
 from cgibox.core.connection import Closed as ClosedEvent
 from cgibox.core.errors import BodyTimeout
+from cgibox.core.request import Request
+from cgibox.core.response import Response
 
 RECV_SIZE = 64 * 1024
 # a body write or read that makes no progress for this long ends the connection
@@ -61,7 +63,7 @@ class Client:
     """
 
     __slots__ = ("sock", "address", "http", "deadline", "parked", "event", "keep", "child",
-                 "body_due", "draining", "head")
+                 "body_due", "draining", "head", "pending")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
     # forking front: a TLS connection stays with the loop, which relays it (fronts/forked_tls.py)
@@ -79,6 +81,8 @@ class Client:
         self.body_due = 0  # parked until the buffer holds this many body bytes (0: not waiting)
         self.draining = 0  # lingering close: bytes still to read and drop (0: not lingering)
         self.head = b""  # with ConnectionLoop.keep_heads: the raw bytes of the head in `event`
+        # a response the loop began to write and a handler finishes: (request, response, rest)
+        self.pending: tuple[Request, Response, bytes] | None = None
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -102,6 +106,13 @@ class Client:
     def recv_ready(self) -> bytes:
         """What the socket holds now, without waiting (BlockingIOError when nothing)."""
         return self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+
+    def send_some(self, data: bytes) -> int:
+        """Write what the socket takes of `data` now, without waiting; how many bytes it took."""
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return 0
 
     def send_ready(self, data: bytes) -> bool:
         """Write `data` now without waiting (the loop's own answers: small pages on a connection
@@ -160,6 +171,10 @@ class ConnectionLoop:
         self.keep_heads = False
         # --processes: given this process's open connections, whether it accepts now
         self.may_accept: Callable[[int], bool] | None = None
+        # the threading front answers a head whose answer is ready in the core here, without a
+        # hand-off: True (answered, the connection goes on), False (answered, close it), or
+        # None (not answered here: dispatched as any head; client.pending when begun)
+        self.answer: Callable[[Client, RequestHead], bool | None] | None = None
         self._accept_again = 0.0
         self._resume_accepting()
 
@@ -303,19 +318,35 @@ class ConnectionLoop:
 
     def _step(self, client: Client, was_idle: bool = False, fresh: int | None = None) -> None:
         """Act on what the connection's buffered bytes amount to (`fresh`: how many just came)."""
-        event = self._next_event(client, fresh)
-        if event is NEED_DATA:
-            if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
-                self._rearm(client, time.monotonic() + self.header_timeout)
+        while True:
+            event = self._next_event(client, fresh)
+            if event is NEED_DATA:
+                if was_idle:  # the first bytes of a new head: its own --header-timeout starts now
+                    self._rearm(client, time.monotonic() + self.header_timeout)
+                return
+            if isinstance(event, ClosedEvent):
+                self.close(client)
+                return
+            if isinstance(event, RequestHead):
+                if self.hold_body(client, event):
+                    return
+                if self.answer is not None:
+                    answered = self.answer(client, event)
+                    if answered is False:
+                        self.close(client)
+                        return
+                    if answered:  # parked still, for its next head: the deadline a handler's gets
+                        http = client.http
+                        self._extend(client, time.monotonic() + (
+                            self.header_timeout if http.state == HEAD else self.keepalive_timeout))
+                        if not http.buffer:
+                            return
+                        was_idle, fresh = False, None  # a pipelined head waits: on with it
+                        continue
+            self._unpark(client)
+            client.event = None if client.pending is not None else event
+            self.dispatch(client)
             return
-        if isinstance(event, ClosedEvent):
-            self.close(client)
-            return
-        if isinstance(event, RequestHead) and self.hold_body(client, event):
-            return
-        self._unpark(client)
-        client.event = event
-        self.dispatch(client)
 
     def _next_event(self, client: Client, fresh: int | None = None) -> Event:
         """The connection's next event; with keep_heads, a head's raw bytes kept in client.head.
@@ -362,13 +393,24 @@ class ConnectionLoop:
         client.deadline = deadline
         heapq.heappush(self._timers, (deadline, next(self._sequence), client))
 
+    def _extend(self, client: Client, deadline: float) -> None:
+        """Move a parked client's deadline without a heap entry per request when it is later: the
+        entry already there fires first and re-arms for the later one (_fire_timers)."""
+        if deadline < client.deadline:
+            heapq.heappush(self._timers, (deadline, next(self._sequence), client))
+        client.deadline = deadline
+
     def _fire_timers(self) -> None:
         now = time.monotonic()
         timers = self._timers
         while timers and timers[0][0] <= now:
             deadline, _, client = heapq.heappop(timers)
-            if not client.parked or client.deadline != deadline:
-                continue  # a stale entry: the client moved on or was re-armed
+            if not client.parked:
+                continue  # a stale entry: the client moved on
+            if client.deadline != deadline:
+                if client.deadline > deadline:  # moved later by _extend (maybe without an entry)
+                    heapq.heappush(timers, (client.deadline, next(self._sequence), client))
+                continue
             self._unpark(client)
             if client.draining:
                 self.close(client)

@@ -39,6 +39,9 @@ class LoopServer(HTTPServer):
     request_queue_size = 1024
     loop: ConnectionLoop
     stopping = False
+    # the loop writes ready answers itself (answer_ready): a handler hands a connection whose
+    # last answer came from memory straight back to it
+    loop_answers_ready = False
 
     def __init__(self, address: tuple[str, int], app: App, config: Config,
                  handler: type[socketserver.BaseRequestHandler]) -> None:
@@ -108,6 +111,43 @@ class LoopServer(HTTPServer):
             self.loop.linger(client)
         else:
             self.loop.close(client)
+
+    def answer_ready(self, client: Client, event: RequestHead) -> bool | None:
+        """The loop's shortcut for a head whose answer the core has ready (App.ready_response: a
+        small file's or a 404's, replayed from memory): framed by core.connection, written
+        without waiting, finished (App.finish) and the connection kept or closed as
+        core.connection says, all here, with no hand-off to a handler. True: answered, the
+        connection goes on; False: answered, close it; None: not answered here (no ready answer,
+        a TLS socket, stopping), or begun and left to a handler (client.pending: the socket did
+        not take it all)."""
+        if not self.loop_answers(client):  # TLS: its records are written by its handler
+            return None
+        app = self.app
+        request = event.request
+        response = app.ready_response(request)
+        if response is None:
+            return None
+        http = client.http
+        head, _ = http.start_response(response, self.stopping)
+        body = response.body
+        assert isinstance(body, bytes)  # a ready answer's body is bytes (b"" for HEAD)
+        data = head + body if body else head
+        try:
+            sent = client.send_some(data)
+        except OSError:  # reset: the client is gone
+            http.end_response(False)
+            app.finish(request, response.status, 0, route_kind=response.route_kind)
+            return False
+        if sent < len(data):
+            client.pending = (request, response, data[sent:])
+            return None
+        keep, _ = http.end_response(True)  # no body came with a plain request: nothing to linger on
+        app.finish(request, response.status, len(body), route_kind=response.route_kind)
+        return keep
+
+    def loop_answers(self, client: Client) -> bool:
+        """Whether the loop writes ready answers on this connection itself (answer_ready)."""
+        return self.loop_answers_ready and client.sendfile_ok and not self.stopping
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A handler failed outside any request (socketserver calls this): a client that left is

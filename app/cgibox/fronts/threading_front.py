@@ -76,6 +76,9 @@ class ThreadingServer(socketserver.ThreadingMixIn, LoopServer):
             self.loop.accept_batch = SHARED_ACCEPT_BATCH
         if processes.SIBLINGS is not None:  # accept only while not ahead of the others
             self.loop.may_accept = processes.SIBLINGS.may_accept
+        # a ready answer is written by the loop's thread itself: no hand-off to a pool thread
+        self.loop.answer = self.answer_ready
+        self.loop_answers_ready = True
 
     def busy(self) -> bool:
         return self.pool.in_flight > 0
