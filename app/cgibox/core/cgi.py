@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from cgibox.core.cgi_protocol import (
 )
 from cgibox.core.cgi_run import READ_SIZE, Script, ScriptRun, ScriptTimeout, end_unowned
 from cgibox.core.cgi_slots import ScriptSlots
+from cgibox.core.cgi_spawn import spawn
 from cgibox.core.cgi_start import not_executable, start_problem
 from cgibox.core.errors import BodyTimeout, HTTPError
 from cgibox.core.limits import find_prlimit, wrapper_argv
@@ -263,15 +263,11 @@ class CGIRunner:
         """Spawn the script in the slot taken for it. The slot is this call's until a ScriptRun
         owns it (and frees it in stop()): on every way out before that, exceptions of any kind
         included (Popen refuses an environment with ValueError, not OSError), the slot is
-        released and a process already started is ended."""
+        released and a process already started is ended (core/cgi_spawn starts it: posix_spawn
+        in the script's folder, its own session, no other fd, signals at their defaults)."""
         try:
             # with --cgi-limits the wrapper sets them and execs the script (same pid, same session)
-            process = subprocess.Popen(
-                self.wrapper + argv, executable=self.wrapper[0] if self.wrapper else argv[0],
-                env=env, cwd=os.path.dirname(script.filename),
-                stdin=subprocess.PIPE if spool is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-                close_fds=True, start_new_session=True)
+            process = spawn(self.wrapper + argv, env, os.path.dirname(script.filename), spool is not None)
         except OSError as error:
             self.slots.release(slot)
             problem = start_problem(script.filename, error.errno) or \

@@ -10,7 +10,6 @@ import math
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from typing import BinaryIO
 
 from cgibox.core.accesslog import server_log
 from cgibox.core.cgi_protocol import MAX_HEAD, MalformedHead, head_end
-from cgibox.core.cgi_slots import ScriptSlots
+from cgibox.core.cgi_slots import ScriptSlots, this_pid
+from cgibox.core.cgi_spawn import Child
 from cgibox.core.limits import describe, limit_reached
 from cgibox.core.response import ConnectionCut
 
@@ -65,7 +65,7 @@ _RUNNING_LOCK = threading.Lock()
 def _stop_all() -> None:
     """A server that exits ends the scripts it still runs (threading front, gunicorn workers)."""
     with _RUNNING_LOCK:
-        runs = [run for run in _RUNNING if run.owner == os.getpid()]
+        runs = [run for run in _RUNNING if run.owner == this_pid()]
     for run in runs:
         run.stop("the server is stopping")
 
@@ -83,17 +83,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def end_unowned(process: subprocess.Popen[bytes]) -> None:
+def end_unowned(process: Child) -> None:
     """A script started but never handed to a ScriptRun: its group killed, reaped, pipes closed."""
     if process.returncode is None:  # not reaped yet, so its pid (the group id) is still its own
         _killpg(process.pid, signal.SIGKILL)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
-    for pipe in (process.stdin, process.stdout, process.stderr):
-        if pipe is not None:
-            pipe.close()
+    process.wait(5)
+    process.close_stdin()
+    process.close_stdout()
+    process.close_stderr()
 
 
 class ScriptRun:
@@ -106,7 +103,7 @@ class ScriptRun:
     are closed and the slot released.
     """
 
-    def __init__(self, script: Script, process: subprocess.Popen[bytes], slots: ScriptSlots, slot: int,
+    def __init__(self, script: Script, process: Child, slots: ScriptSlots, slot: int,
                  timeout: float, max_time: float | None, spool: BinaryIO | None,
                  limits: dict[str, int] | None = None) -> None:
         self.script = script
@@ -114,32 +111,33 @@ class ScriptRun:
         self._stderr_tail = ""
         self._cpu_seconds = 0.0
         self.process = process
-        self.owner = os.getpid()
+        self.owner = this_pid()
         self.slots = slots
         self.slot = slot
         self.timeout = timeout  # --cgi-timeout: seconds of silence
         self.max_time = max_time  # --cgi-max-time: seconds in all, or None
         self.end_by = math.inf if max_time is None else time.monotonic() + max_time
         self.eof = False
+        self._exit_seen = False  # the leader is known to have exited (it stays unreaped until stop)
         self.wrote = False  # anything at all on stdout
         self.spool = spool
         self._stopped = False
         self._slot_released = False
         self._lock = threading.Lock()
         assert process.stdout is not None and process.stderr is not None
-        self._stdout_fd = process.stdout.fileno()
-        self._stderr_fd: int | None = process.stderr.fileno()
+        self._stdout_fd: int | None = process.stdout
+        self._stderr_fd: int | None = process.stderr
         self._stderr_pending = b""
         # stdout and stderr are read in one poll loop by the request's own thread: no thread
         # per run just to carry log lines
         self._poll = select.poll()
-        self._poll.register(self._stdout_fd, select.POLLIN)
-        self._poll.register(self._stderr_fd, select.POLLIN)
+        self._poll.register(process.stdout, select.POLLIN)
+        self._poll.register(process.stderr, select.POLLIN)
         self._threads: list[threading.Thread] = []
-        try:
-            self._pidfd: int | None = os.pidfd_open(process.pid)
-        except (AttributeError, OSError):  # not Linux >= 5.3: _wait_exit polls instead
-            self._pidfd = None
+        # opened when an exit has to be waited for: most scripts have exited by their output's end
+        self._pidfd: int | None = None
+        self._pidfd_tried = False
+        self._exit_info: os.waitid_result | None = None  # the leader's exit, seen without reaping
         if spool is not None:
             self._threads.append(threading.Thread(target=self._feed, args=(spool,),
                                                   daemon=True, name=f"cgi-stdin-{process.pid}"))
@@ -166,17 +164,14 @@ class ScriptRun:
         try:
             data = source.read(READ_SIZE)
             while data:
-                _write_all(stdin.fileno(), data)
+                _write_all(stdin, data)
                 data = source.read(READ_SIZE)
         except OSError:
             pass  # the script closed its stdin or ended: the rest of the body is not wanted
         except Exception as error:  # noqa: BLE001 - the run must end cleanly whatever happened
             server_log(f"{self.tag}: its request body could not be fed: {error!r}")
         finally:
-            try:
-                stdin.close()
-            except OSError:
-                pass
+            self.process.close_stdin()
 
     def _read_stderr(self) -> bool:
         """Log what the script has written to stderr, one server-log line per line; False at EOF."""
@@ -211,8 +206,7 @@ class ScriptRun:
             self._poll.unregister(fd)
         except (KeyError, ValueError):
             pass
-        assert self.process.stderr is not None
-        self.process.stderr.close()
+        self.process.close_stderr()
 
     def _drain_stderr(self, timeout: float) -> None:
         """What is left on stderr once the script has ended (a leftover child may hold it open:
@@ -237,6 +231,9 @@ class ScriptRun:
         """Some of the script's stdout, b"" at its end. ScriptTimeout when it stays silent for
         --cgi-timeout from now (the time the client takes to read is not the script's), or
         when its --cgi-max-time runs out."""
+        if self._stdout_fd is None:  # the run has been stopped: its output is over
+            self.eof = True
+            return b""
         silent_by = time.monotonic() + self.timeout
         while True:
             now = time.monotonic()
@@ -245,15 +242,20 @@ class ScriptRun:
             if now >= silent_by:
                 raise ScriptTimeout(f"silent for {self.timeout:g} s (--cgi-timeout)")
             remaining = min(silent_by, self.end_by) - now
+            ready = False
             for fd, _ in self._poll.poll(math.ceil(remaining * 1000)):
                 if fd == self._stdout_fd:
-                    data = os.read(self._stdout_fd, READ_SIZE)
-                    if not data:
-                        self.eof = True
-                    else:
-                        self.wrote = True
-                    return data
-                self._read_stderr()
+                    ready = True
+                else:  # stderr first: its end, when it came with stdout's, costs no later wait
+                    self._read_stderr()
+            if ready:
+                assert self._stdout_fd is not None
+                data = os.read(self._stdout_fd, READ_SIZE)
+                if not data:
+                    self.eof = True
+                else:
+                    self.wrote = True
+                return data
 
     def read_head(self) -> tuple[bytes, bytes]:
         """(head up to and including its blank line, body bytes already read after it)."""
@@ -314,10 +316,7 @@ class ScriptRun:
         not exited within EXIT_WAIT (it closed its output, so that is the end of it)."""
         if not self._wait_exit(EXIT_WAIT):
             return None
-        try:
-            info = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return None
+        info = self._exit_info
         if info is None:
             return None
         if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
@@ -341,19 +340,36 @@ class ScriptRun:
     # -- the end ---------------------------------------------------------------------------------
 
     def _exited(self) -> bool:
-        """The leader has exited; it stays unreaped, so its pid (= the group id) cannot be recycled."""
-        try:
-            return os.waitid(os.P_PID, self.process.pid,
-                             os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            return True
+        """The leader has exited; it stays unreaped, so its pid (= the group id) cannot be recycled.
+        Its exit (waitid's, WNOWAIT) is kept for _ended_badly."""
+        if not self._exit_seen:
+            try:
+                self._exit_info = os.waitid(os.P_PID, self.process.pid,
+                                            os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                self._exit_seen = self._exit_info is not None
+            except ChildProcessError:
+                self._exit_seen = True
+        return self._exit_seen
+
+    def _exit_fd(self) -> int | None:
+        """A pidfd of the leader (readable once it exits), opened on first need; None where
+        there are none (not Linux >= 5.3): then waits poll in steps."""
+        if not self._pidfd_tried:
+            self._pidfd_tried = True
+            try:
+                self._pidfd = os.pidfd_open(self.process.pid)
+            except (AttributeError, OSError):
+                self._pidfd = None
+        return self._pidfd
 
     def _wait_exit(self, timeout: float) -> bool:
-        if self._pidfd is not None:
-            # the pidfd becomes readable when the process exits: no sleeping in steps
-            if not select.select([self._pidfd], [], [], timeout)[0]:
-                return self._exited()
+        if self._exited():
             return True
+        pidfd = self._exit_fd()
+        if pidfd is not None:
+            # the pidfd becomes readable when the process exits: no sleeping in steps
+            select.select([pidfd], [], [], timeout)
+            return self._exited()
         deadline = time.monotonic() + timeout
         pause = 0.002
         while not self._exited():
@@ -389,19 +405,19 @@ class ScriptRun:
 
     def _reap(self, timeout: float) -> None:
         """Wait for the leader with wait4, which also gives its CPU time (for --cgi-limits)."""
-        if self._pidfd is not None:
-            select.select([self._pidfd], [], [], timeout)
+        if not self._exit_seen:
+            pidfd = self._exit_fd()
+            if pidfd is not None:
+                select.select([pidfd], [], [], timeout)
         try:
             pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
         except ChildProcessError:
             pid = 0
         if pid:
-            self.process.returncode = os.waitstatus_to_exitcode(status)
+            self.process.reaped(status)
             self._cpu_seconds = usage.ru_utime + usage.ru_stime
             return
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        if self.process.wait(timeout) is None:
             server_log(f"{self.tag}: did not exit after SIGKILL")
 
     def _report_limit(self) -> None:
@@ -420,17 +436,20 @@ class ScriptRun:
         self._drain_stderr(STDERR_DRAIN)
         if self.limits:
             self._report_limit()
-        try:
-            self._poll.unregister(self._stdout_fd)
-        except (KeyError, ValueError):
-            pass
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        fd, self._stdout_fd = self._stdout_fd, None
+        if fd is not None:
+            try:
+                self._poll.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            self.process.close_stdout()
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
         for thread in self._threads:
             thread.join(THREAD_JOIN)
+        if not any(thread.is_alive() for thread in self._threads):
+            self.process.close_stdin()  # when no thread fed it (or one did and has closed it)
         if self.spool is not None:
             self.spool.close()
         self._release_slot()

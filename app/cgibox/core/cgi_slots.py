@@ -31,11 +31,16 @@ class ProcessState(NamedTuple):
 
 def process_state(pid: int) -> ProcessState | None:
     """The process `pid` as /proc shows it, or None when there is none."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat_file:
-            text = stat_file.read()
+    try:  # os.open and one read: open() adds an fstat, an ioctl and two lseeks to every run
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        text = os.read(fd, 4096)  # the whole line (~300 bytes) comes in one read
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     fields = text[text.rfind(b")") + 2:].split()
     try:
         return ProcessState(fields[0].decode("ascii"), int(fields[1]), int(fields[19]))
@@ -49,11 +54,25 @@ def start_time(pid: int) -> int:
 
 
 _own: dict[int, int] = {}
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid  # noqa: PLW0603 - one value per process, reset in the child of every os.fork
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def this_pid() -> int:
+    """os.getpid() without its syscall (glibc does not cache it): kept by an at-fork hook."""
+    return _pid
 
 
 def own_start() -> int:
     """This process's start time (looked up once per process: a fork has a pid of its own)."""
-    pid = os.getpid()
+    pid = _pid
     if pid not in _own:
         _own[pid] = start_time(pid)
     return _own[pid]
@@ -111,10 +130,14 @@ class ScriptSlots:
         self.cells.set(slot * CELLS_PER_SLOT + cell, value)
 
     def any_free(self) -> bool:
-        """Whether acquire() may find a slot (no lock: a hint, to refuse early when all are busy)."""
+        """Whether acquire() may find a slot (no lock: a hint, to refuse early when all are busy).
+        A free slot is looked for first: the owners of taken ones are asked /proc only when none is."""
+        if self._first_free() is not None:
+            return True
+        me = _pid
         for slot in range(self.count):
             owner = self._get(slot, OWNER)
-            if owner == 0 or owner_gone(owner, self._get(slot, OWNER_START)):
+            if owner == 0 or (owner != me and owner_gone(owner, self._get(slot, OWNER_START))):
                 return True
         return False
 
@@ -130,7 +153,7 @@ class ScriptSlots:
             self._set(slot, GROUP, 0)
             self._set(slot, GROUP_START, 0)
             self._set(slot, OWNER_START, own_start())
-            self._set(slot, OWNER, os.getpid())  # last: the slot is taken once this is written
+            self._set(slot, OWNER, _pid)  # last: the slot is taken once this is written
             return slot
 
     def _first_free(self) -> int | None:
@@ -138,13 +161,13 @@ class ScriptSlots:
 
     def assign(self, slot: int, group: int) -> None:
         """The slot's script now runs as the process group `group` (its leader's pid)."""
-        if self._get(slot, OWNER) == os.getpid():
+        if self._get(slot, OWNER) == _pid:
             self._set(slot, GROUP_START, start_time(group))
             self._set(slot, GROUP, group)  # after its start time: a reader that sees one sees both
 
     def release(self, slot: int) -> None:
         """Free the slot (the script is ended): only this process's own."""
-        if self._get(slot, OWNER) == os.getpid():
+        if self._get(slot, OWNER) == _pid:
             self._set(slot, GROUP, 0)
             self._set(slot, OWNER, 0)
 
@@ -156,7 +179,7 @@ class ScriptSlots:
     def end_at_exit(self) -> int:
         """When this process exits: end the scripts it runs, those of the serving processes it
         started, directly or through another (the top process of a server), and those of dead ones."""
-        me = os.getpid()
+        me = _pid
 
         def ending(owner: int, start: int) -> bool:
             return owner == me or owner_gone(owner, start) or descends_from(owner, me)
