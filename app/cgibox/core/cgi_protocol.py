@@ -138,14 +138,17 @@ def check_environ(env: dict[str, str]) -> dict[str, str]:
         if problem:
             raise HTTPError(400, f"{name} would hold {problem}")
         names.add(name)
-        values.add(value)
+        if len(value) <= _PASSED_VALUE_LENGTH:
+            values.add(value)
     return env
 
 
-# names and values check_environ has let pass (each check is of the string alone), bounded
+# names and values check_environ has let pass (each check is of the string alone), bounded in
+# count and, for values (a request's fields may be kilobytes each), in length: at most ~1 MiB
 _PASSED_NAMES: set[str] = set()
 _PASSED_VALUES: set[str] = set()
 _PASSED_MAX = 4096
+_PASSED_VALUE_LENGTH = 256
 
 
 def query_argv(query: str) -> list[str]:

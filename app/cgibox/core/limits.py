@@ -1,8 +1,8 @@
 """--cgi-limits: resource limits every script runs under from its first instruction.
 
 Scripts are started through util-linux `prlimit`, which sets the limits on itself and then
-execs the script: subprocess keeps its fast vfork/posix_spawn path (a `preexec_fn` would lose it,
-and is unsafe in a threaded server), and there is no window in which the script runs unlimited
+execs the script: core/cgi_spawn keeps its posix_spawn start (a `preexec_fn` would need a
+fork, and is unsafe in a threaded server), and there is no window in which the script runs unlimited
 (as with prlimit(2) on a running pid). After a failed run, `limit_reached` reads the evidence
 (signal, CPU time, what the script wrote to stderr) to name the limit in the server log.
 """
