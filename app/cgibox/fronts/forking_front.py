@@ -71,7 +71,7 @@ def recv_exactly(sock: socket.socket, length: int) -> bytes:
 class Child:
     """The loop's view of one child forked ahead: its pid, its socket, the connection it runs."""
 
-    __slots__ = ("pid", "channel", "client", "inbox", "idle_since")
+    __slots__ = ("pid", "channel", "client", "inbox", "idle_since", "asked_back")
 
     def __init__(self, pid: int, channel: socket.socket) -> None:
         self.pid = pid
@@ -79,6 +79,9 @@ class Child:
         self.client: Client | None = None
         self.inbox = bytearray()
         self.idle_since = time.monotonic()
+        # asked to hand its connection back (sent it as the last slot, or SIGUSR1 since): once
+        # per connection, not on every event while heads wait
+        self.asked_back = False
 
 
 class ForkingServer(LoopServer):
@@ -172,9 +175,11 @@ class ForkingServer(LoopServer):
         wanted = len(self.waiting) + (0 if self.idle else 1) - self.asked
         self._ask(min(wanted, self.max_children - self.in_use()))
         if self.waiting and self.in_use() >= self.max_children:
-            # every slot is taken: children waiting on an idle connection hand it back now
+            # every slot is taken: children waiting on an idle connection hand it back now; each
+            # asked once (a signal per child per event was most of the loop's time in a crowd)
             for child in self.children.values():
-                if child.client is not None:
+                if child.client is not None and not child.asked_back:
+                    child.asked_back = True
                     self._signal(child.pid, signal.SIGUSR1)
 
     def _ask(self, count: int) -> None:
@@ -211,6 +216,7 @@ class ForkingServer(LoopServer):
         client.head = b""
         client.event = None
         child.client = client
+        child.asked_back = last_slot
         if relayed:
             given.close()
             from cgibox.fronts.forked_tls import Relay
