@@ -35,8 +35,15 @@ install: $(STAMP)
 run: $(SERVE_STAMP)
 	@$(BIN)/cgibox --root static --cgi-dir cgi-bin $(ARGS)
 
+# after the whole run, the behaviour modules that parse heads run again on the fronts that use
+# core.connection's parser with the hand parser alone (no httptools: tests/hand_parser)
+COMMA := ,
+HAND_PARSER_MODULES := tests/behaviour/test_connection.py tests/behaviour/test_framing.py \
+	tests/behaviour/test_odd_input.py tests/behaviour/test_raw_fuzz.py tests/behaviour/test_ready.py
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,CGIBOX_TEST_PARSER=hand CGIBOX_TEST_FRONTS=threading$(COMMA)forking \
+	  $(BIN)/python -m pytest -q $(HAND_PARSER_MODULES))
 
 # the hypothesis suites with many more examples than `make test` gives them (a few minutes)
 fuzz: $(STAMP)

@@ -16,6 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# CGIBOX_TEST_PARSER=hand: servers start without httptools (this folder's stand-in goes first on
+# PYTHONPATH), so the suites run on the hand parser alone as well as with llhttp in front
+HAND_PARSER_PATH = REPO / "tests" / "hand_parser"
+
+
+def parser_env(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` with PYTHONPATH set so that cgibox runs the parser CGIBOX_TEST_PARSER names."""
+    wanted = os.environ.get("CGIBOX_TEST_PARSER", "")
+    if wanted not in ("", "hand"):
+        raise ValueError(f"CGIBOX_TEST_PARSER is 'hand' or unset, not {wanted!r}")
+    if wanted == "hand":
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HAND_PARSER_PATH),
+                                                              environ.get("PYTHONPATH")]))
+    return environ
 STARTUP = re.compile(r"^cgibox \S+ \((\w+)\) serving .* on (https?://\S+)/$", re.M)
 
 # every front the behaviour suite runs on: (test id, cgibox flags)
@@ -156,7 +170,7 @@ def start_server(front: str, root: Path, cgi_dir: Path, tmp: Path, extra: list[s
     log_path, err_path = tmp / f"{stamp}.out", tmp / f"{stamp}.err"
     args = [*ALL_FRONTS[front], "--host", host, "--port", "0", "--root", str(root),
             "--cgi-dir", str(cgi_dir), *(extra or [])]
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")}
+    child_env = parser_env({k: v for k, v in os.environ.items() if not k.startswith("CGIBOX_")})
     child_env.update(env or {})
     with open(log_path, "wb") as out, open(err_path, "wb") as err:
         # `prefix`: a command to run cgibox under (e.g. setpriv, to serve as another user)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from cgibox.core.connection import (
 )
 from cgibox.core.errors import HTTPError
 from cgibox.core.response import Response
+from tests.servers import parser_env
 from tests.unit.test_cgi_runner import make_app
 
 CORPUS = Path(__file__).resolve().parent.parent / "requests"
@@ -284,3 +288,12 @@ def test_a_whole_crlf_head_takes_the_fast_path():
 ])
 def test_anything_else_is_left_to_the_hand_parser(data):
     assert fast_head.parse_head(bytearray(data)) is None
+
+
+def test_the_hand_parser_runs_alone_where_the_suites_ask_for_it(monkeypatch):
+    """CGIBOX_TEST_PARSER=hand (make test's second pass) starts servers without httptools."""
+    probe = [sys.executable, "-c", "from cgibox.core import fast_head; print(fast_head.AVAILABLE)"]
+    monkeypatch.setenv("CGIBOX_TEST_PARSER", "hand")
+    env = parser_env(dict(os.environ))
+    answer = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == "False"
