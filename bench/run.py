@@ -115,6 +115,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def pick(choices, given, what, always=None):
+    """The items of `choices` whose key the comma-separated `given` names (all when it is
+    empty; `always` too), or None after a one-line error naming the unknown ones."""
+    if not given:
+        return list(choices)
+    wanted = given.split(",")
+    unknown = set(wanted) - {choice.key for choice in choices}
+    if unknown:
+        print(f"bench: unknown {what}: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return None
+    return [choice for choice in choices if choice.key in wanted or choice.key == always]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:
@@ -124,26 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
         return 2
-    servers = list(SERVERS)
-    if args.servers:
-        wanted = args.servers.split(",")
-        unknown = set(wanted) - {s.key for s in SERVERS}
-        if unknown:
-            print(f"bench: unknown servers: {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        servers = [s for s in SERVERS if s.key in wanted or s.key == BASELINE]
+    servers = pick(SERVERS, args.servers, "servers", always=BASELINE)
+    cells = pick(CELLS, args.cells, "cells")
+    if servers is None or cells is None:
+        return 2
 
     def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: servers are stopped
         raise KeyboardInterrupt
-
-    cells = list(CELLS)
-    if args.cells:
-        wanted_cells = args.cells.split(",")
-        unknown = set(wanted_cells) - {c.key for c in CELLS}
-        if unknown:
-            print(f"bench: unknown cells: {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        cells = [c for c in CELLS if c.key in wanted_cells]
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
