@@ -121,6 +121,13 @@ def chunked_response(server, request: bytes, timeout: float = 30) -> tuple[str, 
 
 # -- serving processes that die, servers that stop ---------------------------------------------
 
+def kill_and_expect_its_scripts_gone(serving: int, script: int, child: int) -> None:
+    """SIGKILL a serving process: the script it ran and that script's child must end too."""
+    os.kill(serving, signal.SIGKILL)
+    assert wait_gone(script, timeout=15), "the script outlived its serving process"
+    assert wait_gone(child, timeout=15), "the script's child outlived its serving process"
+
+
 def test_a_killed_serving_process_leaves_no_script_and_frees_its_slot(start, fault_site):
     """kill -9 (or the OOM killer) of the process running a script: its whole group is ended
     and, with --cgi-max 1, the next script runs."""
@@ -129,9 +136,7 @@ def test_a_killed_serving_process_leaves_no_script_and_frees_its_slot(start, fau
     sock, serving, script, child = start_hang(server, out)
     try:
         assert server.get("/cgi-bin/hello").status == 503  # the only slot is the hanging script's
-        os.kill(serving, signal.SIGKILL)
-        assert wait_gone(script, timeout=15), "the script outlived its serving process"
-        assert wait_gone(child, timeout=15), "the script's child outlived its serving process"
+        kill_and_expect_its_scripts_gone(serving, script, child)
     finally:
         sock.close()
     assert status_soon(server, "/cgi-bin/hello", 200) == 200, "the dead process's slot was never freed"
@@ -148,9 +153,7 @@ def test_a_killed_single_serving_process_leaves_no_script(front, make_server, fa
     sock, serving, script, child = start_hang(server, out)
     try:
         assert serving != server.process.pid, "the serving process is not the supervisor"
-        os.kill(serving, signal.SIGKILL)
-        assert wait_gone(script, timeout=15), "the script outlived its serving process"
-        assert wait_gone(child, timeout=15), "the script's child outlived its serving process"
+        kill_and_expect_its_scripts_gone(serving, script, child)
     finally:
         sock.close()
     assert status_soon(server, "/cgi-bin/hello", 200) == 200, "no process took over, or the slot stayed taken"
