@@ -158,6 +158,7 @@ class ConnectionLoop:
         self._timers: list[tuple[float, int, Client]] = []
         self._sequence = itertools.count()
         self._returned: collections.deque[Client] = collections.deque()
+        self._calls: collections.deque[Callable[[], None]] = collections.deque()  # call_soon's
         # makes the Client of each accepted socket (tls_transport's for HTTPS)
         self.client_factory: Callable[[socket.socket, tuple[Any, ...], Connection], Client] = Client
         self._wake_r, self._wake_w = socket.socketpair()
@@ -207,6 +208,13 @@ class ConnectionLoop:
             pass
         while self._returned:
             self._settle(self._returned.popleft())
+        while self._calls:
+            self._calls.popleft()()
+
+    def call_soon(self, call: Callable[[], None]) -> None:
+        """From any thread: run `call` in the loop thread at its next wake-up."""
+        self._calls.append(call)
+        self.wake()
 
     def wake(self) -> None:
         try:
