@@ -91,7 +91,7 @@ def test_a_hand_back_loses_no_byte_either_way():
     assert relay.finished and relay.mine.fileno() == -1
     assert relay.client.sock.gettimeout() == 60.0  # back in the loop's mode
     assert not relay.thread.running and relay.thread.given == 0
-    assert relay.thread.selector.get_map().keys() == {relay.thread._wake_r.fileno()}
+    assert relay.thread.selector.get_map().keys() == {relay.thread.waker.reader.fileno()}
     peer.close()
 
 

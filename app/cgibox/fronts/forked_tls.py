@@ -22,7 +22,6 @@ and every response byte has gone out through TLS.
 
 from __future__ import annotations
 
-import collections
 import os
 import selectors
 import socket
@@ -32,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cgibox.fronts.loop import IO_TIMEOUT, Client
+from cgibox.fronts.loop import IO_TIMEOUT, Client, Waker
 
 if TYPE_CHECKING:
     from cgibox.fronts.loop import ConnectionLoop
@@ -119,30 +118,13 @@ class RelayThread:
         self.selector = selectors.DefaultSelector()
         self.running: set[Relay] = set()  # this thread only: the relays it runs now
         self.given = 0  # the loop thread only: relays given to it, not yet ended
-        self._calls: collections.deque[Callable[[], None]] = collections.deque()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self.waker = Waker(self.selector)
         self._thread = threading.Thread(target=self._run, name="tls-relay", daemon=True)
         self._thread.start()
 
     def call_soon(self, call: Callable[[], None]) -> None:
         """From any thread: run `call` in this thread at its next wake-up."""
-        self._calls.append(call)
-        try:
-            self._wake_w.send(b"\0")
-        except BlockingIOError:  # already full: the thread wakes anyway
-            pass
-
-    def _on_wake(self, _fileobj: object) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        while self._calls:
-            self._calls.popleft()()
+        self.waker.call_soon(call)
 
     def _run(self) -> None:
         swept = time.monotonic()

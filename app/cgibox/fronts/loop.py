@@ -139,6 +139,46 @@ def body_timed_out(request_head: RequestHead, seconds: float) -> EarlyError:
     return EarlyError(error.status, error.detail, f"{request.method} {request.target} {request.protocol}")
 
 
+class Waker:
+    """Wakes a thread that waits in a selector, from another thread (or, through
+    signal.set_wakeup_fd, a signal): a socketpair whose reading end is in that selector, and the
+    calls queued for that thread, run at its wake-up after `on_wake`."""
+
+    def __init__(self, selector: selectors.BaseSelector, on_wake: Callable[[], None] | None = None) -> None:
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+        self.on_wake = on_wake
+        self.calls: collections.deque[Callable[[], None]] = collections.deque()
+        selector.register(self.reader, selectors.EVENT_READ, self._on_readable)
+
+    def wake(self) -> None:
+        try:
+            self.writer.send(b"\0")
+        except BlockingIOError:  # already full: the thread wakes anyway
+            pass
+
+    def call_soon(self, call: Callable[[], None]) -> None:
+        """From any thread: run `call` in the selector's thread at its next wake-up."""
+        self.calls.append(call)
+        self.wake()
+
+    def _on_readable(self, _fileobj: object) -> None:
+        try:
+            while self.reader.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        if self.on_wake is not None:
+            self.on_wake()
+        while self.calls:
+            self.calls.popleft()()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
 class ConnectionLoop:
     """Accepts, parks and wakes connections for one serving process (run by its main thread)."""
 
@@ -158,13 +198,9 @@ class ConnectionLoop:
         self._timers: list[tuple[float, int, Client]] = []
         self._sequence = itertools.count()
         self._returned: collections.deque[Client] = collections.deque()
-        self._calls: collections.deque[Callable[[], None]] = collections.deque()  # call_soon's
         # makes the Client of each accepted socket (tls_transport's for HTTPS)
         self.client_factory: Callable[[socket.socket, tuple[Any, ...], Connection], Client] = Client
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self.waker = Waker(self.selector, self._settle_returned)
         listener.setblocking(False)
         self._accepting = False
         self.accept_batch = ACCEPT_BATCH
@@ -183,7 +219,7 @@ class ConnectionLoop:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set (signal handlers set it; the wake-up fd breaks the wait)."""
-        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        signal.set_wakeup_fd(self.waker.writer.fileno(), warn_on_full_buffer=False)
         while not stop.is_set():
             self.run_once()
 
@@ -200,27 +236,16 @@ class ConnectionLoop:
             self._accept_again = 0.0
             self._resume_accepting()
 
-    def _on_wake(self, _fileobj: object) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
+    def _settle_returned(self) -> None:
         while self._returned:
             self._settle(self._returned.popleft())
-        while self._calls:
-            self._calls.popleft()()
 
     def call_soon(self, call: Callable[[], None]) -> None:
         """From any thread: run `call` in the loop thread at its next wake-up."""
-        self._calls.append(call)
-        self.wake()
+        self.waker.call_soon(call)
 
     def wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except BlockingIOError:  # already full: the loop will wake anyway
-            pass
+        self.waker.wake()
 
     # -- accepting -------------------------------------------------------------------------------
 
@@ -540,8 +565,7 @@ class ConnectionLoop:
         for client in list(self.clients.values()):
             self.close(client)
         self.selector.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self.waker.close()
 
     def close_inherited(self, keep: Client | None) -> None:
         """In a forked process: drop its copies of every connection but `keep` and of the
@@ -552,7 +576,7 @@ class ConnectionLoop:
             if client is not keep:
                 client.sock.close()
         self.selector.close()  # closes this copy of the epoll fd; no registration is removed
-        for sock in (self.listener, self._wake_r, self._wake_w):
+        for sock in (self.listener, self.waker.reader, self.waker.writer):
             try:
                 sock.close()
             except OSError:
