@@ -182,8 +182,6 @@ class Relay:
     # -- in the relay thread -----------------------------------------------------------------------
 
     def _begin(self) -> None:
-        if self._released:  # abandoned before it began
-            return
         sock = self.client.sock
         self._timeout_before = sock.gettimeout()
         sock.settimeout(0)  # its thread's own, until _release
