@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -230,6 +231,29 @@ def test_an_idle_tls_connection_does_not_delay_the_stop(front, site_dirs, pair, 
     finally:
         conn.close()
     assert code == 0 and elapsed < 5, f"exit {code} after {elapsed:.1f} s"
+
+
+def test_a_stop_lets_a_tls_download_in_flight_finish(front, site_dirs, pair, tmp_path):
+    """SIGTERM while a client is paused early in 16 MiB over TLS: the whole file still arrives
+    (the request in flight is finished under --graceful-timeout), then the server exits 0."""
+    root, cgi_dir = site_dirs
+    cert, key = pair
+    running = start_server(front, root, cgi_dir, tmp_path / "logs",
+                           ["--tls-cert", str(cert), "--tls-key", str(key), "--graceful-timeout", "30"])
+    conn = http.client.HTTPSConnection("127.0.0.1", running.port, context=client_context(cert), timeout=30)
+    try:
+        conn.request("GET", "/big.bin")
+        reply = conn.getresponse()
+        received = len(reply.read(1 << 20))
+        running.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the server's buffers fill while the client reads nothing
+        while chunk := reply.read(1 << 20):
+            received += len(chunk)
+        assert (reply.status, received) == (200, BIG_SIZE)
+        assert running.process.wait(timeout=30) == 0
+    finally:
+        conn.close()
+        running.stop()
 
 
 def test_processes_share_one_context(front, site_dirs, pair, tmp_path):

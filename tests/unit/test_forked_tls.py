@@ -11,11 +11,13 @@ import select
 import socket
 import threading
 import time
+import types
 
 import pytest
 
 from cgibox.fronts import forked_tls
 from cgibox.fronts.forked_tls import FIRST_WINDOW, Relay, RelayThread, RelayThreads, Window
+from cgibox.fronts.forking_front import ForkingServer
 from cgibox.fronts.loop import Client
 
 
@@ -163,6 +165,16 @@ def test_relays_spread_over_the_threads():
         peer.close()
         wait_until(loop, lambda done=finished: bool(done))
     assert first.given == second.given == 0
+
+
+def test_a_relay_still_sending_keeps_the_server_busy():
+    """A stop drains while busy(): a child that has reported is no longer busy, but its relay may
+    still hold the response's tail for a client reading slowly; end_stop would cut it."""
+    server = types.SimpleNamespace(waiting=collections.deque(), children={},
+                                   relays={"client": types.SimpleNamespace(finished=False)})
+    assert ForkingServer.busy(server)  # type: ignore[arg-type]
+    server.relays["client"].finished = True
+    assert not ForkingServer.busy(server)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("limit", [FIRST_WINDOW // 2, FIRST_WINDOW, 4 * FIRST_WINDOW])
