@@ -147,7 +147,7 @@ def answer(server: ChildServer, sock: socket.socket, address: tuple[str, int], s
         server.finish_request(client, address)
         keep = client.keep and not server.stopping
         if keep and relayed:
-            # a socketpair end the loop relays TLS through: after this, the loop's sends fail
+            # a socketpair end a relay carries TLS through: after this, the relay's sends fail
             # (EPIPE) and it keeps those bytes; what it sent before is queued here: take it
             sock.shutdown(socket.SHUT_RD)
             while True:

@@ -5,7 +5,8 @@ process (no connections, nothing but a control socket); the template forks child
 connection (`socket.send_fds`) with its head and the bytes read ahead; the child answers, then
 reports back (keep-alive?, responses, bytes read past them) and waits for the next one, and exits
 after --max-requests. A TLS connection, whose SSL state cannot move between processes, stays
-with the loop, which relays its plaintext to the child over a socketpair (forked_tls.py).
+with the loop's process, whose relay threads carry its plaintext to the child over a socketpair
+(forked_tls.py).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ HANDBACK_AFTER_IDLE = 0.2
 # burst's 64 children do not stay forever, and a few stay ready for the next request
 IDLE_CHILD_SECONDS = 10.0
 SPARE_CHILDREN = 2
-# the send buffer of a relayed child's end (the kernel caps it at net.core.wmem_max): measured on
-# 64 MiB over TLS, 4 connections, ~500 MB/s at the default 208 KiB, ~570 at 1 MiB
+# the send buffer of a relayed child's end (the kernel caps it at net.core.wmem_max): 64 MiB over
+# TLS, 4 connections, medians of three: 438 MB/s at the default 208 KiB, 525 at 1 MiB
 RELAY_SEND_BUFFER = 1024 * 1024
 
 
@@ -75,7 +76,7 @@ class ForkingServer(LoopServer):
         self.waiting: collections.deque[Client] = collections.deque()  # heads for a free child
         self.template_pid = 0
         self.control: socket.socket | None = None
-        self.relays: dict[Client, Relay] = {}  # TLS connections in a child, relayed by the loop
+        self.relays: dict[Client, Relay] = {}  # TLS connections in a child, and their relays
         self.relay_threads: RelayThreads | None = None  # started with the first TLS relay
         super().__init__(address, app, config, Handler)
 
@@ -174,7 +175,7 @@ class ForkingServer(LoopServer):
         address = f"{client.address[0]}\0{client.address[1]}".encode()
         payload = address + client.head + bytes(http.buffer)
         last_slot = self.in_use() >= self.max_children and not self.idle
-        relayed = client.pinned  # TLS: the child gets a socketpair end, the loop relays
+        relayed = client.pinned  # TLS: the child gets a socketpair end, a relay thread carries it
         given = client.sock
         if relayed:
             mine, given = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
