@@ -16,9 +16,9 @@ import types
 import pytest
 
 from cgibox.fronts import forked_tls
+from cgibox.fronts.client import Client
 from cgibox.fronts.forked_tls import FIRST_WINDOW, Relay, RelayThread, RelayThreads, Window
 from cgibox.fronts.forking_front import ForkingServer
-from cgibox.fronts.loop import Client
 
 
 class FakeLoop:

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from cgibox.config import Config
 from cgibox.core.connection import Connection
+from cgibox.fronts.client import RECV_SIZE, Client
 from cgibox.fronts.forks import fork_holding, release
 from cgibox.fronts.handler import HandBackNow
-from cgibox.fronts.loop import RECV_SIZE, Client
 
 # loop -> child: responses finished on the connection, bytes that follow (the peer's address, its
 # head, then what was read past it), the address's length, hand back soon (the child took the

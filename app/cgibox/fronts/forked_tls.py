@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cgibox.fronts.loop import IO_TIMEOUT, Client, Waker
+from cgibox.fronts.client import IO_TIMEOUT, Client
+from cgibox.fronts.waker import Waker
 
 if TYPE_CHECKING:
     from cgibox.fronts.loop import ConnectionLoop

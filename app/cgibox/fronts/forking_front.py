@@ -24,10 +24,10 @@ from cgibox.core.accesslog import server_log
 from cgibox.core.cgi_slots import owner_gone, reclaim_orphans
 from cgibox.core.connection import RequestHead
 from cgibox.core.router import App
+from cgibox.fronts.client import IO_TIMEOUT, Client, timeval
 from cgibox.fronts.forked_children import BORN, JOB, PART, REPORT, run_template, send_parts
 from cgibox.fronts.forks import fork_holding
 from cgibox.fronts.handler import HandBackNow, Handler
-from cgibox.fronts.loop import IO_TIMEOUT, Client, timeval
 from cgibox.fronts.loop_server import LoopServer
 
 if TYPE_CHECKING:

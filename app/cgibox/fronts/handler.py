@@ -20,7 +20,7 @@ from cgibox.core.errors import BodyTimeout, HTTPError
 from cgibox.core.request import Request
 from cgibox.core.response import ConnectionCut, FileRegion, Response
 from cgibox.core.router import App
-from cgibox.fronts.loop import Client
+from cgibox.fronts.client import Client
 
 if TYPE_CHECKING:
     from cgibox.fronts.loop_server import LoopServer
@@ -53,7 +53,7 @@ def _no_continue() -> None:
 
 class Handler(BaseHTTPRequestHandler):
     """One busy connection: the request whose head the loop completed, then the next ones as long
-    as they come within the server's window. `request` is a fronts.loop.Client; `self.sock` its
+    as they come within the server's window. `request` is a fronts.client.Client; `self.sock` its
     socket, `self.client.http` the core's Connection."""
 
     server: LoopServer

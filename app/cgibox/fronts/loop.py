@@ -13,7 +13,6 @@ import itertools
 import selectors
 import signal
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +22,9 @@ from cgibox.core import wire
 from cgibox.core.connection import CLOSED_EVENT, HEAD, NEED_DATA, Connection, EarlyError, Event, RequestHead
 from cgibox.core.connection import Closed as ClosedEvent
 from cgibox.core.errors import BodyTimeout
-from cgibox.core.request import Request
-from cgibox.core.response import Response
+from cgibox.fronts.client import IO_TIMEOUT, RECV_SIZE, Client, timeval
+from cgibox.fronts.waker import Waker
 
-RECV_SIZE = 64 * 1024
-# a body write or read that makes no progress for this long ends the connection
-IO_TIMEOUT = 60.0
 # connections accepted per readiness of the listening socket, so parked ones are not starved
 ACCEPT_BATCH = 64
 # ... when serving processes share the listener: one, so that a burst of connections (a load
@@ -48,135 +44,12 @@ LINGER_SECONDS = 1.0
 LINGER_BYTES = 1024 * 1024
 
 
-def timeval(seconds: float) -> bytes:
-    """A struct timeval for SO_RCVTIMEO / SO_SNDTIMEO; never zero, which would mean 'no timeout'."""
-    micro = max(1, round(seconds * 1e6))
-    return struct.pack("ll", micro // 1_000_000, micro % 1_000_000)
-
-
-class Client:
-    """One accepted connection: its socket, peer, core Connection, and where the loop holds it.
-
-    The socket stays blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) for the handlers;
-    the loop reads it with MSG_DONTWAIT, so no mode switch happens when it changes hands. The
-    only blocking read a handler makes is a request body's, so SO_RCVTIMEO is --body-timeout.
-    """
-
-    __slots__ = ("sock", "address", "http", "deadline", "parked", "event", "keep", "child",
-                 "body_due", "draining", "head", "pending")
-    # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
-    sendfile_ok = True
-    # forking front: a TLS connection stays with the loop, which relays it (fronts/forked_tls.py)
-    pinned = False
-
-    def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection) -> None:
-        self.sock = sock  # the socket (a TLS one on the HTTPS port)
-        self.address = address
-        self.http = http  # the core's Connection: what the bytes mean
-        self.deadline = 0.0
-        self.parked = False
-        self.event: Event | None = None  # what a handler is to act on
-        self.keep = False  # set by the handler: the connection goes on
-        self.child: int | None = None  # forking front: the child running it
-        self.body_due = 0  # parked until the buffer holds this many body bytes (0: not waiting)
-        self.draining = 0  # lingering close: bytes still to read and drop (0: not lingering)
-        self.head = b""  # with ConnectionLoop.keep_heads: the raw bytes of the head in `event`
-        # a response the loop began to write and a handler finishes: (request, response, rest)
-        self.pending: tuple[Request, Response, bytes] | None = None
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def advance_transport(self) -> bool | Event:
-        """True once the transport carries HTTP bytes; the loop calls it before reading a head.
-
-        The seam for TLS (fronts/tls_transport.py): a TLS client drives its non-blocking handshake
-        here (False: wait for the socket again), or returns the event that ends it (an EarlyError
-        to answer, CLOSED_EVENT). Plain TCP is ready at once."""
-        return True
-
-    def transport_pending(self) -> bool:
-        """Bytes the transport holds that the selector cannot see (TLS: decrypted, not read)."""
-        return False
-
-    def timed_out(self) -> Event:
-        """The loop's deadline passed while this connection was parked."""
-        return self.http.timed_out()
-
-    def recv_ready(self) -> bytes:
-        """What the socket holds now, without waiting (BlockingIOError when nothing)."""
-        return self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-
-    def send_some(self, data: bytes) -> int:
-        """Write what the socket takes of `data` now, without waiting; how many bytes it took."""
-        try:
-            return self.sock.send(data, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return 0
-
-    def send_ready(self, data: bytes) -> bool:
-        """Write `data` now without waiting (the loop's own answers: small pages on a connection
-        with nothing else to send); False when the socket would not take all of it."""
-        try:
-            return self.sock.send(data, socket.MSG_DONTWAIT) == len(data)
-        except (BlockingIOError, InterruptedError):
-            return False
-
-    def recv_body(self, seconds: float) -> bytes:
-        """A handler's blocking read of request-body bytes; TimeoutError after `seconds` of
-        silence (plain sockets: SO_RCVTIMEO, set to --body-timeout at accept)."""
-        try:
-            return self.sock.recv(RECV_SIZE)
-        except BlockingIOError:  # SO_RCVTIMEO ran out (the socket itself is blocking)
-            raise TimeoutError from None
-
-
 def body_timed_out(request_head: RequestHead, seconds: float) -> EarlyError:
     """The early answer for a body that stopped arriving while its connection waited in the loop:
     the core's BodyTimeout (408, close), logged under the request's own line."""
     request = request_head.request
     error = BodyTimeout(seconds)
     return EarlyError(error.status, error.detail, f"{request.method} {request.target} {request.protocol}")
-
-
-class Waker:
-    """Wakes a thread that waits in a selector, from another thread (or, through
-    signal.set_wakeup_fd, a signal): a socketpair whose reading end is in that selector, and the
-    calls queued for that thread, run at its wake-up after `on_wake`."""
-
-    def __init__(self, selector: selectors.BaseSelector, on_wake: Callable[[], None] | None = None) -> None:
-        self.reader, self.writer = socket.socketpair()
-        self.reader.setblocking(False)
-        self.writer.setblocking(False)
-        self.on_wake = on_wake
-        self.calls: collections.deque[Callable[[], None]] = collections.deque()
-        selector.register(self.reader, selectors.EVENT_READ, self._on_readable)
-
-    def wake(self) -> None:
-        try:
-            self.writer.send(b"\0")
-        except BlockingIOError:  # already full: the thread wakes anyway
-            pass
-
-    def call_soon(self, call: Callable[[], None]) -> None:
-        """From any thread: run `call` in the selector's thread at its next wake-up."""
-        self.calls.append(call)
-        self.wake()
-
-    def _on_readable(self, _fileobj: object) -> None:
-        try:
-            while self.reader.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        if self.on_wake is not None:
-            self.on_wake()
-        while self.calls:
-            self.calls.popleft()()
-
-    def close(self) -> None:
-        self.reader.close()
-        self.writer.close()
 
 
 class ConnectionLoop:

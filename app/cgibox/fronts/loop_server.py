@@ -18,7 +18,8 @@ from cgibox.config import Config
 from cgibox.core.accesslog import server_log
 from cgibox.core.connection import Connection, EarlyError, RequestHead
 from cgibox.core.router import App
-from cgibox.fronts.loop import Client, ConnectionLoop
+from cgibox.fronts.client import Client
+from cgibox.fronts.loop import ConnectionLoop
 
 # the idle time allowed between requests when --keepalive-timeout is not given: long enough for a
 # browser's next click to reuse its connections, short enough that departed clients do not fill

@@ -13,8 +13,9 @@ from typing import Any
 from cgibox.config import Config
 from cgibox.core.router import App
 from cgibox.fronts import processes
+from cgibox.fronts.client import Client
 from cgibox.fronts.handler import Handler
-from cgibox.fronts.loop import SHARED_ACCEPT_BATCH, Client
+from cgibox.fronts.loop import SHARED_ACCEPT_BATCH
 from cgibox.fronts.loop_server import LoopServer
 
 # a pool thread keeps a connection whose next request follows within this long (a keep-alive

@@ -1,4 +1,4 @@
-"""HTTPS on the http.server fronts: a fronts.loop Client whose transport step is a non-blocking TLS
+"""HTTPS on the http.server fronts: a fronts.client Client whose transport step is a non-blocking TLS
 handshake, run by the loop (never by a handler), after one peeked byte tells a ClientHello from
 plain HTTP. Its reads see what the SSL layer already decrypted; its file regions go in chunks
 (sendfile cannot encrypt). Only ssl and sockets here: what the bytes mean, core.connection says.
@@ -15,7 +15,7 @@ from typing import Any
 from cgibox.core import wire
 from cgibox.core.accesslog import server_log
 from cgibox.core.connection import CLOSED_EVENT, PLAIN_ON_TLS_PORT, Connection, Event
-from cgibox.fronts.loop import IO_TIMEOUT, RECV_SIZE, Client
+from cgibox.fronts.client import IO_TIMEOUT, RECV_SIZE, Client
 from cgibox.tls import HANDSHAKE_FAILED_LOG
 
 STALLED_LOG = "cgibox: TLS handshake with {peer} not finished within --header-timeout; closed"
