@@ -20,6 +20,7 @@ RECV_SIZE = 64 * 1024
 # a body write or read that makes no progress for this long ends the connection
 IO_TIMEOUT = 60.0
 
+
 def timeval(seconds: float) -> bytes:
     """A struct timeval for SO_RCVTIMEO / SO_SNDTIMEO; never zero, which would mean 'no timeout'."""
     micro = max(1, round(seconds * 1e6))
@@ -38,7 +39,8 @@ class Client:
                  "body_due", "draining", "head", "pending")
     # a TLS transport cannot be written with os.sendfile: file regions then go in chunks
     sendfile_ok = True
-    # forking front: a TLS connection stays with the loop, which relays it (fronts/forked_tls.py)
+    # forking front: a TLS connection stays in the loop's process, whose relay threads carry it to
+    # a child (fronts/forked_tls.py)
     pinned = False
 
     def __init__(self, sock: socket.socket, address: tuple[Any, ...], http: Connection) -> None:
