@@ -184,14 +184,14 @@ def test_a_window_grows_to_its_limit_and_keeps_order(limit):
     sent = bytearray()
     counter = 0
     while len(sent) < 3 * limit:
-        while not window.full():
+        while window.make_room():
             space = window.space()
             chunk = bytes((counter + i) % 251 for i in range(min(len(space), 1000)))
             counter += len(chunk)
             space[:len(chunk)] = chunk
             window.filled(len(chunk))
             written += chunk
-        assert len(window.buffer) == limit  # full only at its limit
+        assert len(window.buffer) == limit  # no room only at its limit
         take = min(len(window.waiting()), 777)
         sent += window.waiting()[:take]
         window.taken(take)

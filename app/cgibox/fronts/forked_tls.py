@@ -71,17 +71,18 @@ class Window:
     def __bool__(self) -> bool:
         return self.end > self.start
 
-    def full(self) -> bool:
-        """No room for a read: the window is at its limit, or half written and still full."""
+    def make_room(self) -> bool:
+        """Whether a read may go in now: room left at the end, or made by doubling the buffer
+        up to its limit. False once it holds `limit` bytes not yet written."""
         if self.end < len(self.buffer):
-            return False
+            return True
         if len(self.buffer) < self.limit:
             self._move_to(bytearray(min(2 * len(self.buffer), self.limit)))
-            return False
-        return True
+            return True
+        return False
 
     def space(self) -> memoryview:
-        """Where the next read goes (only after full() said False)."""
+        """Where the next read goes (only after make_room() said True)."""
         return self.view[self.end:]
 
     def filled(self, count: int) -> None:
@@ -232,7 +233,7 @@ class Relay:
             pass
 
     def _from_client(self) -> bool:
-        if self.client_closed or self.child_closed or self.to_child.full():
+        if self.client_closed or self.child_closed or not self.to_child.make_room():
             return False
         try:
             count = self.client.sock.recv_into(self.to_child.space())
@@ -264,7 +265,7 @@ class Relay:
         return sent > 0
 
     def _from_child(self) -> bool:
-        if self.child_closed or self.to_client.full():
+        if self.child_closed or not self.to_client.make_room():
             return False
         try:
             count = self.mine.recv_into(self.to_client.space())
